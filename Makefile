@@ -1,0 +1,42 @@
+# The two README commands are `make demo` and `make test`; each installs what it needs.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+
+# Airflow runs locally with SQLite metadata under the git-ignored .local/ folder.
+export AIRFLOW_HOME := $(CURDIR)/.local/airflow
+export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
+export AIRFLOW__CORE__LOAD_EXAMPLES := False
+export AIRFLOW__CORE__UNIT_TEST_MODE := False
+
+.PHONY: setup es airflow-db demo test lint stop clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --constraint constraints.txt --editable '.[airflow,dev]'
+	touch $@
+
+es: setup
+	$(BIN)/newsroom es start
+
+airflow-db: setup
+	@mkdir -p $(AIRFLOW_HOME)
+	$(BIN)/airflow db migrate > $(AIRFLOW_HOME)/migrate.log 2>&1 || { tail -20 $(AIRFLOW_HOME)/migrate.log; exit 1; }
+
+demo: es airflow-db
+	PATH="$(BIN):$$PATH" scripts/demo.sh
+
+test: lint es airflow-db
+	$(BIN)/pytest
+
+lint: setup
+	$(BIN)/ruff check pipeline dags tests
+	$(BIN)/mypy pipeline
+
+stop:
+	$(BIN)/newsroom es stop
+
+clean: stop
+	rm -rf .local $(VENV)

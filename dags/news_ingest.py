@@ -1,0 +1,61 @@
+"""news_ingest: poll every feed, every 15 minutes, through every stage of `pipeline`.
+
+Orchestration only: settings come from the environment (see README), the work is
+`pipeline.ingest.Ingestor.ingest_feed`, mapped over the feeds. Only small dicts pass through
+XCom (feed definitions and per-feed counts), never pages.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+from airflow.sdk import dag, get_current_context, task
+
+log = logging.getLogger(__name__)
+
+
+@dag(
+    schedule=timedelta(minutes=15),
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    max_active_runs=1,
+    dagrun_timeout=timedelta(minutes=30),
+    default_args={"retries": 2, "retry_delay": timedelta(minutes=1)},
+    tags=["newsroom", "ingest"],
+)
+def news_ingest() -> None:
+    @task
+    def prepare() -> list[dict[str, Any]]:
+        """Check Elasticsearch, create the indices if needed, and list the feeds."""
+        from pipeline.settings import Settings, load_feeds
+        from pipeline.store import check_available, connect, ensure_indices
+
+        settings = Settings.load()
+        es = connect(settings)
+        check_available(es, settings)
+        ensure_indices(es, settings)
+        return [feed.as_dict() for feed in load_feeds(settings.feeds_file)]
+
+    @task(max_active_tis_per_dagrun=4)
+    def ingest_feed(feed: dict[str, Any]) -> dict[str, Any]:
+        from pipeline.ingest import Ingestor
+        from pipeline.settings import Feed, Settings
+
+        run_id = get_current_context()["run_id"]
+        with Ingestor(Settings.load()) as ingestor:
+            return ingestor.ingest_feed(Feed.from_dict(feed), run_id, mode="poll").as_dict()
+
+    @task(retries=0)
+    def report(feed_reports: list[dict[str, Any]]) -> dict[str, Any]:
+        from pipeline.ingest import summarize
+
+        summary = summarize(get_current_context()["run_id"], list(feed_reports))
+        log.info("news_ingest %s", {k: v for k, v in summary.items() if k != "feeds"})
+        return summary
+
+    report(ingest_feed.expand(feed=prepare()))
+
+
+news_ingest()

@@ -1,0 +1,87 @@
+"""discover: poll a feed with a conditional GET and turn its entries into `FeedItem`s."""
+
+from __future__ import annotations
+
+import calendar
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import feedparser
+
+from pipeline.fetch import HttpClient
+from pipeline.records import FeedItem, ItemError
+from pipeline.settings import Feed
+
+
+@dataclass(frozen=True)
+class FeedState:
+    """What we remember of a feed between polls (kept in Elasticsearch by `pipeline.state`)."""
+
+    etag: str | None = None
+    last_modified: str | None = None
+
+
+@dataclass(frozen=True)
+class FeedPoll:
+    """The result of one poll: either `not_modified`, or the items and the new validators."""
+
+    not_modified: bool
+    items: tuple[FeedItem, ...]
+    state: FeedState
+    warning: str | None = None  # feedparser's bozo exception, when it still found entries
+
+
+def poll_feed(feed: Feed, state: FeedState, http: HttpClient) -> FeedPoll:
+    """Fetch `feed` (sending the stored ETag / Last-Modified) and parse it with feedparser.
+
+    Raises `ItemError` when the feed cannot be fetched, or when it is so malformed that
+    feedparser finds no entry with a link in it; a feed malformed only in part yields its
+    items with a warning."""
+    headers = {"Accept": "application/rss+xml, application/atom+xml, application/xml;q=0.9, */*;q=0.5"}
+    if state.etag:
+        headers["If-None-Match"] = state.etag
+    if state.last_modified:
+        headers["If-Modified-Since"] = state.last_modified
+    page = http.get(feed.url, headers=headers)
+    if page.status == 304:
+        return FeedPoll(not_modified=True, items=(), state=state)
+
+    parsed = feedparser.parse(page.body, response_headers=_headers_for_feedparser(page.charset))
+    items = []
+    seen: set[str] = set()
+    for entry in parsed.entries:
+        link = (entry.get("link") or "").strip()
+        if not link or link in seen:
+            continue
+        seen.add(link)
+        items.append(FeedItem(
+            url=link,
+            feed_name=feed.name,
+            feed_url=feed.url,
+            title=(entry.get("title") or "").strip() or None,
+            summary=(entry.get("summary") or "").strip() or None,
+            published_at=_entry_time(entry),
+        ))
+    warning = None
+    if parsed.bozo:
+        if not items:
+            raise ItemError("bad_feed", f"{feed.url}: {parsed.bozo_exception}")
+        warning = f"{type(parsed.bozo_exception).__name__}: {parsed.bozo_exception}"
+    new_state = FeedState(
+        etag=page.etag,
+        last_modified=page.last_modified,
+    )
+    return FeedPoll(not_modified=False, items=tuple(items), state=new_state, warning=warning)
+
+
+def _headers_for_feedparser(charset: str | None) -> dict[str, str]:
+    # feedparser reads the charset from the HTTP header when we pass it on.
+    return {"content-type": f"application/xml; charset={charset}"} if charset else {}
+
+
+def _entry_time(entry: feedparser.FeedParserDict) -> datetime | None:
+    for key in ("published_parsed", "updated_parsed"):
+        value = entry.get(key)
+        if value:
+            return datetime.fromtimestamp(calendar.timegm(value), tz=UTC)
+    return None

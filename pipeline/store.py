@@ -1,0 +1,78 @@
+"""The Elasticsearch side of things every stage shares: the client, and the indices
+(article template + versioned index behind the alias, the ledger, the feed state)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from elasticsearch import ApiError, Elasticsearch
+from elasticsearch import ConnectionError as ESConnectionError
+
+from pipeline.settings import Settings
+
+ARTICLES_VERSION = 1
+
+
+class StoreUnavailable(RuntimeError):
+    """Elasticsearch cannot be reached or is not usable; the run must stop, nothing is settled."""
+
+
+def connect(settings: Settings) -> Elasticsearch:
+    """A client for `settings.elasticsearch_url`, with credentials from the settings (which take
+    them from the environment), retrying transient errors."""
+    auth: dict[str, Any] = {}
+    if settings.elasticsearch_api_key:
+        auth["api_key"] = settings.elasticsearch_api_key
+    elif settings.elasticsearch_username:
+        auth["basic_auth"] = (settings.elasticsearch_username,
+                              settings.elasticsearch_password or "")
+    return Elasticsearch(settings.elasticsearch_url, request_timeout=30, max_retries=3,
+                         retry_on_timeout=True, **auth)
+
+
+def check_available(es: Elasticsearch, settings: Settings) -> None:
+    """Raise `StoreUnavailable` with one clear sentence if the cluster cannot take writes."""
+    try:
+        health = es.options(max_retries=0, request_timeout=10).cluster.health()
+    except ESConnectionError as exc:
+        raise StoreUnavailable(
+            f"Elasticsearch is not reachable at {settings.elasticsearch_url} "
+            f"({type(exc).__name__}); start it (newsroom es start) or set ELASTICSEARCH_URL"
+        ) from exc
+    except ApiError as exc:
+        raise StoreUnavailable(
+            f"Elasticsearch at {settings.elasticsearch_url} answered {exc.meta.status}: "
+            f"{exc.message}") from exc
+    if health["status"] == "red":
+        raise StoreUnavailable(f"Elasticsearch at {settings.elasticsearch_url} is red")
+
+
+def ensure_indices(es: Elasticsearch, settings: Settings) -> None:
+    """Create (idempotently) the article index template, the first versioned index with the
+    alias on it, the ledger and the feed-state indices."""
+    alias = settings.index_alias
+    es.indices.put_index_template(
+        name=f"{alias}-template",
+        index_patterns=[f"{alias}-v*"],
+        template=_mapping_body(settings.config_dir, "articles"),
+        priority=100,
+        meta={"managed_by": "newsroom"},
+    )
+    if not es.indices.exists_alias(name=alias):
+        es.options(ignore_status=400).indices.create(
+            index=f"{alias}-v{ARTICLES_VERSION}",
+            aliases={alias: {"is_write_index": True}},
+        )
+    for index, mapping in ((settings.ledger_index, "ledger"),
+                           (settings.feed_state_index, "feeds")):
+        if not es.indices.exists(index=index):
+            es.options(ignore_status=400).indices.create(
+                index=index, **_mapping_body(settings.config_dir, mapping))
+
+
+def _mapping_body(config_dir: Path, name: str) -> dict[str, Any]:
+    body: dict[str, Any] = json.loads((config_dir / "mappings" / f"{name}.json").read_text())
+    body.pop("_comment", None)
+    return body

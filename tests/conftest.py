@@ -1,0 +1,160 @@
+"""Shared fixtures: the real local Elasticsearch node, the sample corpus and its server.
+
+Every test session writes under its own index alias (`test-<random>`), removed at the end, so
+the tests never touch the demo's `news-articles` corpus.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from elasticsearch import Elasticsearch
+
+from pipeline.localnode import LocalNode
+from pipeline.records import Page
+from pipeline.settings import Settings, parse_nets
+from pipeline.store import connect, ensure_indices
+from tests.sample_site.server import SampleSite
+
+SAMPLE = Path(__file__).resolve().parent / "sample_site"
+SAMPLE_BASE = "http://127.0.0.1:8765"  # the base URL written in sample_site/feeds.yaml
+
+
+@dataclass(frozen=True)
+class SampleArticle:
+    """One entry of a sample outlet's manifest (tests/sample_site/expected/*.yaml)."""
+
+    outlet: str
+    raw: dict[str, Any]
+
+    @property
+    def page_path(self) -> Path | None:
+        return SAMPLE / "www" / self.outlet / self.raw["page"] if self.raw["page"] else None
+
+    @property
+    def gold_text(self) -> str:
+        return (SAMPLE / "expected" / self.raw["gold"]).read_text(encoding="utf-8").strip()
+
+    def url(self, base: str) -> str:
+        return f"{base}/{self.outlet}/{self.raw['page']}"
+
+    def page(self, base: str = SAMPLE_BASE) -> Page:
+        """The page as the sample server would serve it under `base`."""
+        assert self.page_path is not None
+        body = self.page_path.read_bytes().replace(b"{BASE_URL}", base.encode())
+        url = self.raw["feed_link"].replace("{BASE_URL}", base)
+        return Page(url=url, final_url=url, status=200, content_type="text/html",
+                    charset="utf-8", body=body, fetched_at=datetime.now(UTC))
+
+
+def sample_articles(kind: str | None = "article") -> list[SampleArticle]:
+    articles = []
+    for manifest in sorted((SAMPLE / "expected").glob("*.yaml")):
+        data = yaml.safe_load(manifest.read_text(encoding="utf-8"))
+        for raw in data["articles"]:
+            if kind is None or raw["kind"] == kind:
+                articles.append(SampleArticle(outlet=data["slug"], raw=raw))
+    return articles
+
+
+def article_id(article: SampleArticle) -> str:
+    return f"{article.outlet}/{Path(article.raw['page'] or 'missing').stem}"
+
+
+def write_feeds_file(path: Path, base: str) -> Path:
+    """The sample feeds file with its URLs pointing at a sample server on `base`."""
+    text = (SAMPLE / "feeds.yaml").read_text(encoding="utf-8").replace(SAMPLE_BASE, base)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def tokens(text: str) -> list[str]:
+    """Words for alphabetic scripts, single characters for Chinese (bag-of-words measures)."""
+    return re.findall(r"[\u3400-\u9fff]|[^\W\d_]+|\d+", text.casefold())
+
+
+@pytest.fixture(scope="session")
+def es_node() -> LocalNode:
+    node = LocalNode.from_env()
+    node.start()
+    return node
+
+
+@pytest.fixture(scope="session")
+def settings(es_node: LocalNode) -> Iterator[Settings]:
+    alias = f"test-{uuid.uuid4().hex[:8]}"
+    base = Settings.load()
+    settings = replace(base, elasticsearch_url=es_node.url, index_alias=alias,
+                       http=replace(base.http, allow_nets=parse_nets("127.0.0.0/8")))
+    yield settings
+    es = connect(settings)
+    es.options(ignore_status=404).indices.delete(index=f"{alias}*", expand_wildcards="all")
+    es.options(ignore_status=404).indices.delete_index_template(name=f"{alias}-template")
+
+
+@pytest.fixture
+def fresh_settings(settings: Settings) -> Iterator[Settings]:
+    """Settings with an alias of its own, for tests that need an empty corpus."""
+    alias = f"{settings.index_alias}-{uuid.uuid4().hex[:6]}"
+    yield replace(settings, index_alias=alias)
+    es = connect(settings)
+    es.options(ignore_status=404).indices.delete(index=f"{alias}*", expand_wildcards="all")
+    es.options(ignore_status=404).indices.delete_index_template(name=f"{alias}-template")
+
+
+@pytest.fixture
+def es(fresh_settings: Settings) -> Elasticsearch:
+    client = connect(fresh_settings)
+    ensure_indices(client, fresh_settings)
+    return client
+
+
+@pytest.fixture
+def site() -> Iterator[SampleSite]:
+    with SampleSite() as running:
+        yield running
+
+
+@pytest.fixture
+def feeds_file(tmp_path: Path, site: SampleSite) -> Path:
+    return write_feeds_file(tmp_path / "feeds.yaml", site.base_url)
+
+
+def assert_sample_corpus_landed(es: Elasticsearch, settings: Settings, base: str) -> set[str]:
+    """Check what a run over the sample corpus (served at `base`) left in Elasticsearch:
+    relevant articles indexed, off-topic ones and the AMP / tracking-URL copies not indexed as
+    documents of their own (the ledger says `duplicate` and names the original), the 404 item
+    failed with its error. Returns the indexed URLs."""
+    from pipeline.ledger import ledger_id
+    from pipeline.urls import url_id
+
+    def at(url: str) -> str:
+        return url.replace("{BASE_URL}", base)
+
+    alias = settings.index_alias
+    es.indices.refresh(index=alias)
+    stored = {hit["_source"]["url"] for hit in es.search(
+        index=alias, size=500, source=["url"], query={"match_all": {}})["hits"]["hits"]}
+    assert len(stored) == es.count(index=alias)["count"]
+    for article in sample_articles("article"):
+        indexed = at(article.raw["canonical"]) in stored
+        assert indexed is article.raw["relevant"], f"{article.raw['canonical']}: {indexed}"
+    for copy_kind in ("amp_copy", "tracking_link"):
+        (copy,) = sample_articles(copy_kind)
+        assert at(copy.raw["feed_link"]) not in stored
+        record = es.get(index=settings.ledger_index, id=ledger_id(at(copy.raw["feed_link"])))
+        assert record["_source"]["status"] == "duplicate"
+        assert record["_source"]["duplicate_of"] == url_id(at(copy.raw["canonical"]))
+    (missing,) = sample_articles("missing")
+    failed = es.get(index=settings.ledger_index, id=ledger_id(at(missing.raw["feed_link"])))
+    assert failed["_source"]["status"] == "failed"
+    assert failed["_source"]["reason"] == "http_404" and "404" in failed["_source"]["error"]
+    return stored

@@ -1,0 +1,60 @@
+"""discover: RSS 2.0 and Atom feeds through feedparser, conditional GET with stored validators."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from pipeline.discover import FeedState, poll_feed
+from pipeline.fetch import HttpClient
+from pipeline.records import ItemError
+from pipeline.settings import Feed, HttpSettings, parse_nets
+from tests.sample_site.server import SampleSite
+
+
+@pytest.fixture
+def http() -> Iterator[HttpClient]:
+    with HttpClient(HttpSettings(allow_nets=parse_nets("127.0.0.0/8"))) as client:
+        yield client
+
+
+@pytest.mark.parametrize(("path", "count"), [
+    ("northwire/feed.xml", 8),          # RSS 2.0
+    ("eastern-herald/atom.xml", 8),     # Atom, one entry whose page is missing
+    ("volga-vestnik/rss.xml", 7),       # Russian titles
+    ("huaxia-review/atom.xml", 7),      # Chinese titles
+])
+def test_feed_items(site: SampleSite, http: HttpClient, path: str, count: int) -> None:
+    feed = Feed(name="x", url=f"{site.base_url}/{path}")
+    poll = poll_feed(feed, FeedState(), http)
+    assert not poll.not_modified
+    assert len(poll.items) == count
+    for item in poll.items:
+        assert item.url.startswith(site.base_url)  # the placeholder was filled in
+        assert item.title and item.published_at is not None
+        assert item.published_at.tzinfo is not None
+        assert item.feed_name == "x"
+    assert poll.state.etag and poll.state.last_modified
+
+
+def test_conditional_get_answers_304_and_keeps_state(site: SampleSite, http: HttpClient) -> None:
+    feed = Feed(name="x", url=f"{site.base_url}/northwire/feed.xml")
+    first = poll_feed(feed, FeedState(), http)
+    again = poll_feed(feed, first.state, http)
+    assert again.not_modified and again.items == () and again.state == first.state
+    assert site.requests[-1][1] == 304
+
+
+def test_malformed_feed_is_an_error_with_a_reason(tmp_path, http: HttpClient) -> None:
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "feed.xml").write_text("<rss><channel><title>oops</title><item>")
+    with SampleSite(root=tmp_path) as broken, pytest.raises(ItemError) as caught:
+        poll_feed(Feed(name="b", url=f"{broken.base_url}/broken/feed.xml"), FeedState(), http)
+    assert caught.value.reason == "bad_feed"
+
+
+def test_missing_feed_is_an_http_error(site: SampleSite, http: HttpClient) -> None:
+    with pytest.raises(ItemError) as caught:
+        poll_feed(Feed(name="x", url=f"{site.base_url}/nowhere.xml"), FeedState(), http)
+    assert caught.value.reason == "http_404"

@@ -1,0 +1,120 @@
+"""extract: clean text and metadata from the sample corpus's pages (six outlet templates,
+English, Russian and Chinese), measured against the gold text written with each page."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, datetime
+
+import pytest
+
+from pipeline.extract import canonical_url, decode_html, detect_language, extract_article
+from pipeline.records import ItemError, Page
+from tests.conftest import SAMPLE_BASE, article_id, sample_articles, tokens
+
+ARTICLES = sample_articles("article")
+
+
+def _bag_scores(extracted: str, gold: str) -> tuple[float, float]:
+    got, want = Counter(tokens(extracted)), Counter(tokens(gold))
+    overlap = sum((got & want).values())
+    return overlap / max(1, sum(got.values())), overlap / max(1, sum(want.values()))
+
+
+def test_corpus_has_the_promised_variety() -> None:
+    outlets = {a.outlet for a in ARTICLES}
+    languages = {a.raw["language"] for a in ARTICLES}
+    assert len(ARTICLES) >= 40 and len(outlets) >= 6
+    assert {"en", "ru", "zh"} <= languages
+    assert any(not a.raw["relevant"] for a in ARTICLES)
+
+
+@pytest.mark.parametrize("sample", ARTICLES, ids=article_id)
+def test_text_matches_gold(sample) -> None:
+    article = extract_article(sample.page())
+    precision, recall = _bag_scores(article.text, sample.gold_text)
+    assert recall >= 0.95, f"lost text: recall {recall:.2f}"
+    assert precision >= 0.80, f"boilerplate kept: precision {precision:.2f}"
+    assert "\n\n" in article.text  # paragraphs stay separated
+    assert not article.text.startswith(article.title)  # the headline is not repeated
+
+
+@pytest.mark.parametrize("sample", ARTICLES, ids=article_id)
+def test_metadata_matches_page(sample) -> None:
+    article = extract_article(sample.page())
+    assert article.title == sample.raw["title"]
+    assert article.language == sample.raw["language"]
+    expected_day = datetime.fromisoformat(sample.raw["published"]).astimezone(UTC).date()
+    assert article.published_at is not None
+    assert article.published_at.tzinfo is not None
+    assert article.published_at.date() == expected_day
+    assert article.url == sample.raw["canonical"].replace("{BASE_URL}", SAMPLE_BASE)
+
+
+def test_amp_copy_points_to_its_original() -> None:
+    (amp,) = sample_articles("amp_copy")
+    article = extract_article(amp.page())
+    assert "/amp/" in amp.raw["feed_link"]
+    assert article.url == amp.raw["canonical"].replace("{BASE_URL}", SAMPLE_BASE)
+    assert article.fetched_url == amp.raw["feed_link"].replace("{BASE_URL}", SAMPLE_BASE)
+
+
+def test_tracking_link_resolves_to_clean_canonical() -> None:
+    (tracked,) = sample_articles("tracking_link")
+    page = tracked.page()
+    assert "utm_source" in page.url
+    assert extract_article(page).url == tracked.raw["canonical"].replace("{BASE_URL}",
+                                                                          SAMPLE_BASE)
+
+
+def test_canonical_falls_back_to_normalised_page_url() -> None:
+    import lxml.html
+
+    tree = lxml.html.fromstring("<html><head></head><body><p>x</p></body></html>")
+    assert (canonical_url(tree, "HTTPS://Example.ORG:443/a/b?utm_medium=rss&id=7#top")
+            == "https://example.org/a/b?id=7")
+
+
+def test_charset_from_header_and_from_meta() -> None:
+    text = "Путин и Си Цзиньпин"
+    assert decode_html(text.encode("cp1251"), "windows-1251") == text
+    page = f'<html><head><meta charset="windows-1251"></head><body>{text}</body></html>'
+    assert text in decode_html(page.encode("cp1251"), None)
+
+
+@pytest.mark.parametrize(("text", "language"), [
+    ("Moscow and Beijing agreed to expand trade settled in national currencies.", "en"),
+    ("Москва и Пекин договорились расширить торговлю в национальных валютах.", "ru"),
+    ("中俄双方同意扩大本币结算的贸易规模。", "zh"),
+])
+def test_language_detection(text: str, language: str) -> None:
+    assert detect_language(text) == language
+
+
+def _page(body: bytes, content_type: str | None = "text/html") -> Page:
+    return Page(url="http://example.org/a", final_url="http://example.org/a", status=200,
+                content_type=content_type, charset=None, body=body,
+                fetched_at=datetime.now(UTC))
+
+
+def test_binary_response_is_rejected_with_a_reason() -> None:
+    with pytest.raises(ItemError) as caught:
+        extract_article(_page(b"%PDF-1.7 \x00\x01", content_type="application/pdf"))
+    assert caught.value.reason == "not_html"
+
+
+def test_page_without_article_is_rejected_as_too_short() -> None:
+    with pytest.raises(ItemError) as caught:
+        extract_article(_page(b"<html><body><nav>Home | World</nav><p>Subscribe now.</p>"
+                              b"</body></html>"))
+    assert caught.value.reason in {"too_short", "no_content"}
+
+
+def test_published_time_in_the_future_is_dropped() -> None:
+    body = ("<html><head><title>T</title>"
+            '<meta property="article:published_time" content="2999-01-01T00:00:00Z"></head>'
+            "<body><article><h1>T</h1>"
+            + "".join(f"<p>Paragraph {i} about Russia and China trade talks in Beijing "
+                      "and Moscow with several more words.</p>" for i in range(6))
+            + "</article></body></html>").encode()
+    assert extract_article(_page(body)).published_at is None

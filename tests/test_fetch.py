@@ -1,0 +1,133 @@
+"""fetch: the address guard, timeouts, the size cap, redirects and HTTP errors, against a real
+local HTTP server."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from pipeline.fetch import HttpClient, check_address
+from pipeline.records import ItemError
+from pipeline.settings import HttpSettings, parse_nets
+
+LOOPBACK = parse_nets("127.0.0.0/8")
+
+
+class _Handler(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        if self.path == "/ok":
+            self._send(200, b"<html>fine</html>", "text/html; charset=windows-1251")
+        elif self.path == "/big":
+            self._send(200, b"x" * 200_000, "text/html")
+        elif self.path == "/big-undeclared":
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.end_headers()
+            for _ in range(50):
+                self.wfile.write(b"y" * 10_000)
+        elif self.path == "/slow":
+            time.sleep(3)
+            self._send(200, b"late", "text/html")
+        elif self.path == "/to-metadata":
+            self._redirect("http://169.254.169.254/latest/meta-data/")
+        elif self.path == "/to-file":
+            self._redirect("file:///etc/passwd")
+        elif self.path == "/loop":
+            self._redirect("/loop")
+        elif self.path == "/hop":
+            self._redirect("/ok")
+        elif self.path == "/busy":
+            self._send(503, b"try later", "text/plain")
+        else:
+            self._send(404, b"no", "text/plain")
+
+    def _send(self, status: int, body: bytes, ctype: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _redirect(self, location: str) -> None:
+        self.send_response(302)
+        self.send_header("Location", location)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[str]:
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+@pytest.fixture
+def http() -> Iterator[HttpClient]:
+    with HttpClient(HttpSettings(read_timeout=1.0, connect_timeout=1.0, max_bytes=100_000,
+                                 max_redirects=3, allow_nets=LOOPBACK)) as client:
+        yield client
+
+
+def _reason(http: HttpClient, url: str) -> str:
+    with pytest.raises(ItemError) as caught:
+        http.get(url)
+    return caught.value.reason
+
+
+def test_fetches_page_with_charset_and_user_agent(http: HttpClient, server: str) -> None:
+    page = http.get(f"{server}/ok")
+    assert page.status == 200 and page.body == b"<html>fine</html>"
+    assert page.content_type == "text/html" and page.charset == "windows-1251"
+
+
+def test_follows_redirects_and_records_final_url(http: HttpClient, server: str) -> None:
+    page = http.get(f"{server}/hop")
+    assert page.url == f"{server}/hop" and page.final_url == f"{server}/ok"
+
+
+@pytest.mark.parametrize(("path", "reason", "transient"), [
+    ("/missing", "http_404", False),
+    ("/busy", "http_503", True),
+    ("/big", "too_large", False),
+    ("/big-undeclared", "too_large", False),
+    ("/slow", "timeout", True),
+    ("/loop", "too_many_redirects", False),
+    ("/to-metadata", "blocked_address", False),
+    ("/to-file", "blocked_scheme", False),
+])
+def test_bad_responses_become_item_errors(http: HttpClient, server: str, path: str,
+                                          reason: str, transient: bool) -> None:
+    with pytest.raises(ItemError) as caught:
+        http.get(f"{server}{path}")
+    assert caught.value.reason == reason
+    assert caught.value.transient is transient
+
+
+def test_loopback_is_refused_unless_allowed(server: str) -> None:
+    with HttpClient(HttpSettings()) as strict:
+        assert _reason(strict, f"{server}/ok") == "blocked_address"
+
+
+@pytest.mark.parametrize("url", [
+    "http://10.0.0.1/", "http://192.168.1.1/", "http://172.16.0.1/", "http://[::1]/",
+    "http://169.254.169.254/latest/meta-data/", "http://0.0.0.0/", "ftp://example.org/",
+])
+def test_guard_refuses_private_and_other_schemes(url: str) -> None:
+    with pytest.raises(ItemError) as caught:
+        check_address(url, LOOPBACK)
+    assert caught.value.reason in {"blocked_address", "blocked_scheme"}
+
+
+def test_unreachable_host_is_a_transient_error(http: HttpClient) -> None:
+    assert _reason(http, "http://127.0.0.1:9/") == "connection_error"

@@ -1,0 +1,120 @@
+"""The whole pipeline through `newsroom ingest --json` over the sample corpus, twice, and with
+Elasticsearch down; what landed is read back from the real node."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from elasticsearch import Elasticsearch
+
+from pipeline.settings import Settings
+from pipeline.urls import url_id
+from tests.conftest import assert_sample_corpus_landed, sample_articles
+from tests.sample_site.server import SampleSite
+
+
+def newsroom(settings: Settings, *args: str, url: str | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "ELASTICSEARCH_URL": url or settings.elasticsearch_url,
+           "NEWSROOM_INDEX": settings.index_alias, "NEWSROOM_ALLOW_NETS": "127.0.0.0/8"}
+    return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], env=env,
+                          capture_output=True, text=True, timeout=600, check=False)
+
+
+def _ingest(settings: Settings, feeds_file: Path) -> dict[str, Any]:
+    result = newsroom(settings, "ingest", "--feeds", str(feeds_file), "--json")
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_ingest_sample_corpus_twice(fresh_settings: Settings, es: Elasticsearch,
+                                    site: SampleSite, feeds_file: Path) -> None:
+    base = site.base_url
+    articles = sample_articles(None)
+    relevant = [a for a in articles if a.raw["kind"] == "article" and a.raw["relevant"]]
+    irrelevant = [a for a in articles if a.raw["kind"] == "article" and not a.raw["relevant"]]
+
+    report = _ingest(fresh_settings, feeds_file)
+    assert set(report) == {"run_id", "seen", "fetched", "indexed", "duplicate", "irrelevant",
+                           "failed", "feeds"}
+    assert report["seen"] == len(articles)
+    assert report["irrelevant"] == len(irrelevant)
+    assert report["failed"] == 1
+    assert report["seen"] == sum(report[k] for k in ("indexed", "duplicate", "irrelevant",
+                                                      "failed"))
+    (herald,) = [f for f in report["feeds"] if f["name"] == "The Eastern Herald"]
+    assert [e["reason"] for e in herald["errors"]] == ["http_404"]
+
+    stored = assert_sample_corpus_landed(es, fresh_settings, base)
+    assert report["indexed"] == len(stored)
+    alias = fresh_settings.index_alias
+    one = es.get(index=alias, id=url_id(relevant[0].raw["canonical"].replace("{BASE_URL}",
+                                                                             base)))["_source"]
+    assert one["language"] == relevant[0].raw["language"]
+    assert one["published_at"] and one["relevance"]["score"] >= 0.5 and one["entities"]
+    assert one["ingest"] == {"run_id": report["run_id"], "mode": "poll"}
+
+    # Second run: every feed answers 304, nothing is fetched or indexed again.
+    requests_before = len(site.requests)
+    again = _ingest(fresh_settings, feeds_file)
+    assert {f["status"] for f in again["feeds"]} == {"not_modified"}
+    assert again["fetched"] == again["indexed"] == 0
+    new_requests = site.requests[requests_before:]
+    assert new_requests and {status for _, status in new_requests} == {304}
+    assert es.count(index=alias)["count"] == len(stored)
+
+
+def test_ingest_without_elasticsearch_fails_clearly(fresh_settings: Settings,
+                                                    es: Elasticsearch, site: SampleSite,
+                                                    feeds_file: Path) -> None:
+    result = newsroom(fresh_settings, "ingest", "--feeds", str(feeds_file), "--json",
+                      url="http://127.0.0.1:9")
+    assert result.returncode == 1
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Elasticsearch is not reachable at http://127.0.0.1:9" in lines[0]
+    assert site.requests == []  # no feed was even fetched
+    es.indices.refresh(index=fresh_settings.ledger_index)
+    assert es.count(index=fresh_settings.ledger_index)["count"] == 0
+
+
+def test_extract_command_json(site: SampleSite, fresh_settings: Settings) -> None:
+    (sample,) = [a for a in sample_articles() if a.raw["language"] == "ru"][:1]
+    result = newsroom(fresh_settings, "extract", str(sample.page_path), "--url",
+                      sample.url(site.base_url), "--json")
+    assert result.returncode == 0, result.stderr
+    fields = json.loads(result.stdout)
+    assert fields["title"] == sample.raw["title"] and fields["language"] == "ru"
+    assert fields["text"].split("\n\n")[0] == sample.gold_text.split("\n\n")[0]
+    assert fields["relevance"]["relevant"] is sample.raw["relevant"]
+
+    fetched = newsroom(fresh_settings, "extract", sample.url(site.base_url), "--json")
+    assert fetched.returncode == 0, fetched.stderr
+    assert json.loads(fetched.stdout)["text"] == fields["text"]
+
+    missing = newsroom(fresh_settings, "extract", f"{site.base_url}/nope.html", "--json")
+    assert missing.returncode == 1
+    assert json.loads(missing.stdout)["error"]["reason"] == "http_404"
+
+
+def test_search_command_json(fresh_settings: Settings, es: Elasticsearch, site: SampleSite,
+                             feeds_file: Path) -> None:
+    _ingest(fresh_settings, feeds_file)
+    result = newsroom(fresh_settings, "search", "Putin Xi", "--limit", "3", "--json")
+    assert result.returncode == 0, result.stderr
+    found = json.loads(result.stdout)
+    assert found["query"] == "Putin Xi" and found["total"] >= 3 and len(found["hits"]) == 3
+    assert set(found["hits"][0]) == {"id", "score", "title", "url", "source", "published_at",
+                                     "language", "persons", "duplicate_count"}
+    by_entity = json.loads(newsroom(fresh_settings, "search", "--entity", "习近平",
+                                    "--limit", "50", "--json").stdout)
+    languages = {hit["language"] for hit in by_entity["hits"]}
+    assert {"en", "ru", "zh"} <= languages
+    assert all("Xi Jinping" in hit["persons"] for hit in by_entity["hits"])
+    since = json.loads(newsroom(fresh_settings, "search", "", "--since", "2026-11-15",
+                                "--limit", "50", "--json").stdout)
+    assert since["hits"] and all(hit["published_at"] >= "2026-11-15" for hit in since["hits"])

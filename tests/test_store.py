@@ -1,0 +1,116 @@
+"""index, dedup and the ledger against the real local Elasticsearch node."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime
+
+from elasticsearch import Elasticsearch
+
+from pipeline.dedup import Deduplicator, content_hash
+from pipeline.index import add_duplicate, index_documents
+from pipeline.ledger import Ledger, LedgerEntry
+from pipeline.records import Outcome
+from pipeline.settings import Settings
+from pipeline.store import ensure_indices
+from pipeline.urls import url_id
+
+
+def _doc(url: str, text: str = "Russia and China signed a gas deal.") -> dict:
+    return {"url": url, "title": "t", "text": text, "indexed_at": datetime.now(UTC).isoformat(),
+            "dedup": {"content_hash": content_hash(text), "lsh": []}, "persons": ["Xi Jinping"]}
+
+
+def test_indices_are_versioned_behind_the_alias_and_idempotent(es: Elasticsearch,
+                                                               fresh_settings: Settings) -> None:
+    ensure_indices(es, fresh_settings)  # a second time changes nothing
+    alias = fresh_settings.index_alias
+    assert list(es.indices.get_alias(name=alias)) == [f"{alias}-v1"]
+    mapping = es.indices.get_mapping(index=alias)[f"{alias}-v1"]["mappings"]
+    assert mapping["properties"]["published_at"]["type"] == "date"
+    assert mapping["properties"]["persons"]["type"] == "keyword"
+    assert es.indices.exists(index=fresh_settings.ledger_index)
+
+
+def test_upsert_is_idempotent_and_keeps_duplicates(es: Elasticsearch,
+                                                   fresh_settings: Settings) -> None:
+    alias = fresh_settings.index_alias
+    url = "https://example.org/a"
+    assert index_documents(es, alias, [_doc(url)]) == []
+    add_duplicate(es, alias, url_id(url), "https://copy.example/b", "Copy Times",
+                  datetime.now(UTC))
+    assert index_documents(es, alias, [_doc(url, "Russia and China signed an updated deal.")]) == []
+    stored = es.get(index=alias, id=url_id(url))["_source"]
+    assert es.count(index=alias)["count"] == 1
+    assert stored["text"] == "Russia and China signed an updated deal."
+    assert stored["duplicate_count"] == 1 and stored["duplicates"][0]["source"] == "Copy Times"
+
+
+def test_document_refused_by_mapping_is_reported_not_raised(es: Elasticsearch,
+                                                            fresh_settings: Settings) -> None:
+    bad = {**_doc("https://example.org/bad"), "unexpected_field": 1}  # the mapping is strict
+    failures = index_documents(es, fresh_settings.index_alias, [_doc("https://example.org/ok"),
+                                                                 bad])
+    assert [f.url for f in failures] == ["https://example.org/bad"]
+    assert failures[0].reason == "index_rejected" and "strict" in failures[0].detail
+    assert es.count(index=fresh_settings.index_alias)["count"] == 1
+
+
+def test_concurrent_duplicates_are_all_recorded(es: Elasticsearch,
+                                                fresh_settings: Settings) -> None:
+    alias = fresh_settings.index_alias
+    index_documents(es, alias, [_doc("https://example.org/orig")])
+    threads = [threading.Thread(target=add_duplicate, args=(
+        es, alias, url_id("https://example.org/orig"), f"https://copy{i}.example/x", f"S{i}",
+        datetime.now(UTC))) for i in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    stored = es.get(index=alias, id=url_id("https://example.org/orig"))["_source"]
+    assert stored["duplicate_count"] == 6
+    assert len({d["url"] for d in stored["duplicates"]}) == 6
+
+
+def test_dedup_finds_same_url_and_same_text(es: Elasticsearch, fresh_settings: Settings) -> None:
+    alias = fresh_settings.index_alias
+    text = "Moscow and Beijing agreed to expand the pipeline."
+    index_documents(es, alias, [_doc("https://example.org/orig", text)])
+    dedup = Deduplicator(es, alias)
+    same_url = dedup.check("https://EXAMPLE.org/orig?utm_source=x", content_hash(text))
+    assert same_url is not None and same_url.match == "same_url"
+    # case, punctuation and spacing do not hide a copy
+    copy = dedup.check("https://other.example/copy", content_hash("MOSCOW and Beijing agreed "
+                                                                  "to expand the pipeline!"))
+    assert copy is not None and copy.match == "same_text"
+    assert copy.doc_id == url_id("https://example.org/orig")
+    # an updated text at the same URL is not a duplicate: it updates the document
+    assert dedup.check("https://example.org/orig", content_hash("A new version.")) is None
+    assert dedup.check("https://example.org/new", content_hash("Something else.")) is None
+
+
+def test_dedup_sees_articles_accepted_earlier_in_the_batch(es: Elasticsearch,
+                                                          fresh_settings: Settings) -> None:
+    dedup = Deduplicator(es, fresh_settings.index_alias)
+    text_hash = content_hash("Same wire text.")
+    dedup.accept("https://a.example/1", text_hash)
+    found = dedup.check("https://b.example/2", text_hash)
+    assert found is not None and found.doc_id == url_id("https://a.example/1")
+
+
+def test_ledger_settles_and_counts_attempts(es: Elasticsearch, fresh_settings: Settings) -> None:
+    ledger = Ledger(es, fresh_settings.ledger_index, max_attempts=2)
+    failed = LedgerEntry("https://x.example/a", "F", Outcome.FAILED, "run1", reason="timeout")
+    done = LedgerEntry("https://x.example/b", "F", Outcome.INDEXED, "run1", doc_id="d")
+    ledger.record([failed, done])
+    records = ledger.lookup(["https://x.example/a", "https://x.example/b", "https://x.example/c"])
+    assert set(records) == {"https://x.example/a", "https://x.example/b"}
+    assert ledger.is_settled(records["https://x.example/b"])
+    assert not ledger.is_settled(records["https://x.example/a"])  # one failure: retry
+    ledger.record([LedgerEntry("https://x.example/a", "F", Outcome.FAILED, "run2",
+                               reason="timeout")], previous=records)
+    again = ledger.lookup(["https://x.example/a"])["https://x.example/a"]
+    assert again["attempts"] == 2 and ledger.is_settled(again)  # gave up after max_attempts
+    assert again["first_seen"] == records["https://x.example/a"]["first_seen"]
+    assert ledger.counts("run1") == {"indexed": 1}
+    assert ledger.counts("run2") == {"failed": 1}
