@@ -80,7 +80,8 @@ class Ingestor:
         self.http.close()
 
     def ingest_feed(self, feed: Feed, run_id: str, mode: str = "poll") -> FeedReport:
-        """Poll `feed` and take each new item through every stage.
+        """Poll `feed` and take each new item, and each earlier transient failure, through
+        every stage.
 
         Item problems are recorded (ledger `failed` with a reason) and the feed goes on; a feed
         that cannot be fetched is reported `failed`; Elasticsearch errors raise."""
@@ -95,17 +96,22 @@ class Ingestor:
             return report
         if poll.not_modified:
             report.status = "not_modified"
-            self.feed_states.save_success(feed.name, feed.url, poll.state, items_seen=0)
-            return report
         if poll.warning:
             report.errors.append({"url": feed.url, "reason": "feed_warning",
                                   "error": poll.warning})
 
-        report.seen = len(poll.items)
-        previous = self.ledger.lookup(item.url for item in poll.items)
-        todo = [i for i in poll.items if not self.ledger.is_settled(previous.get(i.url))]
+        # Items that failed transiently on an earlier run are retried even when the feed is
+        # unchanged or no longer lists them.
+        listed = {item.url for item in poll.items}
+        retries = [FeedItem(url=url, feed_name=feed.name, feed_url=feed.url)
+                   for url in self.ledger.retry_candidates(feed.name) if url not in listed]
+        items = [*poll.items, *retries]
+        report.seen = len(items)
+        previous = self.ledger.lookup(item.url for item in items)
+        todo = [i for i in items if not self.ledger.is_settled(previous.get(i.url))]
         self._process(todo, feed, run_id, mode, report, previous)
-        self.feed_states.save_success(feed.name, feed.url, poll.state, items_seen=report.seen)
+        self.feed_states.save_success(feed.name, feed.url, poll.state,
+                                      items_seen=len(poll.items))
         return report
 
     def _process(self, items: list[FeedItem], feed: Feed, run_id: str, mode: str,
@@ -142,7 +148,8 @@ class Ingestor:
             except ItemError as exc:
                 log.info("item %s failed: %s", item.url, exc)
                 entries.append(LedgerEntry(item.url, feed.name, Outcome.FAILED, run_id, mode,
-                                           reason=exc.reason, error=exc.detail))
+                                           reason=exc.reason, error=exc.detail,
+                                           retryable=exc.transient))
                 report.errors.append({"url": item.url, "reason": exc.reason,
                                       "error": exc.detail})
             except (ApiError, TransportError):

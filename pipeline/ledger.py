@@ -29,6 +29,7 @@ class LedgerEntry:
     mode: str = "poll"
     reason: str | None = None
     error: str | None = None
+    retryable: bool = False  # a transient failure (timeout, 5xx, 429): retried on later runs
     attempts: int = 1
     doc_id: str | None = None
     duplicate_of: str | None = None
@@ -54,13 +55,27 @@ class Ledger:
         return {ids[d["_id"]]: d["_source"] for d in docs if d.get("found")}
 
     def is_settled(self, record: dict[str, Any] | None) -> bool:
-        """Settled items are not fetched again: a final outcome, or failed too often."""
+        """Settled items are not fetched again: a final outcome, a permanent failure, or a
+        transient one that has failed `max_attempts` times."""
         if record is None:
             return False
         status = Outcome(record["status"])
         if status in SETTLED:
             return True
-        return status is Outcome.FAILED and record.get("attempts", 0) >= self._max_attempts
+        if status is Outcome.FAILED:
+            return not record.get("retryable") or record.get("attempts", 0) >= self._max_attempts
+        return False
+
+    def retry_candidates(self, feed: str, limit: int = 200) -> list[str]:
+        """URLs of this feed's items that failed transiently and may be tried again."""
+        response = self._es.search(index=self._index, size=limit, source_includes=["url"],
+                                   query={"bool": {"filter": [
+                                       {"term": {"feed": feed}},
+                                       {"term": {"status": Outcome.FAILED.value}},
+                                       {"term": {"retryable": True}},
+                                       {"range": {"attempts": {"lt": self._max_attempts}}},
+                                   ]}})
+        return [hit["_source"]["url"] for hit in response["hits"]["hits"]]
 
     def record(self, entries: Iterable[LedgerEntry],
                previous: dict[str, dict[str, Any]] | None = None) -> None:
@@ -84,6 +99,7 @@ class Ledger:
                     "status": entry.status.value,
                     "reason": entry.reason,
                     "error": entry.error,
+                    "retryable": entry.retryable,
                     "attempts": attempts,
                     "doc_id": entry.doc_id,
                     "duplicate_of": entry.duplicate_of,

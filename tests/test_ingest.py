@@ -118,3 +118,45 @@ def test_search_command_json(fresh_settings: Settings, es: Elasticsearch, site: 
     since = json.loads(newsroom(fresh_settings, "search", "", "--since", "2026-11-15",
                                 "--limit", "50", "--json").stdout)
     assert since["hits"] and all(hit["published_at"] >= "2026-11-15" for hit in since["hits"])
+
+
+def test_transient_failures_are_retried_until_they_succeed(tmp_path: Path, es: Elasticsearch,
+                                                           fresh_settings: Settings) -> None:
+    """An article whose site is down is recorded as a retryable failure and fetched again on
+    the next runs, though the feed itself answers 304, until it is indexed."""
+    import shutil
+    import socket
+
+    from pipeline.ingest import Ingestor
+    from pipeline.ledger import ledger_id
+    from pipeline.settings import Feed
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        down_port = probe.getsockname()[1]
+    story = next(a for a in sample_articles() if a.raw["relevant"] and a.outlet == "northwire")
+    article_root = tmp_path / "articles"
+    (article_root / "late").mkdir(parents=True)
+    shutil.copy(story.page_path, article_root / "late" / "story.html")
+    story_url = f"http://127.0.0.1:{down_port}/late/story.html"
+    (tmp_path / "feeds" / "f").mkdir(parents=True)
+    (tmp_path / "feeds" / "f" / "rss.xml").write_text(
+        '<?xml version="1.0"?><rss version="2.0"><channel><title>F</title><link>x</link>'
+        f"<description>d</description><item><title>Late</title><link>{story_url}</link>"
+        "</item></channel></rss>")
+
+    with SampleSite(root=tmp_path / "feeds") as feeds, Ingestor(fresh_settings, es=es) as ingestor:
+        feed = Feed(name="F", url=f"{feeds.base_url}/f/rss.xml")
+        first = ingestor.ingest_feed(feed, "run-1")
+        assert (first.failed, first.errors[0]["reason"]) == (1, "connection_error")
+        second = ingestor.ingest_feed(feed, "run-2")
+        assert second.status == "not_modified" and second.failed == 1
+        record = es.get(index=fresh_settings.ledger_index, id=ledger_id(story_url))["_source"]
+        assert record["attempts"] == 2 and record["retryable"] is True
+        with SampleSite(port=down_port, root=article_root):
+            third = ingestor.ingest_feed(feed, "run-3")
+        assert third.status == "not_modified" and third.indexed == 1
+        fourth = ingestor.ingest_feed(feed, "run-4")
+        assert fourth.seen == fourth.fetched == 0  # settled: not fetched again
+    assert es.get(index=fresh_settings.ledger_index,
+                  id=ledger_id(story_url))["_source"]["status"] == "indexed"

@@ -100,17 +100,23 @@ def test_dedup_sees_articles_accepted_earlier_in_the_batch(es: Elasticsearch,
 
 def test_ledger_settles_and_counts_attempts(es: Elasticsearch, fresh_settings: Settings) -> None:
     ledger = Ledger(es, fresh_settings.ledger_index, max_attempts=2)
-    failed = LedgerEntry("https://x.example/a", "F", Outcome.FAILED, "run1", reason="timeout")
+    failed = LedgerEntry("https://x.example/a", "F", Outcome.FAILED, "run1", reason="timeout",
+                         retryable=True)
     done = LedgerEntry("https://x.example/b", "F", Outcome.INDEXED, "run1", doc_id="d")
-    ledger.record([failed, done])
-    records = ledger.lookup(["https://x.example/a", "https://x.example/b", "https://x.example/c"])
-    assert set(records) == {"https://x.example/a", "https://x.example/b"}
+    gone = LedgerEntry("https://x.example/c", "F", Outcome.FAILED, "run1", reason="http_404")
+    ledger.record([failed, done, gone])
+    records = ledger.lookup(["https://x.example/a", "https://x.example/b", "https://x.example/c",
+                             "https://x.example/d"])
+    assert set(records) == {"https://x.example/a", "https://x.example/b", "https://x.example/c"}
     assert ledger.is_settled(records["https://x.example/b"])
-    assert not ledger.is_settled(records["https://x.example/a"])  # one failure: retry
+    assert ledger.is_settled(records["https://x.example/c"])  # permanent: not retried
+    assert not ledger.is_settled(records["https://x.example/a"])  # transient: retried
+    assert ledger.retry_candidates("F") == ["https://x.example/a"]
     ledger.record([LedgerEntry("https://x.example/a", "F", Outcome.FAILED, "run2",
-                               reason="timeout")], previous=records)
+                               reason="timeout", retryable=True)], previous=records)
     again = ledger.lookup(["https://x.example/a"])["https://x.example/a"]
     assert again["attempts"] == 2 and ledger.is_settled(again)  # gave up after max_attempts
+    assert ledger.retry_candidates("F") == []
     assert again["first_seen"] == records["https://x.example/a"]["first_seen"]
-    assert ledger.counts("run1") == {"indexed": 1}
+    assert ledger.counts("run1") == {"indexed": 1, "failed": 1}
     assert ledger.counts("run2") == {"failed": 1}
