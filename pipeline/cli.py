@@ -15,6 +15,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from elasticsearch import ApiError, TransportError
+
 from pipeline.extract import extract_article
 from pipeline.fetch import HttpClient
 from pipeline.gazetteer import Gazetteer
@@ -38,6 +40,10 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.handler(args))
     except (StoreUnavailable, ConfigError, LocalNodeError) as exc:
         print(f"newsroom: error: {exc}", file=sys.stderr)
+        return 1
+    except (ApiError, TransportError) as exc:
+        print(f"newsroom: error: Elasticsearch failed during the run ({type(exc).__name__}: "
+              f"{exc}); nothing unfinished was marked done, run again", file=sys.stderr)
         return 1
 
 

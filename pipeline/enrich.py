@@ -10,7 +10,7 @@ entities are kept, typed and marked unlinked.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any
 
@@ -87,7 +87,7 @@ def _with_entities(article: Article, gazetteer: Gazetteer, doc: Any | None) -> A
                wikidata=t.wikidata, linked=t.linked)
         for name, t in sorted(tallies.items(), key=lambda kv: (-kv[1].mentions, kv[0]))
     )
-    return _replace_entities(article, entities)
+    return replace(article, entities=entities)
 
 
 def _lead_end(article: Article) -> int:
@@ -99,8 +99,3 @@ def _lead_end(article: Article) -> int:
 def _overlaps(start: int, end: int, spans: list[tuple[int, int]]) -> bool:
     return any(start < s_end and s_start < end for s_start, s_end in spans)
 
-
-def _replace_entities(article: Article, entities: tuple[Entity, ...]) -> Article:
-    from dataclasses import replace
-
-    return replace(article, entities=entities)

@@ -118,10 +118,7 @@ def main() -> None:
     args = parser.parse_args()
     site = SampleSite(port=args.port)
     print(f"serving {site.root} at {site.base_url}", flush=True)
-    try:
-        site._server.serve_forever()
-    except KeyboardInterrupt:
-        pass
+    site.serve_forever()
 
 
 if __name__ == "__main__":
