@@ -14,6 +14,10 @@ for _ in $(seq 50); do
   python -c "import socket; socket.create_connection(('127.0.0.1', 8765), 0.2)" 2>/dev/null && break
   sleep 0.2
 done
+if ! kill -0 "$site" 2>/dev/null; then
+  echo "could not serve the sample corpus on 127.0.0.1:8765 (port in use?)" >&2
+  exit 1
+fi
 
 log="$AIRFLOW_HOME/demo-dag-test.log"
 echo "Running the news_ingest DAG over the sample corpus (log: $log)..."
