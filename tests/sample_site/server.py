@@ -44,7 +44,16 @@ class SampleSite:
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}"
 
-    def start(self) -> SampleSite:
+    def serve_forever(self) -> None:
+        """Serve in this thread until interrupted (the demo's way)."""
+        try:
+            self._server.serve_forever()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            self._server.server_close()
+
+    def start(self) -> Self:
         self._thread.start()
         return self
 
