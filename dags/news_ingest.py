@@ -7,6 +7,7 @@ XCom (feed definitions and per-feed counts), never pages.
 
 from __future__ import annotations
 
+import json
 import logging
 from datetime import datetime, timedelta
 from typing import Any
@@ -52,7 +53,11 @@ def news_ingest() -> None:
         from pipeline.ingest import summarize
 
         summary = summarize(get_current_context()["run_id"], list(feed_reports))
-        log.info("news_ingest %s", {k: v for k, v in summary.items() if k != "feeds"})
+        for feed in summary["feeds"]:
+            log.info("news_ingest feed %s: %s, seen %s, indexed %s, failed %s", feed["name"],
+                     feed["status"], feed["seen"], feed["indexed"], feed["failed"])
+        log.info("news_ingest totals %s",
+                 json.dumps({k: v for k, v in summary.items() if k != "feeds"}))
         return summary
 
     report(ingest_feed.expand(feed=prepare()))

@@ -126,7 +126,7 @@ class Ingestor:
             try:
                 page = self.http.get(item.url)
                 report.fetched += 1
-                article = extract_article(page, item, source_name=feed.name)
+                article = extract_article(page, item, source_name=feed.source_name)
                 relevance = score_relevance(article.title, article.text, self.topic)
                 article = replace(article, relevance=relevance)
                 if not relevance.relevant:
@@ -177,7 +177,7 @@ class Ingestor:
                 entries.append(LedgerEntry(item.url, feed.name, Outcome.INDEXED, run_id, mode,
                                            doc_id=url_id(article.url)))
         for item, article, original in copies:
-            add_duplicate(self.es, alias, original.doc_id, article.url, feed.name,
+            add_duplicate(self.es, alias, original.doc_id, article.url, feed.source_name,
                           article.fetched_at)
 
         self.ledger.record(entries, previous)

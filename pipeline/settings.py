@@ -30,11 +30,17 @@ class Feed:
     language: str | None = None
     sitemap: str | None = None
     tags: tuple[str, ...] = ()
+    source: str | None = None  # the outlet, when it has several feeds; default: the name
+
+    @property
+    def source_name(self) -> str:
+        return self.source or self.name
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "url": self.url,
+            "source": self.source,
             "language": self.language,
             "sitemap": self.sitemap,
             "tags": list(self.tags),
@@ -42,8 +48,8 @@ class Feed:
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> Feed:
-        _check_keys(raw, required={"name", "url"}, optional={"language", "sitemap", "tags"},
-                    where="feed")
+        _check_keys(raw, required={"name", "url"},
+                    optional={"language", "sitemap", "tags", "source"}, where="feed")
         tags = raw.get("tags") or ()
         if not isinstance(tags, (list, tuple)):
             raise ConfigError(f"feed {raw['name']!r}: tags must be a list")
@@ -53,6 +59,7 @@ class Feed:
             language=raw.get("language"),
             sitemap=raw.get("sitemap"),
             tags=tuple(str(t) for t in tags),
+            source=raw.get("source"),
         )
 
 

@@ -28,6 +28,9 @@ if ! airflow dags test news_ingest > "$log" 2>&1; then
 fi
 run_id=$(grep -o 'DagRun Finished: .*run_id=[^,]*' "$log" | sed 's/.*run_id=//' | tail -1)
 echo
+echo "The DAG run's report:"
+grep -o 'news_ingest \(feed\|totals\) [^[]*' "$log" | sed 's/^news_ingest /  /'
+echo
 echo "Outcomes of run $run_id (from the ledger; a rerun over unchanged feeds has none):"
 newsroom ledger --run "$run_id"
 echo

@@ -58,6 +58,12 @@ def test_ingest_sample_corpus_twice(fresh_settings: Settings, es: Elasticsearch,
     assert one["published_at"] and one["relevance"]["score"] >= 0.5 and one["entities"]
     assert one["ingest"] == {"run_id": report["run_id"], "mode": "poll"}
 
+    # An outlet with two feeds is one source.
+    continental = es.search(index=alias, size=50, source_includes=["source"],
+                            query={"prefix": {"url": f"{base}/continental-times/"}})
+    assert {h["_source"]["source"]["name"] for h in continental["hits"]["hits"]} == {
+        "The Continental Times"}
+
     # Second run: every feed answers 304, nothing is fetched or indexed again.
     requests_before = len(site.requests)
     again = _ingest(fresh_settings, feeds_file)
