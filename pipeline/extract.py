@@ -12,6 +12,7 @@ import json
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
@@ -22,7 +23,15 @@ from lxml import etree
 from trafilatura.settings import Document
 from trafilatura.utils import decode_file
 
+from pipeline.clean import (
+    Block,
+    CleaningRules,
+    article_blocks,
+    drop_boilerplate_blocks,
+    preclean,
+)
 from pipeline.records import Article, FeedItem, ItemError, Page, Source
+from pipeline.settings import CONFIG_DIR
 from pipeline.urls import normalize_url
 
 MIN_WORDS = 40
@@ -41,10 +50,12 @@ _DATE_META = (
 
 
 def extract_article(page: Page, item: FeedItem | None = None, *,
-                    source_name: str | None = None) -> Article:
+                    source_name: str | None = None,
+                    rules: CleaningRules | None = None) -> Article:
     """Build an `Article` from `page`; `item` (the feed entry) supplies fallbacks.
 
     Raises `ItemError` with reason `not_html`, `no_content` or `too_short`."""
+    rules = rules or default_rules()
     if page.content_type not in _HTML_TYPES:
         raise ItemError("not_html", f"{page.final_url} is {page.content_type}")
     html = decode_html(page.body, page.charset)
@@ -53,21 +64,26 @@ def extract_article(page: Page, item: FeedItem | None = None, *,
     except (etree.ParserError, ValueError) as exc:
         raise ItemError("bad_html", f"{page.final_url}: {exc}") from exc
 
+    canonical = canonical_url(tree, page.final_url)
+    page_published = _page_published(tree)
+
+    preclean(tree, rules)
     document = trafilatura.bare_extraction(
         tree, url=page.final_url, with_metadata=True, include_comments=False,
-        include_tables=False, favor_precision=True,
+        include_tables=True, favor_precision=True,
     )
     if not isinstance(document, Document) or document.body is None:
         raise ItemError("no_content", f"no article text found at {page.final_url}")
 
     title = _clean(document.title or (item.title if item else None) or "")
-    text = "\n\n".join(_drop_repeated_title(list(_blocks(document.body)), title))
+    extracted = list(_blocks(document.body))
+    blocks = article_blocks(tree, extracted) or [Block("paragraph", b) for b in extracted]
+    text = "\n\n".join(b.text for b in drop_boilerplate_blocks(blocks, title, rules))
     words = len(text.split()) if not _is_cjk_heavy(text) else len(text) // 2
     if words < MIN_WORDS:
         raise ItemError("too_short", f"{page.final_url}: {words} words of text")
 
-    canonical = canonical_url(tree, page.final_url)
-    published = (_page_published(tree) or _parse_time(document.date)
+    published = (page_published or _parse_time(document.date)
                  or (item.published_at if item else None))
     authors = tuple(a.strip() for a in re.split(r";|\band\b", document.author or "")
                     if a.strip())
@@ -85,6 +101,11 @@ def extract_article(page: Page, item: FeedItem | None = None, *,
         summary=item.summary if item else None,
         fetched_url=page.url if normalize_url(page.url) != canonical else None,
     )
+
+
+@lru_cache(maxsize=1)
+def default_rules() -> CleaningRules:
+    return CleaningRules.load(CONFIG_DIR / "cleaning.yaml")
 
 
 def decode_html(body: bytes, charset: str | None) -> str:
@@ -128,18 +149,8 @@ def _blocks(body: etree._Element) -> Iterator[str]:
             yield block
 
 
-def _drop_repeated_title(blocks: list[str], title: str) -> list[str]:
-    if blocks and title and _fold(blocks[0]) == _fold(title):
-        return blocks[1:]
-    return blocks
-
-
 def _clean(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip()
-
-
-def _fold(text: str) -> str:
-    return re.sub(r"\W+", " ", text).strip().casefold()
 
 
 def _is_cjk_heavy(text: str) -> bool:

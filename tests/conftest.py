@@ -144,9 +144,20 @@ def assert_sample_corpus_landed(es: Elasticsearch, settings: Settings, base: str
     stored = {hit["_source"]["url"] for hit in es.search(
         index=alias, size=500, source=["url"], query={"match_all": {}})["hits"]["hits"]}
     assert len(stored) == es.count(index=alias)["count"]
+    syndicated = {copy.raw["duplicate_of"]: copy for copy in sample_articles("syndicated_copy")}
     for article in sample_articles("article"):
         indexed = at(article.raw["canonical"]) in stored
-        assert indexed is article.raw["relevant"], f"{article.raw['canonical']}: {indexed}"
+        copy = syndicated.get(f"{article.outlet}/{article.raw['page']}")
+        if copy is None:
+            assert indexed is article.raw["relevant"], f"{article.raw['canonical']}: {indexed}"
+            continue
+        # A wire story and its syndicated copy (same text once cleaned) are one document,
+        # under whichever URL came first; the other is recorded on it.
+        urls = [at(article.raw["canonical"]), at(copy.raw["canonical"])]
+        (kept,) = [url for url in urls if url in stored]
+        (other,) = [url for url in urls if url != kept]
+        duplicates = es.get(index=alias, id=url_id(kept))["_source"]["duplicates"]
+        assert [d["url"] for d in duplicates] == [other]
     for copy_kind in ("amp_copy", "tracking_link"):
         # The copy and its original are one document under the canonical URL; whichever of
         # the two URLs came first (feed order, task order) is `indexed`, the other `duplicate`.
