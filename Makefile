@@ -9,7 +9,7 @@ export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export AIRFLOW__CORE__UNIT_TEST_MODE := False
 
-.PHONY: setup es airflow-db demo test lint stop clean
+.PHONY: setup es airflow-db demo test eval bench lint stop clean
 
 setup: $(VENV)/.installed
 
@@ -30,6 +30,14 @@ demo: es airflow-db
 
 test: lint es airflow-db
 	$(BIN)/pytest
+
+# Quality on the team's evaluation data (tests/eval/); figures, not pass/fail.
+eval: setup
+	$(BIN)/python -m tests.eval.evaluate
+
+# Throughput figures, measured in one run so that their ratios hold on a noisy machine.
+bench: setup
+	$(BIN)/python -m tests.eval.bench
 
 lint: setup
 	$(BIN)/ruff check pipeline dags tests

@@ -211,8 +211,7 @@ def _one(element: HtmlElement, kind: str) -> Iterator[tuple[HtmlElement, Block]]
 
 
 def _has_blocks(element: HtmlElement) -> bool:
-    return any(isinstance(child.tag, str) and child.tag in _BLOCK_TAGS
-               for child in element.iterdescendants())
+    return next(element.iterdescendants(*_BLOCK_TAGS), None) is not None
 
 
 def _container(elements: list[HtmlElement], weights: list[int]) -> HtmlElement:

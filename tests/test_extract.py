@@ -8,7 +8,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from pipeline.extract import canonical_url, decode_html, detect_language, extract_article
+from pipeline.extract import decode_html, default_rules, extract_article
+from pipeline.metadata import canonical_url, detect_language
 from pipeline.records import ItemError, Page
 from tests.conftest import SAMPLE_BASE, article_id, sample_articles, tokens
 
@@ -88,7 +89,7 @@ def test_charset_from_header_and_from_meta() -> None:
     ("中俄双方同意扩大本币结算的贸易规模。", "zh"),
 ])
 def test_language_detection(text: str, language: str) -> None:
-    assert detect_language(text) == language
+    assert detect_language(text, default_rules().metadata) == language
 
 
 def _page(body: bytes, content_type: str | None = "text/html") -> Page:
