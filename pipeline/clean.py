@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from lxml import etree
@@ -35,6 +35,7 @@ _INLINE = {"a", "span", "strong", "b", "em", "i", "u", "small", "time", "abbr", 
            "sub", "cite", "q", "code"}
 _SPLIT_CLASS = re.compile(r"[\s_-]+")
 _SPACE = re.compile(r"\s+")
+_CJK = re.compile(r"[\u3400-\u9fff]")
 _FOLD = re.compile(r"[\W_]+")
 
 
@@ -50,12 +51,13 @@ class CleaningRules:
     byline_max_words: int
     bylines: tuple[re.Pattern[str], ...]
     datelines: tuple[re.Pattern[str], ...]
+    end_markers: tuple[re.Pattern[str], ...]
 
     @classmethod
     def load(cls, path: Path) -> CleaningRules:
         raw = load_yaml(path)
         keys = {"drop_tags", "drop_classes", "max_share", "max_link_share", "max_line_chars",
-                "boilerplate_lines", "byline_max_words", "bylines", "datelines"}
+                "boilerplate_lines", "byline_max_words", "bylines", "datelines", "end_markers"}
         if set(raw) != keys or set(raw["drop_classes"]) != {"exact", "prefix"}:
             raise ConfigError(f"{path}: expected keys {sorted(keys)} "
                               "(drop_classes: exact, prefix)")
@@ -72,6 +74,7 @@ class CleaningRules:
                 byline_max_words=int(raw["byline_max_words"]),
                 bylines=tuple(re.compile(p) for p in raw["bylines"]),
                 datelines=tuple(re.compile(p) for p in raw["datelines"]),
+                end_markers=tuple(re.compile(p, re.IGNORECASE) for p in raw["end_markers"]),
             )
         except re.error as exc:
             raise ConfigError(f"{path}: bad pattern: {exc}") from exc
@@ -82,6 +85,7 @@ class Block:
     kind: str  # paragraph | heading | item | quote | row
     text: str
     link_share: float = 0.0  # how much of the text is link text
+    group: int | None = None  # items of one list share it
 
 
 def preclean(tree: HtmlElement, rules: CleaningRules) -> None:
@@ -121,7 +125,8 @@ def article_blocks(tree: HtmlElement, extracted: Iterable[str]) -> list[Block] |
                            [len(block.text) for _, block in matched])
     blocks = []
     for element, block in _walk(container):
-        if _fold(block.text) in wanted or block.kind in ("heading", "item", "quote", "row"):
+        if (_fold(block.text) in wanted or block.kind in ("heading", "item", "quote", "row")
+                or _substantial(block)):
             blocks.append(block)
     return blocks
 
@@ -134,6 +139,8 @@ def drop_boilerplate_blocks(blocks: Iterable[Block], title: str,
     folded_title = _fold(title)
     for block in blocks:
         folded = _fold(block.text)
+        if kept and _ends_article(block, rules):
+            break  # notes, references, "about the author": the article is over
         if not folded or folded in seen:
             continue
         if not kept and folded == folded_title:
@@ -148,8 +155,34 @@ def drop_boilerplate_blocks(blocks: Iterable[Block], title: str,
             if b.kind != "quote" or not any(_fold(b.text) in body for body in bodies)]
 
 
+def join_blocks(blocks: Iterable[Block]) -> str:
+    """The article text: blocks separated by blank lines; the items of one list, and the rows of
+    one table, by newlines."""
+    parts: list[str] = []
+    previous: Block | None = None
+    for block in blocks:
+        if (previous is not None and block.kind == previous.kind
+                and block.kind in ("item", "row") and block.group == previous.group):
+            parts[-1] += "\n" + block.text
+        else:
+            parts.append(block.text)
+        previous = block
+    return "\n\n".join(parts)
+
+
 def normalize(text: str) -> str:
     return _SPACE.sub(" ", text).strip()
+
+
+def _ends_article(block: Block, rules: CleaningRules) -> bool:
+    return len(block.text) <= 60 and any(p.fullmatch(block.text) for p in rules.end_markers)
+
+
+def _substantial(block: Block) -> bool:
+    """A paragraph trafilatura passed over that still reads like article text."""
+    if block.kind != "paragraph" or block.link_share >= 0.3:
+        return False
+    return len(block.text.split()) >= 12 or len(_CJK.findall(block.text)) >= 25
 
 
 def _is_boilerplate_line(text: str, rules: CleaningRules) -> bool:
@@ -183,7 +216,8 @@ def _walk(root: HtmlElement) -> Iterator[tuple[HtmlElement, Block]]:
             if _has_blocks(element):
                 yield from _walk(element)
             else:
-                yield from _one(element, "item")
+                for child, block in _one(element, "item"):
+                    yield child, replace(block, group=id(element.getparent()))
         elif tag == "blockquote":
             if _has_blocks(element):
                 for child, block in _walk(element):
@@ -194,7 +228,8 @@ def _walk(root: HtmlElement) -> Iterator[tuple[HtmlElement, Block]]:
             cells = [normalize(_text(cell)) for cell in element if cell.tag in ("td", "th")]
             text = " ".join(cell for cell in cells if cell)
             if text:
-                yield element, Block("row", text)
+                table = next(element.iterancestors("table"), None)
+                yield element, Block("row", text, group=id(table))
         elif tag == "h1":
             continue
         elif _has_blocks(element):

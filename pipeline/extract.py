@@ -20,7 +20,14 @@ from lxml import etree
 from trafilatura.settings import Document
 from trafilatura.utils import decode_file
 
-from pipeline.clean import Block, CleaningRules, article_blocks, drop_boilerplate_blocks, preclean
+from pipeline.clean import (
+    Block,
+    CleaningRules,
+    article_blocks,
+    drop_boilerplate_blocks,
+    join_blocks,
+    preclean,
+)
 from pipeline.metadata import (
     MetadataRules,
     canonical_url,
@@ -112,7 +119,7 @@ def _article_text(tree: lxml.html.HtmlElement, url: str, title: str, rules: Clea
     extracted = [_clean(" ".join(element.itertext())) for element in document.body]
     blocks = (article_blocks(tree, extracted)
               or [Block("paragraph", text) for text in extracted if text])
-    return "\n\n".join(b.text for b in drop_boilerplate_blocks(blocks, title, rules))
+    return join_blocks(drop_boilerplate_blocks(blocks, title, rules))
 
 
 def _size(text: str) -> int:

@@ -11,6 +11,7 @@ from pipeline.clean import (
     CleaningRules,
     article_blocks,
     drop_boilerplate_blocks,
+    join_blocks,
     preclean,
 )
 from pipeline.settings import CONFIG_DIR
@@ -54,6 +55,10 @@ def _kept(*texts: str, title: str = "Headline") -> list[str]:
     # bylines and datelines standing alone
     "By Anna Petrova", "By Lin Wei and John Park", "BY ANNA PETROVA",
     "By Anna Petrova in Moscow", "MOSCOW, Nov 3 (Northern Wire) -", "BEIJING, Oct 14 —",
+    "TAIPEI (Taiwan Strait Observer) —", "МОСКВА, 23 октября — «Восток Бизнес».",
+    # captions that end with a credit
+    "Passengers wait at Beijing West station. Photo: Yang Fan",
+    "10月8日，旅客在北京西站候车。图片来源：东方日报记者 杨帆 摄",
     "Автор: Иван Сидоров", "记者 王明",
 ])
 def test_boilerplate_lines_are_dropped(line: str) -> None:
@@ -73,6 +78,8 @@ def test_boilerplate_lines_are_dropped(line: str) -> None:
     "Подписание соглашения состоялось в Кремле, сообщили в пресс-службе.",
     "关注中俄关系的专家认为，双方合作将继续深化。",
     "Related talks in Astana ended without a statement, diplomats said on Friday evening.",
+    "MOSCOW — Russia and China agreed on Tuesday to extend the pipeline contract.",
+    "Notes on the margins of the treaty were published later by the ministry.",
 ])
 def test_article_text_that_looks_like_boilerplate_is_kept(line: str) -> None:
     assert _kept(line) == [line]
@@ -123,6 +130,7 @@ def test_preclean_removes_boilerplate_elements_by_tag_and_class() -> None:
         f"<div class='post has-share-bar'>{paragraphs}"
         "<div class='jp-relatedposts'>Related posts here</div>"
         "<div class='newsletter-box'>Subscribe</div>"
+        "<div class='tso-author-box'><p>Lin Wei covers energy from Taipei.</p></div>"
         "<p class='wp-caption-text'>Photo credit</p>"
         "<figure><img src='x.jpg'><figcaption>A caption</figcaption></figure>"
         "<p><span class='dateline'>MOSCOW —</span> Kept paragraph.</p></div>"
@@ -130,7 +138,7 @@ def test_preclean_removes_boilerplate_elements_by_tag_and_class() -> None:
     preclean(page, RULES)
     text = page.text_content()
     for gone in ("Home World", "Related posts", "Subscribe", "Photo credit", "A caption",
-                 "About us"):
+                 "About us", "Lin Wei covers energy"):
         assert gone not in text
     assert "Paragraph 11 of the article" in text  # the container is kept though "share" names it
     assert "MOSCOW — Kept paragraph." in text  # inline elements are not removed by class
@@ -163,3 +171,35 @@ def test_article_blocks_bring_back_headings_lists_quotes_and_rows() -> None:
 def test_article_blocks_need_the_extracted_text_in_the_page() -> None:
     page = lxml.html.fromstring("<html><body><p>Something else.</p></body></html>")
     assert article_blocks(page, ["Not on this page."]) is None
+
+
+def test_end_matter_ends_the_article() -> None:
+    assert _kept("The talks ended.", "Notes", "1. Interviews by the author.",
+                 "Cite this article") == ["The talks ended."]
+    assert _kept("Примечания", "Текст статьи.") == ["Примечания", "Текст статьи."]  # not first
+
+
+def test_paragraphs_trafilatura_passed_over_come_back_when_they_read_like_text() -> None:
+    page = lxml.html.fromstring(
+        "<div><p>Russia and China agreed on Tuesday.</p>"
+        "<div class='x'><p>Local carriers say the record has done nothing to ease the pressure "
+        "on the <a href='/q'>road checkpoint</a> next door, officials said.</p></div>"
+        "<p>Short aside.</p></div>")
+    blocks = article_blocks(page, ["Russia and China agreed on Tuesday."])
+    assert blocks is not None
+    assert [b.text for b in blocks] == [
+        "Russia and China agreed on Tuesday.",
+        ("Local carriers say the record has done nothing to ease the pressure on the road "
+        "checkpoint next door, officials said.")]
+
+
+def test_list_items_and_table_rows_stay_together() -> None:
+    page = lxml.html.fromstring(
+        "<div><p>Russia and China agreed on Tuesday.</p>"
+        "<ul><li>first measure;</li><li>second measure.</li></ul>"
+        "<table><tr><td>Wheat</td><td>240</td></tr><tr><td>Barley</td><td>610</td></tr></table>"
+        "</div>")
+    blocks = article_blocks(page, ["Russia and China agreed on Tuesday."])
+    assert blocks is not None
+    assert join_blocks(blocks) == ("Russia and China agreed on Tuesday.\n\n"
+                                   "first measure;\nsecond measure.\n\nWheat 240\nBarley 610")
