@@ -39,7 +39,6 @@ from pipeline.metadata import (
 )
 from pipeline.records import Article, FeedItem, ItemError, Page, Source
 from pipeline.settings import CONFIG_DIR
-from pipeline.urls import normalize_url
 
 MIN_WORDS = 40
 _HTML_TYPES = {"text/html", "application/xhtml+xml", None}
@@ -105,7 +104,7 @@ def extract_article(page: Page, item: FeedItem | None = None, *,
                       feed=item.feed_url if item else None),
         fetched_at=page.fetched_at,
         summary=item.summary if item else None,
-        fetched_url=page.url if normalize_url(page.url) != canonical else None,
+        fetched_url=page.url if page.url != canonical else None,
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 _TRACKING_PREFIXES = ("utm_", "mc_", "pk_", "piwik_", "hsa_", "_hs")
@@ -11,23 +12,35 @@ _TRACKING_PARAMS = {
     "ocid", "cmpid", "ncid", "spm", "share", "ref_src", "smid",
 }
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+_AMP_PARAMS = {"amp", "outputtype", "amp_js_v", "usqp"}
+_AMP_SUFFIX = re.compile(r"^(.+?)\.amp(\.html?)?$", re.IGNORECASE)
 
 
 def normalize_url(url: str) -> str:
     """The form of `url` used for identity: lower-case scheme and host, no default port, no
-    fragment, no tracking parameters, an empty path as '/'."""
+    fragment, no tracking or AMP parameters, no AMP path segment, no trailing slash (an empty
+    path is '/')."""
     parts = urlsplit(url.strip())
     scheme = parts.scheme.lower()
     host = (parts.hostname or "").lower()
+    host = host.removeprefix("amp.")
     port = parts.port
     netloc = host if port is None or _DEFAULT_PORTS.get(scheme) == port else f"{host}:{port}"
     if parts.username:
         netloc = f"{parts.username}@{netloc}"
     query = urlencode([
         (key, value) for key, value in parse_qsl(parts.query, keep_blank_values=True)
-        if not _is_tracking(key)
+        if not _is_tracking(key) and key.lower() not in _AMP_PARAMS
     ])
-    return urlunsplit((scheme, netloc, parts.path or "/", query, ""))
+    return urlunsplit((scheme, netloc, _normalize_path(parts.path), query, ""))
+
+
+def _normalize_path(path: str) -> str:
+    segments = [s for s in path.split("/") if s]
+    segments = [s for s in segments if s.lower() != "amp"]
+    if segments:
+        segments[-1] = _AMP_SUFFIX.sub(r"\1\2", segments[-1])
+    return "/" + "/".join(segments)
 
 
 def url_id(url: str) -> str:

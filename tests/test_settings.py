@@ -63,6 +63,15 @@ def test_url_normalisation() -> None:
     assert (normalize_url("HTTP://News.Example.COM:80/a/b.html?utm_source=rss&id=3&fbclid=x#c")
             == "http://news.example.com/a/b.html?id=3")
     assert normalize_url("https://example.com") == "https://example.com/"
+    assert normalize_url("https://example.com/world/story/") == "https://example.com/world/story"
+    for amp in ("https://example.com/amp/world/story.html",
+                "https://amp.example.com/world/story.html",
+                "https://example.com/world/story.amp.html",
+                "https://example.com/world/story.html?amp=1",
+                "https://example.com/world/story.html?outputType=amp"):
+        assert normalize_url(amp) == "https://example.com/world/story.html", amp
+    assert normalize_url("https://example.com/world/power-amp") == \
+        "https://example.com/world/power-amp"
     assert url_id("https://example.com/a?utm_medium=feed") == url_id("https://EXAMPLE.com/a")
     assert url_id("https://example.com/a") != url_id("https://example.com/b")
 

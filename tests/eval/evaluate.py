@@ -2,8 +2,9 @@
 
 Prints bag-of-words precision / recall / F1 of our extraction and of plain
 `trafilatura.extract` on the same pages (micro-averaged over tokens, and the mean of per-page
-F1), date accuracy (same calendar day in UTC), language accuracy (pages, labelled articles,
-and their titles alone as short texts), relevance precision and recall, and every miss.
+F1), date accuracy (same calendar day in UTC), canonical URL accuracy, language accuracy
+(pages, labelled articles, and their titles alone as short texts), relevance precision and
+recall, and every miss.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pipeline.metadata import detect_language
 from pipeline.records import ItemError
 from pipeline.relevance import TopicModel, score_relevance
 from pipeline.settings import CONFIG_DIR
+from pipeline.urls import normalize_url
 from tests.eval.corpus import GoldPage, held_out_pages, labelled_articles, overlap, sample_pages
 
 
@@ -72,7 +74,7 @@ def main() -> int:
             print(f"    {f1:.3f}  {name}")
 
     pages = held_out + development
-    date_ok, lang_ok, date_misses, lang_misses = 0, 0, [], []
+    date_ok, lang_ok, url_ok, date_misses, lang_misses, url_misses = 0, 0, 0, [], [], []
     for page in pages:
         try:
             article = extract_article(page.page(), page.feed_item())
@@ -85,6 +87,11 @@ def main() -> int:
             date_ok += 1
         else:
             date_misses.append(f"{page.group}/{page.name}: got {got}, gold {page.published}")
+        if article.url == normalize_url(page.canonical):
+            url_ok += 1
+        else:
+            url_misses.append(f"{page.group}/{page.name}: got {article.url}, "
+                              f"gold {page.canonical}")
         if article.language == page.language:
             lang_ok += 1
         else:
@@ -92,6 +99,9 @@ def main() -> int:
                                f"gold {page.language}")
     print(f"\nDates (same UTC day): {date_ok / len(pages):.4f} of {len(pages)} pages")
     for miss in date_misses:
+        print(f"  miss {miss}")
+    print(f"Canonical URLs: {url_ok / len(pages):.4f} of {len(pages)} pages")
+    for miss in url_misses:
         print(f"  miss {miss}")
 
     articles = labelled_articles()
