@@ -57,6 +57,7 @@ _DATE_PATTERNS = (
 @dataclass(frozen=True)
 class MetadataRules:
     languages: tuple[str, ...]
+    language_prior: dict[str, float]
     local_offsets: dict[str, str]
     zones: dict[str, str]
     months: dict[str, int]
@@ -65,10 +66,12 @@ class MetadataRules:
     @classmethod
     def load(cls, path: Path) -> MetadataRules:
         raw = load_yaml(path)
-        keys = {"languages", "local_utc_offset", "zones", "months", "date_elements"}
+        keys = {"languages", "language_prior", "local_utc_offset", "zones", "months",
+                "date_elements"}
         if set(raw) != keys:
             raise ConfigError(f"{path}: expected keys {sorted(keys)}, got {sorted(raw)}")
         rules = cls(languages=tuple(raw["languages"]),
+                    language_prior={str(k): float(v) for k, v in raw["language_prior"].items()},
                     local_offsets={str(k): str(v) for k, v in raw["local_utc_offset"].items()},
                     zones={str(k): str(v) for k, v in raw["zones"].items()},
                     months={str(k).lower(): int(v) for k, v in raw["months"].items()},
@@ -104,10 +107,11 @@ def page_title(tree: HtmlElement) -> str | None:
     headings = [_clean(h.text_content()) for h in tree.iter("h1")]
     headings = [h for h in headings if len(h.split()) >= 2 or _has_cjk(h)]
     if declared:
-        for heading in headings:
-            if _fold(heading) and _fold(heading) in _fold(declared):
-                return heading
-        return declared
+        # "Headline | Site": the h1 that is most of the declared title, not the site's logo
+        named = [h for h in headings
+                 if _fold(h) and _fold(h) in _fold(declared)
+                 and len(_fold(h)) >= 0.4 * len(_fold(declared))]
+        return max(named, key=len) if named else declared
     if headings:
         return headings[0]
     title = tree.find(".//title")
@@ -199,11 +203,14 @@ def parse_printed_date(text: str, language: str | None,
 
 
 def detect_language(text: str, rules: MetadataRules) -> str | None:
-    """ISO 639-1 code of the text's language among `rules.languages`; None for no text."""
+    """ISO 639-1 code of the text's language among `rules.languages`, the detector's
+    probabilities weighted by the corpus's prior (which settles short, ambiguous texts such as
+    headlines); None for no text."""
     sample = text[:1500].strip()  # plenty for the detector; more only costs time
     if not sample:
         return None
-    code, _ = rules.identifier.classify(sample)
+    ranked = rules.identifier.rank(sample)
+    code, _ = max(ranked, key=lambda pair: pair[1] * rules.language_prior.get(pair[0], 1.0))
     return str(code)
 
 

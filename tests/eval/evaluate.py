@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
 
 import trafilatura
 
@@ -54,70 +56,62 @@ def extraction_scores(pages: list[GoldPage], extract: Callable[[GoldPage], str]
     }, per_page
 
 
-def main() -> int:
-    held_out, development = held_out_pages(), sample_pages()
-    print(f"Extraction: bag-of-words against gold text ({len(held_out)} held-out pages in "
-          f"{len({p.group for p in held_out})} templates; {len(development)} sample-corpus pages)")
-    print(f"  {'pages':<12} {'extractor':<20} {'precision':>9} {'recall':>7} {'F1':>7} "
-          f"{'mean F1':>8}")
-    worst: list[tuple[str, float]] = []
-    for label, pages in (("held-out", held_out), ("sample", development)):
-        for name, extract in (("ours", ours), ("plain trafilatura", plain_trafilatura)):
-            scores, per_page = extraction_scores(pages, extract)
-            print(f"  {label:<12} {name:<20} {scores['precision']:9.4f} {scores['recall']:7.4f} "
-                  f"{scores['f1']:7.4f} {scores['mean_page_f1']:8.4f}")
-            if name == "ours":
-                worst.extend(item for item in per_page if item[1] < 0.97)
-    if worst:
-        print("  pages where our F1 < 0.97:")
-        for name, f1 in sorted(worst, key=lambda item: item[1]):
-            print(f"    {f1:.3f}  {name}")
+@dataclass
+class Accuracy:
+    """Share of items right, and a line for each miss."""
 
-    pages = held_out + development
-    date_ok, lang_ok, url_ok, date_misses, lang_misses, url_misses = 0, 0, 0, [], [], []
+    right: int = 0
+    total: int = 0
+    misses: list[str] = field(default_factory=list)
+
+    def add(self, ok: bool, miss: str) -> None:
+        self.total += 1
+        self.right += ok
+        if not ok:
+            self.misses.append(miss)
+
+    @property
+    def value(self) -> float:
+        return self.right / max(1, self.total)
+
+
+def metadata_scores(pages: list[GoldPage]) -> dict[str, Accuracy]:
+    """Date (same UTC day), canonical URL and language accuracy of our extraction."""
+    scores = {"date": Accuracy(), "url": Accuracy(), "language": Accuracy()}
     for page in pages:
+        name = f"{page.group}/{page.name}"
         try:
             article = extract_article(page.page(), page.feed_item())
         except ItemError as exc:
-            date_misses.append(f"{page.group}/{page.name}: {exc.reason}")
-            lang_misses.append(f"{page.group}/{page.name}: {exc.reason}")
+            for accuracy in scores.values():
+                accuracy.add(False, f"{name}: {exc.reason}")
             continue
         got = article.published_at
-        if got is not None and page.published and got.date() == page.published.date():
-            date_ok += 1
-        else:
-            date_misses.append(f"{page.group}/{page.name}: got {got}, gold {page.published}")
-        if article.url == normalize_url(page.canonical):
-            url_ok += 1
-        else:
-            url_misses.append(f"{page.group}/{page.name}: got {article.url}, "
-                              f"gold {page.canonical}")
-        if article.language == page.language:
-            lang_ok += 1
-        else:
-            lang_misses.append(f"{page.group}/{page.name}: got {article.language}, "
-                               f"gold {page.language}")
-    print(f"\nDates (same UTC day): {date_ok / len(pages):.4f} of {len(pages)} pages")
-    for miss in date_misses:
-        print(f"  miss {miss}")
-    print(f"Canonical URLs: {url_ok / len(pages):.4f} of {len(pages)} pages")
-    for miss in url_misses:
-        print(f"  miss {miss}")
+        scores["date"].add(got is not None and page.published is not None
+                           and got.date() == page.published.date(),
+                           f"{name}: got {got}, gold {page.published}")
+        scores["url"].add(article.url == normalize_url(page.canonical),
+                          f"{name}: got {article.url}, gold {page.canonical}")
+        scores["language"].add(article.language == page.language,
+                               f"{name}: got {article.language}, gold {page.language}")
+    return scores
 
-    articles = labelled_articles()
+
+def language_scores(articles: list[dict[str, Any]]) -> dict[str, Accuracy]:
+    """Language accuracy on the labelled articles, whole and by their titles alone."""
     rules = default_rules().metadata
-    texts_ok = sum(detect_language(f"{a['title']}\n{a['text']}", rules) == a["language"]
-                   for a in articles)
-    title_misses = [(a["id"], a["title"], detect_language(a["title"], rules)) for a in articles
-                    if detect_language(a["title"], rules) != a["language"]]
-    print(f"Language: {lang_ok / len(pages):.4f} of {len(pages)} pages; "
-          f"{texts_ok / len(articles):.4f} of {len(articles)} labelled articles; "
-          f"{1 - len(title_misses) / len(articles):.4f} of their titles alone")
-    for miss in lang_misses:
-        print(f"  miss {miss}")
-    for article_id, title, got in title_misses:
-        print(f"  title miss {article_id}: got {got}: {title}")
+    scores = {"text": Accuracy(), "title": Accuracy()}
+    for article in articles:
+        whole = detect_language(f"{article['title']}\n{article['text']}", rules)
+        scores["text"].add(whole == article["language"], f"{article['id']}: got {whole}")
+        title = detect_language(article["title"], rules)
+        scores["title"].add(title == article["language"],
+                            f"{article['id']}: got {title}: {article['title']}")
+    return scores
 
+
+def relevance_scores(articles: list[dict[str, Any]]) -> tuple[float, float, list[str]]:
+    """Precision and recall of the relevance rule on the labelled articles, and the misses."""
     gazetteer = Gazetteer.load(CONFIG_DIR / "entities.yaml")
     model = TopicModel.load(CONFIG_DIR / "topic.yaml", gazetteer)
     tp = fp = fn = 0
@@ -132,10 +126,43 @@ def main() -> int:
             kind = "false positive" if relevance.relevant else "false negative"
             misses.append(f"{kind} {article['id']} ({article['category']}, score "
                           f"{relevance.score}): {article['title']}")
-    precision, recall = tp / max(1, tp + fp), tp / max(1, tp + fn)
+    return tp / max(1, tp + fp), tp / max(1, tp + fn), misses
+
+
+def main() -> int:
+    held_out, development = held_out_pages(), sample_pages()
+    print(f"Extraction: bag-of-words against gold text ({len(held_out)} held-out pages in "
+          f"{len({p.group for p in held_out})} templates; {len(development)} sample-corpus pages)")
+    print(f"  {'pages':<12} {'extractor':<20} {'precision':>9} {'recall':>7} {'F1':>7} "
+          f"{'mean F1':>8}")
+    worst: list[tuple[str, float]] = []
+    for label, pages in (("held-out", held_out), ("sample", development)):
+        for name, extract in (("ours", ours), ("plain trafilatura", plain_trafilatura)):
+            scores, per_page = extraction_scores(pages, extract)
+            print(f"  {label:<12} {name:<20} {scores['precision']:9.4f} {scores['recall']:7.4f} "
+                  f"{scores['f1']:7.4f} {scores['mean_page_f1']:8.4f}")
+            if name == "ours":
+                worst.extend(item for item in per_page if item[1] < 0.97)
+    for name, f1 in sorted(worst, key=lambda item: item[1]):
+        print(f"  our F1 < 0.97: {f1:.3f}  {name}")
+
+    pages = held_out + development
+    metadata = metadata_scores(pages)
+    articles = labelled_articles()
+    languages = language_scores(articles)
+    print(f"\nDates (same UTC day): {metadata['date'].value:.4f} of {len(pages)} pages")
+    print(f"Canonical URLs: {metadata['url'].value:.4f} of {len(pages)} pages")
+    print(f"Language: {metadata['language'].value:.4f} of {len(pages)} pages; "
+          f"{languages['text'].value:.4f} of {len(articles)} labelled articles; "
+          f"{languages['title'].value:.4f} of their titles alone")
+    for label, accuracy in (*metadata.items(), *languages.items()):
+        for miss in accuracy.misses:
+            print(f"  {label} miss {miss}")
+
+    precision, recall, misses = relevance_scores(articles)
     print(f"\nRelevance on {len(articles)} labelled articles "
           f"({sum(a['relevant'] for a in articles)} relevant): precision {precision:.4f}, "
-          f"recall {recall:.4f} (threshold {model.threshold})")
+          f"recall {recall:.4f}")
     for miss in misses:
         print(f"  {miss}")
     return 0

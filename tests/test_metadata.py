@@ -1,0 +1,108 @@
+"""metadata: publication time, headline, authors, site name and language read from the page."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import lxml.html
+import pytest
+
+from pipeline.extract import default_rules
+from pipeline.metadata import (
+    detect_language,
+    page_authors,
+    page_title,
+    parse_iso,
+    parse_printed_date,
+    published_time,
+    site_name,
+)
+
+RULES = default_rules().metadata
+
+
+def _page(head: str = "", body: str = "") -> lxml.html.HtmlElement:
+    return lxml.html.fromstring(f"<html><head>{head}</head><body>{body}</body></html>")
+
+
+@pytest.mark.parametrize(("text", "language", "expected"), [
+    ("3 November 2026, 14:05 MSK", "en", "2026-11-03T11:05"),
+    ("November 3, 2026 2:05 PM GMT+8", "en", "2026-11-03T06:05"),
+    ("Nov. 3, 2026 10:22 AM EST", "en", "2026-11-03T15:22"),
+    ("14 октября 2026, 10:22", "ru", "2026-10-14T07:22"),      # Moscow time by default
+    ("14 октября 2026 г. в 01:30", "ru", "2026-10-13T22:30"),  # the UTC day can differ
+    ("03.11.2026 14:05", "ru", "2026-11-03T11:05"),
+    ("2026年10月14日 10:22", "zh", "2026-10-14T02:22"),          # Beijing time by default
+    ("2026-10-14 10:22 来源：东方日报", "zh", "2026-10-14T02:22"),
+    ("Published 2026-11-03T09:15:00+03:00", "en", "2026-11-03T06:15"),
+    ("14 октября 2026", "ru", "2026-10-14T09:00"),             # a date alone: noon local
+])
+def test_printed_dates(text: str, language: str, expected: str) -> None:
+    parsed = parse_printed_date(text, language, RULES)
+    assert parsed is not None and parsed.isoformat().startswith(expected), parsed
+
+
+def test_an_update_time_is_not_the_publication_time() -> None:
+    parsed = parse_printed_date("Updated: 5 November 2026, 09:00 | 3 November 2026, 14:05 GMT",
+                                "en", RULES)
+    assert parsed == datetime(2026, 11, 3, 14, 5, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("text", ["", "No date here", "Call 8 800 555 35 35",
+                                  "31 February 2026", "12 comments 2026"])
+def test_text_without_a_date(text: str) -> None:
+    assert parse_printed_date(text, "en", RULES) is None
+
+
+def test_declared_dates_come_first_and_modified_is_ignored() -> None:
+    tree = _page(
+        '<script type="application/ld+json">{"@graph": [{"@type": "NewsArticle", '
+        '"datePublished": "2026-11-03T09:15:00+03:00", "dateModified": "2026-11-04T10:00:00Z"}]}'
+        "</script>",
+        '<div class="meta">5 November 2026</div>')
+    assert published_time(tree, "en", RULES) == datetime(2026, 11, 3, 6, 15, tzinfo=UTC)
+
+
+def test_meta_time_element_and_printed_date_in_order() -> None:
+    meta = _page('<meta property="article:published_time" content="2026-11-03T23:30:00-05:00">')
+    assert published_time(meta, "en", RULES) == datetime(2026, 11, 4, 4, 30, tzinfo=UTC)
+    timed = _page(body='<time datetime="2026-10-09T08:00:00Z">9 Oct</time>')
+    assert published_time(timed, "en", RULES) == datetime(2026, 10, 9, 8, 0, tzinfo=UTC)
+    printed = _page(body='<div class="article-info">Опубликовано 14 октября 2026, 10:22</div>')
+    assert published_time(printed, "ru", RULES) == datetime(2026, 10, 14, 7, 22, tzinfo=UTC)
+    assert published_time(_page(body="<p>Nothing.</p>"), "en", RULES) is None
+
+
+def test_iso_date_alone_keeps_its_day() -> None:
+    assert parse_iso("2026-09-24").date().isoformat() == "2026-09-24"
+    assert parse_iso("not a date") is None
+
+
+def test_headline_prefers_the_h1_the_declared_title_names() -> None:
+    tree = _page('<meta property="og:title" content="Putin and Xi talk trade | Northern Wire">',
+                 "<h1>Northern Wire</h1><h1>Putin and Xi talk trade</h1>")
+    assert page_title(tree) == "Putin and Xi talk trade"
+    assert page_title(_page("<title>Only a title</title>")) == "Only a title"
+    assert page_title(_page(body="<h1>Си Цзиньпин встретился с Путиным</h1>")) == \
+        "Си Цзиньпин встретился с Путиным"
+
+
+def test_authors_and_site_name() -> None:
+    tree = _page('<script type="application/ld+json">{"@type": "NewsArticle", "author": '
+                 '[{"@type": "Person", "name": "Anna Petrova"}, {"name": "Li Wei"}], '
+                 '"publisher": {"name": "Northern Wire"}}</script>')
+    assert page_authors(tree) == ("Anna Petrova", "Li Wei")
+    assert site_name(tree) == "Northern Wire"
+    meta = _page('<meta name="author" content="Anna Petrova and Li Wei">'
+                 '<meta property="og:site_name" content="The Herald">')
+    assert page_authors(meta) == ("Anna Petrova", "Li Wei") and site_name(meta) == "The Herald"
+
+
+@pytest.mark.parametrize(("text", "language"), [
+    ("Putin, Xi sign energy deals", "en"),
+    ("Путин и Си подписали соглашения", "ru"),
+    ("中俄签署能源协议", "zh"),
+    ("Detroit suppliers scramble as magnet licences stall", "en"),
+])
+def test_language_of_short_texts(text: str, language: str) -> None:
+    assert detect_language(text, RULES) == language

@@ -1,0 +1,40 @@
+"""Quality floors on the team's evaluation data (tests/eval/): the figures `make eval` prints
+may not fall below what the article-quality work promised."""
+
+from __future__ import annotations
+
+from tests.eval.corpus import held_out_pages, labelled_articles, sample_pages
+from tests.eval.evaluate import (
+    extraction_scores,
+    language_scores,
+    metadata_scores,
+    ours,
+    plain_trafilatura,
+    relevance_scores,
+)
+
+
+def test_extraction_beats_plain_trafilatura_on_held_out_pages() -> None:
+    pages = held_out_pages()
+    assert len(pages) >= 40 and len({p.group for p in pages}) >= 6
+    our, _ = extraction_scores(pages, ours)
+    plain, _ = extraction_scores(pages, plain_trafilatura)
+    assert our["f1"] >= 0.97
+    assert our["f1"] >= plain["f1"] + 0.02
+
+
+def test_dates_canonical_urls_and_languages() -> None:
+    scores = metadata_scores(held_out_pages() + sample_pages())
+    assert scores["date"].value >= 0.98, scores["date"].misses
+    assert scores["language"].value >= 0.98, scores["language"].misses
+    assert scores["url"].value >= 0.98, scores["url"].misses
+    titles = language_scores(labelled_articles())["title"]
+    assert titles.value >= 0.95, titles.misses
+
+
+def test_relevance_precision_and_recall() -> None:
+    articles = labelled_articles()
+    assert len(articles) >= 120
+    assert {a["language"] for a in articles} == {"en", "ru", "zh"}
+    precision, recall, misses = relevance_scores(articles)
+    assert precision >= 0.95 and recall >= 0.95, misses
