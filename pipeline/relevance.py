@@ -3,6 +3,7 @@ rule over the gazetteer and config/topic.yaml (see the comments there for the fe
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from pipeline.records import Relevance
 from pipeline.settings import ConfigError, load_yaml
 
 _SECTIONS = ("title", "lead", "body")
+_SENTENCE_END = re.compile(r"(?<=[.!?。！？;；])\s*|\n+")
 
 
 @dataclass(frozen=True)
@@ -28,13 +30,15 @@ class TopicModel:
     joint: TermMatcher
     topic: TermMatcher
     negative: TermMatcher
+    gazetteer: Gazetteer
+    list_min_places: int
 
     @classmethod
     def load(cls, path: Path, gazetteer: Gazetteer) -> TopicModel:
         raw = load_yaml(path)
         keys = {"threshold", "lead_paragraphs", "weights", "pair_saturation", "topic_saturation",
                 "negative_saturation", "position_weights", "side_cues", "joint", "topic",
-                "negative"}
+                "negative", "list_min_places"}
         if set(raw) != keys:
             raise ConfigError(f"{path}: expected keys {sorted(keys)}, got {sorted(raw)}")
         if set(raw["weights"]) != {"pair", "joint", "topic", "negative"}:
@@ -61,6 +65,8 @@ class TopicModel:
             joint=TermMatcher(_all_languages(raw["joint"])),
             topic=TermMatcher(_all_languages(raw["topic"])),
             negative=TermMatcher(_all_languages(raw["negative"])),
+            gazetteer=gazetteer,
+            list_min_places=int(raw["list_min_places"]),
         )
 
 
@@ -79,12 +85,21 @@ def score_relevance(title: str, text: str, model: TopicModel) -> Relevance:
     strength: dict[str, float] = {}
     for side in SIDES:
         total = 0.0
+        listed = 0
         for section, section_text in sections.items():
-            hits = len(model.side_matchers[side].find(section_text))
-            hits += len(model.joint.find(section_text))  # "Sino-Russian" names both sides
+            hits = 0
+            for sentence in _SENTENCE_END.split(section_text):
+                found = (len(model.side_matchers[side].find(sentence))
+                         + len(model.joint.find(sentence)))  # "Sino-Russian" names both sides
+                if found and _is_list(sentence, model):
+                    listed += found  # one of many countries in a list: a passing mention
+                else:
+                    hits += found
             if hits:
                 reasons.append(f"{side}:{section}:{hits}")
             total += model.position_weights[section] * hits
+        if listed:
+            reasons.append(f"{side}:in_lists:{listed}")
         strength[side] = total
 
     both = all(strength[side] > 0 for side in SIDES)
@@ -107,6 +122,13 @@ def score_relevance(title: str, text: str, model: TopicModel) -> Relevance:
     if not both:
         reasons.append("missing_side:" + ",".join(s for s in SIDES if strength[s] == 0))
     return Relevance(score=score, relevant=relevant, reasons=tuple(reasons))
+
+
+def _is_list(sentence: str, model: TopicModel) -> bool:
+    """A sentence naming many places (countries, cities) is a list, not a story about them."""
+    places = {entity.name for entity, _ in model.gazetteer.find(sentence)
+              if entity.type == "location"}
+    return len(places) >= model.list_min_places
 
 
 def _all_languages(by_language: dict[str, Any]) -> list[str]:

@@ -65,3 +65,14 @@ def test_longest_alias_wins() -> None:
     assert [(entity.name, text) for entity, text in
             ((e, "President Vladimir Putin met 习近平."[m.start:m.end]) for e, m in found)] == [
         ("Vladimir Putin", "Vladimir Putin"), ("Xi Jinping", "习近平")]
+
+
+def test_a_passing_mention_in_a_list_does_not_count() -> None:
+    text = ("Delegates from Brazil, India, Russia, China, Indonesia and South Africa signed the "
+            "declaration on ocean plastics.\n\n"
+            "The agreement sets targets for recycling and bans some single-use packaging.\n\n"
+            "Negotiators said the talks in Nairobi had been difficult.")
+    relevance = score_relevance("Ocean plastics deal agreed in Nairobi", text, MODEL)
+    assert not relevance.relevant
+    assert "russia:in_lists:1" in relevance.reasons and "china:in_lists:1" in relevance.reasons
+    assert "missing_side:russia,china" in relevance.reasons
