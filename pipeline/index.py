@@ -17,7 +17,7 @@ from typing import Any
 
 from elasticsearch import ConflictError, Elasticsearch, helpers
 
-from pipeline.records import Article
+from pipeline.records import Article, Entity
 from pipeline.urls import url_id
 
 _DUPLICATE_RETRIES = 30
@@ -30,11 +30,9 @@ class IndexFailure:
     detail: str
 
 
-def article_document(article: Article, content_hash: str, run_id: str, mode: str) -> dict[str, Any]:
+def article_document(article: Article, content_hash: str, run_id: str, mode: str,
+                     enrich_version: str) -> dict[str, Any]:
     """The document for `article`, as described in DESIGN.md (without `duplicates`)."""
-    def names(type_: str) -> list[str]:
-        return [e.name for e in article.entities if e.type == type_]
-
     return {
         "url": article.url,
         "title": article.title,
@@ -50,18 +48,32 @@ def article_document(article: Article, content_hash: str, run_id: str, mode: str
         "relevance": ({"score": article.relevance.score,
                        "reasons": list(article.relevance.reasons)}
                       if article.relevance else None),
-        "entities": [
-            {"name": e.name, "type": e.type, "wikidata": e.wikidata, "mentions": e.mentions,
-             "salience": e.salience, "linked": e.linked}
-            for e in article.entities
-        ],
-        "persons": names("person"),
-        "organizations": names("organization"),
-        "locations": names("location"),
+        **entity_fields(article.entities, enrich_version),
         "dedup": {"content_hash": content_hash, "lsh": []},
         "story_id": url_id(article.url),
         "word_count": article.word_count,
         "ingest": {"run_id": run_id, "mode": mode},
+    }
+
+
+def entity_fields(entities: Iterable[Entity], enrich_version: str) -> dict[str, Any]:
+    """The entity part of a document: `entities`, the flattened names by type, and the version
+    of the gazetteer and model that produced them."""
+    entities = list(entities)
+
+    def names(type_: str) -> list[str]:
+        return [e.name for e in entities if e.type == type_]
+
+    return {
+        "entities": [
+            {"name": e.name, "type": e.type, "wikidata": e.wikidata, "mentions": e.mentions,
+             "salience": e.salience, "linked": e.linked}
+            for e in entities
+        ],
+        "persons": names("person"),
+        "organizations": names("organization"),
+        "locations": names("location"),
+        "enrich_version": enrich_version,
     }
 
 

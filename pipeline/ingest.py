@@ -17,7 +17,7 @@ from elasticsearch import ApiError, Elasticsearch, TransportError
 
 from pipeline.dedup import Deduplicator, DuplicateOf, content_hash
 from pipeline.discover import poll_feed
-from pipeline.enrich import enrich_articles
+from pipeline.enrich import EnrichRules, enrich_articles, enrichment_version
 from pipeline.extract import extract_article
 from pipeline.fetch import HttpClient
 from pipeline.gazetteer import Gazetteer
@@ -68,6 +68,9 @@ class Ingestor:
         self.es = es or connect(settings)
         self.http = HttpClient(settings.http)
         self.gazetteer = Gazetteer.load(settings.config_dir / "entities.yaml")
+        self.enrich_rules = EnrichRules.load(settings.config_dir / "enrich.yaml")
+        self.enrich_version = enrichment_version(settings.config_dir / "entities.yaml",
+                                                 settings.config_dir / "enrich.yaml")
         self.topic = TopicModel.load(settings.config_dir / "topic.yaml", self.gazetteer)
         self.ledger = Ledger(self.es, settings.ledger_index, settings.max_attempts)
         self.feed_states = FeedStates(self.es, settings.feed_state_index)
@@ -162,8 +165,9 @@ class Ingestor:
                 report.errors.append({"url": item.url, "reason": "internal_error",
                                       "error": f"{type(exc).__name__}: {exc}"})
 
-        enriched = enrich_articles((a for _, a, _ in accepted), self.gazetteer, self._nlp)
-        documents = [article_document(article, text_hash, run_id, mode)
+        enriched = enrich_articles((a for _, a, _ in accepted), self.gazetteer,
+                                   self.enrich_rules, self._nlp)
+        documents = [article_document(article, text_hash, run_id, mode, self.enrich_version)
                      for article, (_, _, text_hash) in zip(enriched, accepted, strict=True)]
         rejected = {f.url: f for f in index_documents(self.es, alias, documents)}
         for item, article, _ in accepted:

@@ -53,10 +53,11 @@ def ensure_indices(es: Elasticsearch, settings: Settings) -> None:
     """Create (idempotently) the article index template, the first versioned index with the
     alias on it, the ledger and the feed-state indices."""
     alias = settings.index_alias
+    articles = _mapping_body(settings.config_dir, "articles")
     es.indices.put_index_template(
         name=f"{alias}-template",
         index_patterns=[f"{alias}-v*"],
-        template=_mapping_body(settings.config_dir, "articles"),
+        template=articles,
         priority=100,
         meta={"managed_by": "newsroom"},
     )
@@ -65,6 +66,10 @@ def ensure_indices(es: Elasticsearch, settings: Settings) -> None:
             index=f"{alias}-v{ARTICLES_VERSION}",
             aliases={alias: {"is_write_index": True}},
         )
+    else:
+        # New fields reach the existing indices; a changed field type fails here, loudly, and
+        # needs a new index version and a reindex.
+        es.indices.put_mapping(index=alias, properties=articles["mappings"]["properties"])
     for index, mapping in ((settings.ledger_index, "ledger"),
                            (settings.feed_state_index, "feeds")):
         if not es.indices.exists(index=index):

@@ -50,6 +50,9 @@ def test_dagbag_imports_without_errors(airflow_env: dict[str, str]) -> None:
     assert dag.catchup is False and dag.max_active_runs == 1
     assert dag.schedule == timedelta(minutes=15)
     assert {t.task_id for t in dag.tasks} == {"prepare", "ingest_feed", "report"}
+    maintenance = bag.dags["news_maintenance"]
+    assert maintenance.catchup is False and maintenance.max_active_runs == 1
+    assert {t.task_id for t in maintenance.tasks} == {"reenrich_corpus"}
 
 
 def test_dag_files_are_thin_orchestration() -> None:

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from pipeline.enrich import enrich_articles
+from pipeline.enrich import EnrichRules, correct_type, enrich_articles
 from pipeline.extract import extract_article
 from pipeline.gazetteer import Gazetteer
 from pipeline.records import Article, Source
@@ -14,6 +14,7 @@ from pipeline.settings import CONFIG_DIR
 from tests.conftest import sample_articles
 
 GAZETTEER = Gazetteer.load(CONFIG_DIR / "entities.yaml")
+RULES = EnrichRules.load(CONFIG_DIR / "enrich.yaml")
 
 
 def _article(title: str, text: str, language: str = "en") -> Article:
@@ -23,7 +24,7 @@ def _article(title: str, text: str, language: str = "en") -> Article:
 
 
 def _entities(article: Article) -> dict[str, tuple[str, int, bool, bool]]:
-    (enriched,) = enrich_articles([article], GAZETTEER)
+    (enriched,) = enrich_articles([article], GAZETTEER, RULES)
     return {e.name: (e.type, e.mentions, e.salience, e.linked) for e in enriched.entities}
 
 
@@ -55,7 +56,9 @@ def test_russian_and_chinese_are_linked_through_the_gazetteer(text: str, languag
 
 def test_agencies_are_organisations_not_persons() -> None:
     found = _entities(_article("Report", "TASS and Xinhua both reported that Gazprom and "
-                                         "Rosneft would sign deals with CNPC in Moscow."))
+                                         "Rosneft would sign deals with CNPC in Moscow. "
+                                         "Northern Wire reported that Lavrov arrived."))
+    assert found["Northern Wire"][0] == "organization"  # the NER says place
     for name in ("TASS", "Xinhua", "Gazprom", "Rosneft", "China National Petroleum Corporation"):
         assert found[name][0] == "organization", name
 
@@ -63,9 +66,37 @@ def test_agencies_are_organisations_not_persons() -> None:
 def test_sample_corpus_entities() -> None:
     samples = [s for s in sample_articles("article") if s.raw["relevant"]]
     articles = [extract_article(s.page()) for s in samples]
-    enriched = list(enrich_articles(articles, GAZETTEER))
+    enriched = list(enrich_articles(articles, GAZETTEER, RULES))
     assert len(enriched) == len(samples)
     for article in enriched:
         persons = {e.name for e in article.entities if e.type == "person"}
         assert not persons & {"TASS", "Xinhua", "Reuters", "Northern Wire"}
         assert article.entities, article.url
+
+
+def test_ner_corrections() -> None:
+    found = _entities(_article(
+        "Talks in Beijing",
+        "Putin and Xi met on Tuesday, Baltic Press reported, citing the Steppe Herald.\n\n"
+        "Elena Marchetti, a researcher, said the talks mattered. Marchetti added that Chinese "
+        "and Russian officials would meet again.\n\n"
+        "Laura Vinter of the Oslo Institute said Russian diplomats were pleased."))
+    assert found["Vladimir Putin"][0] == "person" and found["Xi Jinping"][0] == "person"
+    assert not any(name.startswith("Putin and") for name in found)  # no "Putin and Xi" org
+    assert found["Baltic Press"][0] == "organization"
+    assert "Marchetti" not in found and found["Elena Marchetti"][1] == 2  # the surname resolves
+    assert not {"Chinese", "Russian"} & set(found)  # nationality words are not entities
+
+
+@pytest.mark.parametrize(("name", "ner_type", "expected"), [
+    ("Steppe Herald", "person", "organization"),
+    ("Baltic Wire", "location", "organization"),
+    ("Interfax Daily", "person", "organization"),
+    ("Elena Marchetti", "person", "person"),
+    ("Vladivostok", "location", "location"),
+    ("Chinese", "location", None),
+    ("Russians", "person", None),
+    ("percent", "organization", None),
+])
+def test_ner_type_corrections(name: str, ner_type: str, expected: str | None) -> None:
+    assert correct_type(name, ner_type, RULES) == expected

@@ -90,6 +90,14 @@ def labelled_articles() -> list[dict[str, Any]]:
     return articles
 
 
+def annotated_articles() -> list[dict[str, Any]]:
+    """Articles with their gold entities (tests/eval/entities/)."""
+    articles = []
+    for path in sorted((EVAL / "entities").glob("*.yaml")):
+        articles.extend(yaml.safe_load(path.read_text(encoding="utf-8"))["articles"])
+    return articles
+
+
 def tokens(text: str) -> list[str]:
     """Words for alphabetic scripts, single characters for Chinese: the bag-of-words unit of
     the public article-extraction benchmarks, made to work for text without spaces."""

@@ -4,7 +4,7 @@ Prints bag-of-words precision / recall / F1 of our extraction and of plain
 `trafilatura.extract` on the same pages (micro-averaged over tokens, and the mean of per-page
 F1), date accuracy (same calendar day in UTC), canonical URL accuracy, language accuracy
 (pages, labelled articles, and their titles alone as short texts), relevance precision and
-recall, and every miss.
+recall, linked-entity precision / recall / F1, and every miss.
 """
 
 from __future__ import annotations
@@ -12,18 +12,27 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import trafilatura
 
+from pipeline.enrich import EnrichRules, enrich_articles
 from pipeline.extract import decode_html, default_rules, extract_article
 from pipeline.gazetteer import Gazetteer
 from pipeline.metadata import detect_language
-from pipeline.records import ItemError
+from pipeline.records import Article, ItemError, Source
 from pipeline.relevance import TopicModel, score_relevance
 from pipeline.settings import CONFIG_DIR
 from pipeline.urls import normalize_url
-from tests.eval.corpus import GoldPage, held_out_pages, labelled_articles, overlap, sample_pages
+from tests.eval.corpus import (
+    GoldPage,
+    annotated_articles,
+    held_out_pages,
+    labelled_articles,
+    overlap,
+    sample_pages,
+)
 
 
 def ours(page: GoldPage) -> str:
@@ -129,6 +138,29 @@ def relevance_scores(articles: list[dict[str, Any]]) -> tuple[float, float, list
     return tp / max(1, tp + fp), tp / max(1, tp + fn), misses
 
 
+def entity_scores(articles: list[dict[str, Any]]) -> tuple[float, float, float, list[str]]:
+    """Article-level precision, recall and F1 of linked entities (canonical names), and the
+    misses and false hits."""
+    gazetteer = Gazetteer.load(CONFIG_DIR / "entities.yaml")
+    rules = EnrichRules.load(CONFIG_DIR / "enrich.yaml")
+    inputs = [Article(url=a["id"], title=a["title"], text=a["text"], language=a["language"],
+                      published_at=None, authors=(), source=Source("", ""),
+                      fetched_at=datetime.now(UTC)) for a in articles]
+    shared = got_total = want_total = 0
+    misses = []
+    for gold, enriched in zip(articles, enrich_articles(inputs, gazetteer, rules), strict=True):
+        want = {e["name"] for e in gold["entities"] if e.get("linked", True)}
+        got = {e.name for e in enriched.entities if e.linked}
+        shared += len(got & want)
+        got_total += len(got)
+        want_total += len(want)
+        misses.extend(f"missed {gold['id']}: {name}" for name in sorted(want - got))
+        misses.extend(f"false hit {gold['id']}: {name}" for name in sorted(got - want))
+    precision, recall = shared / max(1, got_total), shared / max(1, want_total)
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return precision, recall, f1, misses
+
+
 def main() -> int:
     held_out, development = held_out_pages(), sample_pages()
     print(f"Extraction: bag-of-words against gold text ({len(held_out)} held-out pages in "
@@ -164,6 +196,13 @@ def main() -> int:
           f"({sum(a['relevant'] for a in articles)} relevant): precision {precision:.4f}, "
           f"recall {recall:.4f}")
     for miss in misses:
+        print(f"  {miss}")
+
+    annotated = annotated_articles()
+    precision, recall, f1, entity_misses = entity_scores(annotated)
+    print(f"\nLinked entities on {len(annotated)} annotated articles: precision {precision:.4f}, "
+          f"recall {recall:.4f}, F1 {f1:.4f}")
+    for miss in entity_misses:
         print(f"  {miss}")
     return 0
 
