@@ -1,8 +1,11 @@
 """dedup: is this article already in the corpus?
 
-First version: exact duplicates only. The same canonical URL is the same document (its id is
-the URL's hash); the same normalised text under another URL is a copy of the document that
-has it. Near-copies (MinHash / LSH) come later, see DESIGN.md.
+The same canonical URL is the same document (its id is the URL's hash); the same normalised
+text under another URL is a copy of the document that has it; a text whose MinHash estimate of
+Jaccard similarity with an indexed one reaches the threshold in config/dedup.yaml is a
+near-copy of it (syndicated wire copy with a new headline, a trimmed lead or tail, other
+boilerplate). Candidates come from one query on the LSH band tokens stored on every document,
+scored by the number of bands shared, so the lookup costs the same at any corpus size.
 """
 
 from __future__ import annotations
@@ -11,13 +14,14 @@ import hashlib
 import re
 import unicodedata
 from dataclasses import dataclass
-from typing import Any
 
 from elasticsearch import Elasticsearch
 
+from pipeline.minhash import MinHasher
 from pipeline.urls import url_id
 
 _NON_WORD = re.compile(r"[\W_]+")
+_CANDIDATES = 20
 
 
 @dataclass(frozen=True)
@@ -26,7 +30,17 @@ class DuplicateOf:
 
     doc_id: str
     url: str
-    match: str  # same_url | same_text
+    match: str  # same_url | same_text | near_copy
+    similarity: float = 1.0
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """What dedup knows of a text: its exact hash, its MinHash signature and LSH band tokens."""
+
+    content_hash: str
+    signature: tuple[int, ...]
+    lsh: tuple[str, ...]
 
 
 def content_hash(text: str) -> str:
@@ -36,42 +50,75 @@ def content_hash(text: str) -> str:
     return hashlib.sha256(folded.encode("utf-8")).hexdigest()
 
 
+def fingerprint(text: str, hasher: MinHasher) -> Fingerprint:
+    signature = hasher.signature(text)
+    return Fingerprint(content_hash=content_hash(text), signature=tuple(signature),
+                       lsh=tuple(hasher.band_tokens(signature)))
+
+
 class Deduplicator:
     """Checks articles against the index and against those accepted earlier in the same batch
     (not yet visible to search). One per batch."""
 
-    def __init__(self, es: Elasticsearch, alias: str) -> None:
+    def __init__(self, es: Elasticsearch, alias: str, hasher: MinHasher) -> None:
         self._es = es
         self._alias = alias
+        self._hasher = hasher
         self._by_id: dict[str, DuplicateOf] = {}
         self._by_hash: dict[str, DuplicateOf] = {}
+        self._batch: list[tuple[DuplicateOf, Fingerprint]] = []
 
-    def check(self, url: str, text_hash: str) -> DuplicateOf | None:
-        """The document that `url` with text `text_hash` duplicates, or None when the article
-        is new, or is an updated version (same URL, changed text) of an indexed one."""
+    def check(self, url: str, print_: Fingerprint) -> DuplicateOf | None:
+        """The document that `url` with this text duplicates, or None when the article is new,
+        or is an updated version (same URL, changed text) of an indexed one."""
         doc_id = url_id(url)
         if doc_id in self._by_id:
             return self._by_id[doc_id]
-        if text_hash in self._by_hash:
-            return self._by_hash[text_hash]
+        if print_.content_hash in self._by_hash:
+            return self._by_hash[print_.content_hash]
         existing = self._es.options(ignore_status=404).get(
             index=self._alias, id=doc_id, source_includes=["url", "dedup.content_hash"])
         if existing.get("found"):
             source = existing["_source"]
-            if source.get("dedup", {}).get("content_hash") == text_hash:
+            if source.get("dedup", {}).get("content_hash") == print_.content_hash:
                 return DuplicateOf(doc_id=doc_id, url=source["url"], match="same_url")
         hits = self._es.search(
-            index=self._alias, size=1, query={"term": {"dedup.content_hash": text_hash}},
+            index=self._alias, size=1, query={"term": {"dedup.content_hash": print_.content_hash}},
             source_includes=["url"], sort=[{"indexed_at": "asc"}])["hits"]["hits"]
-        if hits:
-            hit: dict[str, Any] = hits[0]
-            if hit["_id"] != doc_id:
-                return DuplicateOf(doc_id=hit["_id"], url=hit["_source"]["url"],
-                                   match="same_text")
-        return None
+        if hits and hits[0]["_id"] != doc_id:
+            return DuplicateOf(doc_id=hits[0]["_id"], url=hits[0]["_source"]["url"],
+                               match="same_text")
+        return self._near_copy(doc_id, print_)
 
-    def accept(self, url: str, text_hash: str) -> None:
+    def accept(self, url: str, print_: Fingerprint) -> None:
         """Remember an article that will be indexed with this batch."""
         doc_id = url_id(url)
         self._by_id[doc_id] = DuplicateOf(doc_id=doc_id, url=url, match="same_url")
-        self._by_hash[text_hash] = DuplicateOf(doc_id=doc_id, url=url, match="same_text")
+        self._by_hash[print_.content_hash] = DuplicateOf(doc_id=doc_id, url=url,
+                                                         match="same_text")
+        self._batch.append((DuplicateOf(doc_id=doc_id, url=url, match="near_copy"), print_))
+
+    def _near_copy(self, doc_id: str, print_: Fingerprint) -> DuplicateOf | None:
+        """The most similar indexed (or batched) text sharing an LSH band, if similar enough."""
+        candidates: list[tuple[DuplicateOf, tuple[int, ...]]] = [
+            (original, other.signature) for original, other in self._batch
+            if set(other.lsh) & set(print_.lsh)
+        ]
+        # Scored by the number of shared bands, so the likeliest copies come first.
+        hits = self._es.search(
+            index=self._alias, size=_CANDIDATES, source_includes=["url", "dedup.signature"],
+            query={"bool": {"should": [{"constant_score": {"filter": {"term": {"dedup.lsh": t}}}}
+                                       for t in print_.lsh]}})["hits"]["hits"]
+        for hit in hits:
+            signature = hit["_source"].get("dedup", {}).get("signature") or ()
+            candidates.append((DuplicateOf(doc_id=hit["_id"], url=hit["_source"]["url"],
+                                           match="near_copy"), tuple(signature)))
+        best: DuplicateOf | None = None
+        for original, signature in candidates:
+            if original.doc_id == doc_id:
+                continue  # an updated version of this very document
+            similarity = self._hasher.similarity(list(print_.signature), list(signature))
+            if similarity >= self._hasher.threshold and (best is None
+                                                         or similarity > best.similarity):
+                best = DuplicateOf(original.doc_id, original.url, "near_copy", similarity)
+        return best

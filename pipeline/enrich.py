@@ -124,8 +124,13 @@ def link_entities(article: Article, gazetteer: Gazetteer, rules: EnrichRules,
             corrected = correct_type(name, type_, rules)
             if corrected is not None:
                 unlinked.append((name, corrected, ent.start_char))
-        for name, type_, start in _resolve_short_names(unlinked):
-            add(name, type_, None, False, start)
+        linked_persons = [name for name, t in tallies.items() if t.type == "person"]
+        for name, type_, start in _resolve_short_names(unlinked, linked_persons):
+            if name in tallies:
+                known_tally = tallies[name]
+                add(name, known_tally.type, known_tally.wikidata, known_tally.linked, start)
+            else:
+                add(name, type_, None, False, start)
 
     return tuple(
         Entity(name=name, type=t.type, mentions=t.mentions, salience=t.salience,
@@ -146,13 +151,15 @@ def correct_type(name: str, type_: str, rules: EnrichRules) -> str | None:
     return type_
 
 
-def _resolve_short_names(found: list[tuple[str, str, int]]) -> Iterator[tuple[str, str, int]]:
+def _resolve_short_names(found: list[tuple[str, str, int]], linked_persons: list[str]
+                         ) -> Iterator[tuple[str, str, int]]:
     """A one-word person mention that is the surname (or first name) of a fuller person name
-    in the same article is that person."""
-    full_names = [name for name, type_, _ in found if type_ == "person" and len(name.split()) > 1]
+    in the same article ("Mao said" after "Mao Ning") is that person."""
+    full_names = linked_persons + [name for name, type_, _ in found
+                                   if type_ == "person" and len(name.split()) > 1]
     for name, type_, start in found:
         if type_ == "person" and len(name.split()) == 1:
-            fuller = [f for f in full_names if name in f.split()]
+            fuller = sorted({f for f in full_names if name in f.split()})
             if len(fuller) == 1:
                 yield fuller[0], type_, start
                 continue

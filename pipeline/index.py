@@ -17,6 +17,7 @@ from typing import Any
 
 from elasticsearch import ConflictError, Elasticsearch, helpers
 
+from pipeline.dedup import Fingerprint
 from pipeline.records import Article, Entity
 from pipeline.urls import url_id
 
@@ -30,7 +31,7 @@ class IndexFailure:
     detail: str
 
 
-def article_document(article: Article, content_hash: str, run_id: str, mode: str,
+def article_document(article: Article, print_: Fingerprint, run_id: str, mode: str,
                      enrich_version: str) -> dict[str, Any]:
     """The document for `article`, as described in DESIGN.md (without `duplicates`)."""
     return {
@@ -49,7 +50,8 @@ def article_document(article: Article, content_hash: str, run_id: str, mode: str
                        "reasons": list(article.relevance.reasons)}
                       if article.relevance else None),
         **entity_fields(article.entities, enrich_version),
-        "dedup": {"content_hash": content_hash, "lsh": []},
+        "dedup": {"content_hash": print_.content_hash, "lsh": list(print_.lsh),
+                  "signature": list(print_.signature)},
         "story_id": url_id(article.url),
         "word_count": article.word_count,
         "ingest": {"run_id": run_id, "mode": mode},

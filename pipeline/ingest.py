@@ -15,7 +15,7 @@ from typing import Any, Self
 
 from elasticsearch import ApiError, Elasticsearch, TransportError
 
-from pipeline.dedup import Deduplicator, DuplicateOf, content_hash
+from pipeline.dedup import Deduplicator, DuplicateOf, Fingerprint, fingerprint
 from pipeline.discover import poll_feed
 from pipeline.enrich import EnrichRules, enrich_articles, enrichment_version
 from pipeline.extract import extract_article
@@ -23,6 +23,7 @@ from pipeline.fetch import HttpClient
 from pipeline.gazetteer import Gazetteer
 from pipeline.index import add_duplicate, article_document, index_documents
 from pipeline.ledger import FeedStates, Ledger, LedgerEntry
+from pipeline.minhash import MinHasher
 from pipeline.records import Article, FeedItem, ItemError, Outcome
 from pipeline.relevance import TopicModel, score_relevance
 from pipeline.settings import Feed, Settings
@@ -74,6 +75,7 @@ class Ingestor:
         self.topic = TopicModel.load(settings.config_dir / "topic.yaml", self.gazetteer)
         self.ledger = Ledger(self.es, settings.ledger_index, settings.max_attempts)
         self.feed_states = FeedStates(self.es, settings.feed_state_index)
+        self.hasher = MinHasher.load(settings.config_dir / "dedup.yaml")
         self._nlp = nlp
 
     def __enter__(self) -> Self:
@@ -120,9 +122,9 @@ class Ingestor:
     def _process(self, items: list[FeedItem], feed: Feed, run_id: str, mode: str,
                  report: FeedReport, previous: dict[str, dict[str, Any]]) -> None:
         alias = self.settings.index_alias
-        dedup = Deduplicator(self.es, alias)
+        dedup = Deduplicator(self.es, alias, self.hasher)
         entries: list[LedgerEntry] = []
-        accepted: list[tuple[FeedItem, Article, str]] = []
+        accepted: list[tuple[FeedItem, Article, Fingerprint]] = []
         copies: list[tuple[FeedItem, Article, DuplicateOf]] = []
 
         for item in items:
@@ -137,17 +139,17 @@ class Ingestor:
                                                mode, reason="not_relevant",
                                                error=f"score {relevance.score}"))
                     continue
-                text_hash = content_hash(article.text)
-                original = dedup.check(article.url, text_hash)
+                print_ = fingerprint(article.text, self.hasher)
+                original = dedup.check(article.url, print_)
                 if original is not None:
                     entries.append(LedgerEntry(item.url, feed.name, Outcome.DUPLICATE, run_id,
                                                mode, reason=original.match,
                                                duplicate_of=original.doc_id))
-                    if original.match == "same_text":
+                    if original.match != "same_url":  # another URL: recorded on the original
                         copies.append((item, article, original))
                     continue
-                dedup.accept(article.url, text_hash)
-                accepted.append((item, article, text_hash))
+                dedup.accept(article.url, print_)
+                accepted.append((item, article, print_))
             except ItemError as exc:
                 log.info("item %s failed: %s", item.url, exc)
                 entries.append(LedgerEntry(item.url, feed.name, Outcome.FAILED, run_id, mode,
@@ -167,8 +169,8 @@ class Ingestor:
 
         enriched = enrich_articles((a for _, a, _ in accepted), self.gazetteer,
                                    self.enrich_rules, self._nlp)
-        documents = [article_document(article, text_hash, run_id, mode, self.enrich_version)
-                     for article, (_, _, text_hash) in zip(enriched, accepted, strict=True)]
+        documents = [article_document(article, print_, run_id, mode, self.enrich_version)
+                     for article, (_, _, print_) in zip(enriched, accepted, strict=True)]
         rejected = {f.url: f for f in index_documents(self.es, alias, documents)}
         for item, article, _ in accepted:
             failure = rejected.get(article.url)

@@ -11,7 +11,7 @@ from pipeline.extract import extract_article
 from pipeline.gazetteer import Gazetteer
 from pipeline.records import Article, Source
 from pipeline.settings import CONFIG_DIR
-from tests.conftest import sample_articles
+from tests.conftest import SAMPLE, sample_articles
 
 GAZETTEER = Gazetteer.load(CONFIG_DIR / "entities.yaml")
 RULES = EnrichRules.load(CONFIG_DIR / "enrich.yaml")
@@ -63,15 +63,26 @@ def test_agencies_are_organisations_not_persons() -> None:
         assert found[name][0] == "organization", name
 
 
-def test_sample_corpus_entities() -> None:
-    samples = [s for s in sample_articles("article") if s.raw["relevant"]]
+def test_sample_corpus_persons_are_people_under_one_name() -> None:
+    import yaml
+
+    outlets = {yaml.safe_load(path.read_text())["outlet"]
+               for path in (SAMPLE / "expected").glob("*.yaml")}
+    samples = sample_articles("article")
     articles = [extract_article(s.page()) for s in samples]
     enriched = list(enrich_articles(articles, GAZETTEER, RULES))
+    agencies = {e.name for e in GAZETTEER.entities if e.type == "organization"}
     assert len(enriched) == len(samples)
     for article in enriched:
-        persons = {e.name for e in article.entities if e.type == "person"}
-        assert not persons & {"TASS", "Xinhua", "Reuters", "Northern Wire"}
-        assert article.entities, article.url
+        persons = [e.name for e in article.entities if e.type == "person"]
+        assert not set(persons) & (agencies | outlets), article.url
+        for name in persons:
+            assert not any(w in RULES.organization_words for w in name.split()), name
+            # a surname or a first name never stands beside the full name it belongs to
+            if len(name.split()) == 1:
+                assert not any(name in other.split() for other in persons if other != name), \
+                    (article.url, name)
+        assert article.entities or article.language != "en", article.url
 
 
 def test_ner_corrections() -> None:

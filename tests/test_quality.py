@@ -38,3 +38,25 @@ def test_relevance_precision_and_recall() -> None:
     assert {a["language"] for a in articles} == {"en", "ru", "zh"}
     precision, recall, misses = relevance_scores(articles)
     assert precision >= 0.95 and recall >= 0.95, misses
+
+
+def test_linked_entities() -> None:
+    from tests.eval.corpus import annotated_articles
+    from tests.eval.evaluate import entity_scores
+
+    articles = annotated_articles()
+    assert len(articles) >= 60 and {a["language"] for a in articles} == {"en", "ru", "zh"}
+    precision, recall, f1, misses = entity_scores(articles)
+    assert f1 >= 0.92, misses
+
+
+def test_near_duplicates_on_labelled_pairs() -> None:
+    from tests.eval.corpus import dedup_set
+    from tests.eval.evaluate import near_duplicate_scores
+
+    documents, pairs = dedup_set()
+    assert len(pairs) >= 200
+    scores = near_duplicate_scores(documents, pairs)
+    assert scores["precision"] >= 0.99 and scores["recall"] >= 0.95, scores["misses"]
+    assert scores["same_event_marked"] == 0
+    assert scores["candidate_recall"] >= 0.95

@@ -7,18 +7,24 @@ from datetime import UTC, datetime
 
 from elasticsearch import Elasticsearch
 
-from pipeline.dedup import Deduplicator, content_hash
+from pipeline.dedup import Deduplicator, fingerprint
 from pipeline.index import add_duplicate, index_documents
 from pipeline.ledger import Ledger, LedgerEntry
+from pipeline.minhash import MinHasher
 from pipeline.records import Outcome
-from pipeline.settings import Settings
+from pipeline.settings import CONFIG_DIR, Settings
 from pipeline.store import ensure_indices
 from pipeline.urls import url_id
 
+HASHER = MinHasher.load(CONFIG_DIR / "dedup.yaml")
+
 
 def _doc(url: str, text: str = "Russia and China signed a gas deal.") -> dict:
+    print_ = fingerprint(text, HASHER)
     return {"url": url, "title": "t", "text": text, "indexed_at": datetime.now(UTC).isoformat(),
-            "dedup": {"content_hash": content_hash(text), "lsh": []}, "persons": ["Xi Jinping"]}
+            "dedup": {"content_hash": print_.content_hash, "lsh": list(print_.lsh),
+                      "signature": list(print_.signature)},
+            "persons": ["Xi Jinping"]}
 
 
 def test_indices_are_versioned_behind_the_alias_and_idempotent(es: Elasticsearch,
@@ -76,26 +82,57 @@ def test_dedup_finds_same_url_and_same_text(es: Elasticsearch, fresh_settings: S
     alias = fresh_settings.index_alias
     text = "Moscow and Beijing agreed to expand the pipeline."
     index_documents(es, alias, [_doc("https://example.org/orig", text)])
-    dedup = Deduplicator(es, alias)
-    same_url = dedup.check("https://EXAMPLE.org/orig?utm_source=x", content_hash(text))
+    dedup = Deduplicator(es, alias, HASHER)
+    same_url = dedup.check("https://EXAMPLE.org/orig?utm_source=x", fingerprint(text, HASHER))
     assert same_url is not None and same_url.match == "same_url"
     # case, punctuation and spacing do not hide a copy
-    copy = dedup.check("https://other.example/copy", content_hash("MOSCOW and Beijing agreed "
-                                                                  "to expand the pipeline!"))
+    copy = dedup.check("https://other.example/copy", fingerprint(
+        "MOSCOW and Beijing agreed to expand the pipeline!", HASHER))
     assert copy is not None and copy.match == "same_text"
     assert copy.doc_id == url_id("https://example.org/orig")
     # an updated text at the same URL is not a duplicate: it updates the document
-    assert dedup.check("https://example.org/orig", content_hash("A new version.")) is None
-    assert dedup.check("https://example.org/new", content_hash("Something else.")) is None
+    assert dedup.check("https://example.org/orig", fingerprint("A new version.", HASHER)) is None
+    assert dedup.check("https://example.org/new", fingerprint("Something else.", HASHER)) is None
+
+
+WIRE = [
+    ("MOSCOW, Nov 3 — Russian Foreign Minister Sergei Lavrov and his Chinese counterpart Wang Yi "
+    "agreed on Monday to coordinate more closely at the United Nations, the ministry said."),
+    ("The two ministers met for three hours in Beijing and discussed Ukraine, the Korean "
+    "peninsula and the situation in the Middle East, according to a statement."),
+    ("Lavrov said relations between Moscow and Beijing were at their best level in history and "
+    "that trade had grown despite Western sanctions on Russian banks."),
+    ("Wang said China was ready to work with Russia to oppose unilateral sanctions and to "
+    "defend the role of the United Nations Security Council in world affairs."),
+    ("The ministers also prepared a visit by President Xi Jinping to Moscow next year and "
+    "discussed the agenda of the next summit of the Shanghai Cooperation Organisation."),
+]
+
+
+def test_dedup_finds_near_copies_through_lsh(es: Elasticsearch, fresh_settings: Settings) -> None:
+    alias = fresh_settings.index_alias
+    index_documents(es, alias, [_doc("https://wire.example/lavrov", "\n\n".join(WIRE))])
+    dedup = Deduplicator(es, alias, HASHER)
+    trimmed = "\n\n".join(WIRE[:-1] + ["(Additional reporting by Anna Petrova)"])
+    found = dedup.check("https://herald.example/lavrov-wang", fingerprint(trimmed, HASHER))
+    assert found is not None and found.match == "near_copy"
+    assert found.doc_id == url_id("https://wire.example/lavrov") and found.similarity >= 0.5
+    other = ("Chinese Foreign Minister Wang Yi hosted Sergei Lavrov in Beijing, where the two "
+             "men spent the afternoon on Ukraine and the United Nations. Officials in Moscow "
+             "described the talks as friendly; Beijing stressed opposition to sanctions.")
+    assert dedup.check("https://times.example/talks", fingerprint(other, HASHER)) is None
 
 
 def test_dedup_sees_articles_accepted_earlier_in_the_batch(es: Elasticsearch,
                                                           fresh_settings: Settings) -> None:
-    dedup = Deduplicator(es, fresh_settings.index_alias)
-    text_hash = content_hash("Same wire text.")
-    dedup.accept("https://a.example/1", text_hash)
-    found = dedup.check("https://b.example/2", text_hash)
+    dedup = Deduplicator(es, fresh_settings.index_alias, HASHER)
+    dedup.accept("https://a.example/1", fingerprint("Same wire text.", HASHER))
+    found = dedup.check("https://b.example/2", fingerprint("Same wire text.", HASHER))
     assert found is not None and found.doc_id == url_id("https://a.example/1")
+    dedup.accept("https://a.example/3", fingerprint("\n\n".join(WIRE), HASHER))
+    near = dedup.check("https://b.example/4", fingerprint("\n\n".join(WIRE[1:]), HASHER))
+    assert near is not None and near.match == "near_copy"
+    assert near.doc_id == url_id("https://a.example/3")
 
 
 def test_ledger_settles_and_counts_attempts(es: Elasticsearch, fresh_settings: Settings) -> None:

@@ -98,6 +98,17 @@ def annotated_articles() -> list[dict[str, Any]]:
     return articles
 
 
+def dedup_set() -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]:
+    """Documents (by id) and labelled pairs for near-duplicates and stories (tests/eval/dedup/)."""
+    documents: dict[str, dict[str, Any]] = {}
+    pairs: list[dict[str, Any]] = []
+    for path in sorted((EVAL / "dedup").glob("*.yaml")):
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        documents.update({doc["id"]: doc for doc in data["documents"]})
+        pairs.extend(data["pairs"])
+    return documents, pairs
+
+
 def tokens(text: str) -> list[str]:
     """Words for alphabetic scripts, single characters for Chinese: the bag-of-words unit of
     the public article-extraction benchmarks, made to work for text without spaces."""

@@ -4,7 +4,8 @@ Prints bag-of-words precision / recall / F1 of our extraction and of plain
 `trafilatura.extract` on the same pages (micro-averaged over tokens, and the mean of per-page
 F1), date accuracy (same calendar day in UTC), canonical URL accuracy, language accuracy
 (pages, labelled articles, and their titles alone as short texts), relevance precision and
-recall, linked-entity precision / recall / F1, and every miss.
+recall, near-duplicate pair precision / recall, linked-entity precision / recall / F1, and
+every miss.
 """
 
 from __future__ import annotations
@@ -17,10 +18,12 @@ from typing import Any
 
 import trafilatura
 
+from pipeline.dedup import fingerprint
 from pipeline.enrich import EnrichRules, enrich_articles
 from pipeline.extract import decode_html, default_rules, extract_article
 from pipeline.gazetteer import Gazetteer
 from pipeline.metadata import detect_language
+from pipeline.minhash import MinHasher
 from pipeline.records import Article, ItemError, Source
 from pipeline.relevance import TopicModel, score_relevance
 from pipeline.settings import CONFIG_DIR
@@ -28,6 +31,7 @@ from pipeline.urls import normalize_url
 from tests.eval.corpus import (
     GoldPage,
     annotated_articles,
+    dedup_set,
     held_out_pages,
     labelled_articles,
     overlap,
@@ -161,6 +165,35 @@ def entity_scores(articles: list[dict[str, Any]]) -> tuple[float, float, float, 
     return precision, recall, f1, misses
 
 
+def near_duplicate_scores(documents: dict[str, dict[str, Any]], pairs: list[dict[str, Any]]
+                          ) -> dict[str, Any]:
+    """Pair precision and recall of the near-copy rule (config/dedup.yaml), the share of copies
+    that share an LSH band (candidate recall), and the misses."""
+    hasher = MinHasher.load(CONFIG_DIR / "dedup.yaml")
+    prints = {doc_id: fingerprint(doc["text"], hasher) for doc_id, doc in documents.items()}
+    tp = fp = fn = candidates = 0
+    misses = []
+    for pair in pairs:
+        a, b = prints[pair["a"]], prints[pair["b"]]
+        similarity = hasher.similarity(list(a.signature), list(b.signature))
+        predicted = (a.content_hash == b.content_hash or similarity >= hasher.threshold)
+        if pair["duplicate"]:
+            candidates += bool(set(a.lsh) & set(b.lsh))
+        if predicted and pair["duplicate"]:
+            tp += 1
+        elif predicted != pair["duplicate"]:
+            fp += predicted
+            fn += not predicted
+            misses.append(f"{'false copy' if predicted else 'missed copy'} {pair['a']} ~ "
+                          f"{pair['b']} ({pair['kind']}, similarity {similarity:.2f})")
+    copies = sum(p["duplicate"] for p in pairs)
+    same_event = [p for p in pairs if p["kind"] == "same_event_different_article"]
+    return {"precision": tp / max(1, tp + fp), "recall": tp / max(1, tp + fn),
+            "candidate_recall": candidates / max(1, copies), "pairs": len(pairs),
+            "copies": copies, "same_event_pairs": len(same_event),
+            "same_event_marked": sum(1 for m in misses if "same_event" in m), "misses": misses}
+
+
 def main() -> int:
     held_out, development = held_out_pages(), sample_pages()
     print(f"Extraction: bag-of-words against gold text ({len(held_out)} held-out pages in "
@@ -196,6 +229,16 @@ def main() -> int:
           f"({sum(a['relevant'] for a in articles)} relevant): precision {precision:.4f}, "
           f"recall {recall:.4f}")
     for miss in misses:
+        print(f"  {miss}")
+
+    documents, pairs = dedup_set()
+    near = near_duplicate_scores(documents, pairs)
+    print(f"\nNear-duplicates on {near['pairs']} labelled pairs ({near['copies']} copies, "
+          f"{len(documents)} documents): precision {near['precision']:.4f}, "
+          f"recall {near['recall']:.4f}; copies sharing an LSH band {near['candidate_recall']:.4f}; "
+          f"same-event different articles marked copies: {near['same_event_marked']} of "
+          f"{near['same_event_pairs']}")
+    for miss in near["misses"]:
         print(f"  {miss}")
 
     annotated = annotated_articles()
