@@ -32,7 +32,7 @@ test: lint es airflow-db
 	$(BIN)/pytest
 
 # Quality on the team's evaluation data (tests/eval/); figures, not pass/fail.
-eval: setup
+eval: es
 	$(BIN)/python -m tests.eval.evaluate
 
 # Throughput figures, measured in one run so that their ratios hold on a noisy machine.

@@ -31,8 +31,8 @@ class IndexFailure:
     detail: str
 
 
-def article_document(article: Article, print_: Fingerprint, run_id: str, mode: str,
-                     enrich_version: str) -> dict[str, Any]:
+def article_document(article: Article, print_: Fingerprint, story_id: str, run_id: str,
+                     mode: str, enrich_version: str) -> dict[str, Any]:
     """The document for `article`, as described in DESIGN.md (without `duplicates`)."""
     return {
         "url": article.url,
@@ -52,7 +52,7 @@ def article_document(article: Article, print_: Fingerprint, run_id: str, mode: s
         **entity_fields(article.entities, enrich_version),
         "dedup": {"content_hash": print_.content_hash, "lsh": list(print_.lsh),
                   "signature": list(print_.signature)},
-        "story_id": url_id(article.url),
+        "story_id": story_id,
         "word_count": article.word_count,
         "ingest": {"run_id": run_id, "mode": mode},
     }
@@ -79,8 +79,8 @@ def entity_fields(entities: Iterable[Entity], enrich_version: str) -> dict[str, 
     }
 
 
-def index_documents(es: Elasticsearch, alias: str,
-                    documents: Iterable[dict[str, Any]]) -> list[IndexFailure]:
+def index_documents(es: Elasticsearch, alias: str, documents: Iterable[dict[str, Any]],
+                    refresh: bool | str = "wait_for") -> list[IndexFailure]:
     """Upsert `documents` (from `article_document`) and wait until they are searchable.
 
     Returns the documents Elasticsearch refused (e.g. a mapping conflict); transport errors
@@ -99,7 +99,7 @@ def index_documents(es: Elasticsearch, alias: str,
         return []
     failures = []
     for ok, item in helpers.streaming_bulk(es, actions, raise_on_error=False,
-                                           raise_on_exception=True, refresh="wait_for",
+                                           raise_on_exception=True, refresh=refresh,
                                            max_retries=3, chunk_size=200):
         if not ok:
             result = item["update"]

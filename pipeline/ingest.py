@@ -28,6 +28,7 @@ from pipeline.records import Article, FeedItem, ItemError, Outcome
 from pipeline.relevance import TopicModel, score_relevance
 from pipeline.settings import Feed, Settings
 from pipeline.store import connect
+from pipeline.stories import StoryFinder, StoryRules
 from pipeline.urls import url_id
 
 log = logging.getLogger(__name__)
@@ -76,6 +77,7 @@ class Ingestor:
         self.ledger = Ledger(self.es, settings.ledger_index, settings.max_attempts)
         self.feed_states = FeedStates(self.es, settings.feed_state_index)
         self.hasher = MinHasher.load(settings.config_dir / "dedup.yaml")
+        self.story_rules = StoryRules.load(settings.config_dir / "dedup.yaml")
         self._nlp = nlp
 
     def __enter__(self) -> Self:
@@ -169,7 +171,9 @@ class Ingestor:
 
         enriched = enrich_articles((a for _, a, _ in accepted), self.gazetteer,
                                    self.enrich_rules, self._nlp)
-        documents = [article_document(article, print_, run_id, mode, self.enrich_version)
+        stories = StoryFinder(self.es, alias, self.story_rules)
+        documents = [article_document(article, print_, stories.assign(article), run_id, mode,
+                                      self.enrich_version)
                      for article, (_, _, print_) in zip(enriched, accepted, strict=True)]
         rejected = {f.url: f for f in index_documents(self.es, alias, documents)}
         for item, article, _ in accepted:

@@ -37,7 +37,7 @@ class MinHasher:
 
     @classmethod
     def load(cls, path: Path) -> MinHasher:
-        raw = load_yaml(path)
+        raw = load_yaml(path).get("near_duplicates") or {}
         keys = {"shingle_words", "shingle_chars", "permutations", "bands", "threshold", "seed"}
         if set(raw) != keys:
             raise ConfigError(f"{path}: expected keys {sorted(keys)}, got {sorted(raw)}")

@@ -3,6 +3,7 @@ may not fall below what the article-quality work promised."""
 
 from __future__ import annotations
 
+from pipeline.settings import Settings
 from tests.eval.corpus import held_out_pages, labelled_articles, sample_pages
 from tests.eval.evaluate import (
     extraction_scores,
@@ -60,3 +61,24 @@ def test_near_duplicates_on_labelled_pairs() -> None:
     assert scores["precision"] >= 0.99 and scores["recall"] >= 0.95, scores["misses"]
     assert scores["same_event_marked"] == 0
     assert scores["candidate_recall"] >= 0.95
+
+
+def test_stories_group_coverage_of_one_event(settings: Settings) -> None:
+    import uuid
+    from dataclasses import replace
+
+    from pipeline.store import connect
+    from tests.eval.corpus import dedup_set
+    from tests.eval.evaluate import story_scores
+
+    documents, _ = dedup_set()
+    scratch = replace(settings, index_alias=f"{settings.index_alias}-stories-{uuid.uuid4().hex[:4]}")
+    es = connect(scratch)
+    try:
+        scores = story_scores(documents, es, scratch)
+    finally:
+        es.options(ignore_status=404).indices.delete(index=f"{scratch.index_alias}*",
+                                                     expand_wildcards="all")
+        es.options(ignore_status=404).indices.delete_index_template(
+            name=f"{scratch.index_alias}-template")
+    assert scores["purity"] >= 0.9 and scores["completeness"] >= 0.8, scores

@@ -4,29 +4,35 @@ Prints bag-of-words precision / recall / F1 of our extraction and of plain
 `trafilatura.extract` on the same pages (micro-averaged over tokens, and the mean of per-page
 F1), date accuracy (same calendar day in UTC), canonical URL accuracy, language accuracy
 (pages, labelled articles, and their titles alone as short texts), relevance precision and
-recall, near-duplicate pair precision / recall, linked-entity precision / recall / F1, and
-every miss.
+recall, near-duplicate pair precision / recall, story purity and completeness (in a scratch
+alias of the real node), linked-entity precision / recall / F1, and every miss.
 """
 
 from __future__ import annotations
 
 import sys
+import uuid
+from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
 import trafilatura
+from elasticsearch import Elasticsearch
 
-from pipeline.dedup import fingerprint
+from pipeline.dedup import Deduplicator, fingerprint
 from pipeline.enrich import EnrichRules, enrich_articles
 from pipeline.extract import decode_html, default_rules, extract_article
 from pipeline.gazetteer import Gazetteer
+from pipeline.index import article_document, index_documents
 from pipeline.metadata import detect_language
 from pipeline.minhash import MinHasher
 from pipeline.records import Article, ItemError, Source
 from pipeline.relevance import TopicModel, score_relevance
-from pipeline.settings import CONFIG_DIR
+from pipeline.settings import CONFIG_DIR, Settings
+from pipeline.store import StoreUnavailable, check_available, connect, ensure_indices
+from pipeline.stories import StoryFinder, StoryRules
 from pipeline.urls import normalize_url
 from tests.eval.corpus import (
     GoldPage,
@@ -194,6 +200,47 @@ def near_duplicate_scores(documents: dict[str, dict[str, Any]], pairs: list[dict
             "same_event_marked": sum(1 for m in misses if "same_event" in m), "misses": misses}
 
 
+def story_scores(documents: dict[str, dict[str, Any]], es: Elasticsearch,
+                 settings: Settings) -> dict[str, float]:
+    """Ingest the labelled documents in publication order into a scratch alias of the real
+    node, as the pipeline does (copies are recorded, not indexed; the rest get stories), and
+    measure the stories against the labelled events: purity (the share of each story's
+    articles from its main event) and completeness (the share of each event's articles in its
+    main story), weighted by articles."""
+    hasher = MinHasher.load(CONFIG_DIR / "dedup.yaml")
+    ensure_indices(es, settings)
+    dedup = Deduplicator(es, settings.index_alias, hasher)
+    finder = StoryFinder(es, settings.index_alias, StoryRules.load(CONFIG_DIR / "dedup.yaml"))
+    story_of: dict[str, str] = {}
+    for doc_id, doc in sorted(documents.items(), key=lambda item: str(item[1]["published"])):
+        published = datetime.fromisoformat(str(doc["published"])).astimezone(UTC)
+        article = Article(url=doc["url"], title=doc["title"], text=doc["text"],
+                          language=doc["language"], published_at=published, authors=(),
+                          source=Source(doc["source"], ""), fetched_at=published)
+        print_ = fingerprint(doc["text"], hasher)
+        if dedup.check(article.url, print_) is not None:
+            continue
+        story = finder.assign(article)
+        story_of[doc_id] = story
+        index_documents(es, settings.index_alias,
+                        [article_document(article, print_, story, "eval", "eval", "")],
+                        refresh=True)
+    events: dict[str, Counter[str]] = {}
+    stories: dict[str, Counter[str]] = {}
+    for doc_id, story in story_of.items():
+        event = documents[doc_id]["event"]
+        events.setdefault(event, Counter())[story] += 1
+        stories.setdefault(story, Counter())[event] += 1
+    total = max(1, len(story_of))
+    return {
+        "articles": len(story_of),
+        "events": len(events),
+        "stories": len(stories),
+        "purity": sum(max(c.values()) for c in stories.values()) / total,
+        "completeness": sum(max(c.values()) for c in events.values()) / total,
+    }
+
+
 def main() -> int:
     held_out, development = held_out_pages(), sample_pages()
     print(f"Extraction: bag-of-words against gold text ({len(held_out)} held-out pages in "
@@ -240,6 +287,22 @@ def main() -> int:
           f"{near['same_event_pairs']}")
     for miss in near["misses"]:
         print(f"  {miss}")
+
+    settings = replace(Settings.load(), index_alias=f"eval-{uuid.uuid4().hex[:8]}")
+    es = connect(settings)
+    try:
+        check_available(es, settings)
+        stories = story_scores(documents, es, settings)
+        print(f"Stories on {stories['articles']} articles indexed from those documents "
+              f"({stories['events']} labelled events, {stories['stories']} stories): purity "
+              f"{stories['purity']:.4f}, completeness {stories['completeness']:.4f}")
+    except StoreUnavailable as exc:
+        print(f"Stories: not measured: {exc}")
+    finally:
+        es.options(ignore_status=404).indices.delete(index=f"{settings.index_alias}*",
+                                                     expand_wildcards="all")
+        es.options(ignore_status=404).indices.delete_index_template(
+            name=f"{settings.index_alias}-template")
 
     annotated = annotated_articles()
     precision, recall, f1, entity_misses = entity_scores(annotated)
