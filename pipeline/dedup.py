@@ -32,6 +32,7 @@ class DuplicateOf:
     url: str
     match: str  # same_url | same_text | near_copy
     similarity: float = 1.0
+    published_at: str | None = None
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,12 @@ class Fingerprint:
     content_hash: str
     signature: tuple[int, ...]
     lsh: tuple[str, ...]
+
+
+def precedes(first: tuple[str | None, str], second: tuple[str | None, str]) -> bool:
+    """Whether the document (published_at, id) `first` is the original of `second`: of two
+    copies the one published first, then the lower id (unknown times count as last)."""
+    return (first[0] or "~", first[1]) < (second[0] or "~", second[1])
 
 
 def content_hash(text: str) -> str:
@@ -68,9 +75,20 @@ class Deduplicator:
         self._by_hash: dict[str, DuplicateOf] = {}
         self._batch: list[tuple[DuplicateOf, Fingerprint]] = []
 
-    def check(self, url: str, print_: Fingerprint) -> DuplicateOf | None:
+    def check(self, url: str, print_: Fingerprint,
+              published_at: str | None = None) -> DuplicateOf | None:
         """The document that `url` with this text duplicates, or None when the article is new,
-        or is an updated version (same URL, changed text) of an indexed one."""
+        is an updated version (same URL, changed text) of an indexed one, or is a copy
+        published before the indexed one (it will be indexed, and `pipeline.reconcile` makes
+        the later one its duplicate)."""
+        original = self._find(url, print_)
+        if (original is not None and original.match != "same_url"
+                and precedes((published_at, url_id(url)),
+                             (original.published_at, original.doc_id))):
+            return None
+        return original
+
+    def _find(self, url: str, print_: Fingerprint) -> DuplicateOf | None:
         doc_id = url_id(url)
         if doc_id in self._by_id:
             return self._by_id[doc_id]
@@ -84,19 +102,21 @@ class Deduplicator:
                 return DuplicateOf(doc_id=doc_id, url=source["url"], match="same_url")
         hits = self._es.search(
             index=self._alias, size=1, query={"term": {"dedup.content_hash": print_.content_hash}},
-            source_includes=["url"], sort=[{"indexed_at": "asc"}])["hits"]["hits"]
+            source_includes=["url", "published_at"], sort=[{"indexed_at": "asc"}])["hits"]["hits"]
         if hits and hits[0]["_id"] != doc_id:
             return DuplicateOf(doc_id=hits[0]["_id"], url=hits[0]["_source"]["url"],
-                               match="same_text")
+                               match="same_text",
+                               published_at=hits[0]["_source"].get("published_at"))
         return self._near_copy(doc_id, print_)
 
-    def accept(self, url: str, print_: Fingerprint) -> None:
+    def accept(self, url: str, print_: Fingerprint, published_at: str | None = None) -> None:
         """Remember an article that will be indexed with this batch."""
         doc_id = url_id(url)
         self._by_id[doc_id] = DuplicateOf(doc_id=doc_id, url=url, match="same_url")
-        self._by_hash[print_.content_hash] = DuplicateOf(doc_id=doc_id, url=url,
-                                                         match="same_text")
-        self._batch.append((DuplicateOf(doc_id=doc_id, url=url, match="near_copy"), print_))
+        self._by_hash[print_.content_hash] = DuplicateOf(
+            doc_id=doc_id, url=url, match="same_text", published_at=published_at)
+        self._batch.append((DuplicateOf(doc_id=doc_id, url=url, match="near_copy",
+                                        published_at=published_at), print_))
 
     def _near_copy(self, doc_id: str, print_: Fingerprint) -> DuplicateOf | None:
         """The most similar indexed (or batched) text sharing an LSH band, if similar enough."""
@@ -106,13 +126,16 @@ class Deduplicator:
         ]
         # Scored by the number of shared bands, so the likeliest copies come first.
         hits = self._es.search(
-            index=self._alias, size=_CANDIDATES, source_includes=["url", "dedup.signature"],
+            index=self._alias, size=_CANDIDATES,
+            source_includes=["url", "published_at", "dedup.signature"],
             query={"bool": {"should": [{"constant_score": {"filter": {"term": {"dedup.lsh": t}}}}
                                        for t in print_.lsh]}})["hits"]["hits"]
         for hit in hits:
             signature = hit["_source"].get("dedup", {}).get("signature") or ()
             candidates.append((DuplicateOf(doc_id=hit["_id"], url=hit["_source"]["url"],
-                                           match="near_copy"), tuple(signature)))
+                                           match="near_copy",
+                                           published_at=hit["_source"].get("published_at")),
+                               tuple(signature)))
         best: DuplicateOf | None = None
         for original, signature in candidates:
             if original.doc_id == doc_id:
@@ -120,5 +143,6 @@ class Deduplicator:
             similarity = self._hasher.similarity(list(print_.signature), list(signature))
             if similarity >= self._hasher.threshold and (best is None
                                                          or similarity > best.similarity):
-                best = DuplicateOf(original.doc_id, original.url, "near_copy", similarity)
+                best = DuplicateOf(original.doc_id, original.url, "near_copy", similarity,
+                                   original.published_at)
         return best

@@ -112,15 +112,18 @@ def index_documents(es: Elasticsearch, alias: str, documents: Iterable[dict[str,
     return failures
 
 
-def add_duplicate(es: Elasticsearch, alias: str, original_id: str, url: str, source: str,
-                  seen_at: datetime) -> None:
-    """Record `url` (from `source`) as a copy of the document `original_id`, once."""
+def add_duplicates(es: Elasticsearch, alias: str, original_id: str,
+                   copies: list[dict[str, Any]]) -> None:
+    """Record `copies` (each `url`, `source`, `seen_at`) on the document `original_id`, each URL
+    once, with optimistic concurrency (no scripts needed)."""
     for _ in range(_DUPLICATE_RETRIES):
-        current = es.get(index=alias, id=original_id, source=["duplicates"])
+        current = es.get(index=alias, id=original_id, source_includes=["url", "duplicates"])
         duplicates = list(current["_source"].get("duplicates") or [])
-        if any(d["url"] == url for d in duplicates):
+        known = {d["url"] for d in duplicates} | {current["_source"].get("url")}
+        new = [c for c in copies if c["url"] not in known]
+        if not new:
             return
-        duplicates.append({"url": url, "source": source, "seen_at": _iso(seen_at)})
+        duplicates.extend({k: c[k] for k in ("url", "source", "seen_at")} for c in new)
         try:
             es.update(index=current["_index"], id=original_id,
                       if_seq_no=current["_seq_no"], if_primary_term=current["_primary_term"],
@@ -130,8 +133,15 @@ def add_duplicate(es: Elasticsearch, alias: str, original_id: str, url: str, sou
         except ConflictError:
             time.sleep(random.uniform(0.01, 0.1))  # another writer won; back off, re-read
             continue
-    raise RuntimeError(f"could not record duplicate {url} on {original_id}: "
+    raise RuntimeError(f"could not record duplicates on {original_id}: "
                        f"{_DUPLICATE_RETRIES} concurrent-update conflicts")
+
+
+def add_duplicate(es: Elasticsearch, alias: str, original_id: str, url: str, source: str,
+                  seen_at: datetime) -> None:
+    """Record `url` (from `source`) as a copy of the document `original_id`, once."""
+    add_duplicates(es, alias, original_id, [{"url": url, "source": source,
+                                             "seen_at": _iso(seen_at)}])
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -24,6 +24,7 @@ from pipeline.gazetteer import Gazetteer
 from pipeline.index import add_duplicate, article_document, index_documents
 from pipeline.ledger import FeedStates, Ledger, LedgerEntry
 from pipeline.minhash import MinHasher
+from pipeline.reconcile import Indexed, reconcile
 from pipeline.records import Article, FeedItem, ItemError, Outcome
 from pipeline.relevance import TopicModel, score_relevance
 from pipeline.settings import Feed, Settings
@@ -142,7 +143,8 @@ class Ingestor:
                                                error=f"score {relevance.score}"))
                     continue
                 print_ = fingerprint(article.text, self.hasher)
-                original = dedup.check(article.url, print_)
+                published = article.published_at.isoformat() if article.published_at else None
+                original = dedup.check(article.url, print_, published)
                 if original is not None:
                     entries.append(LedgerEntry(item.url, feed.name, Outcome.DUPLICATE, run_id,
                                                mode, reason=original.match,
@@ -150,7 +152,7 @@ class Ingestor:
                     if original.match != "same_url":  # another URL: recorded on the original
                         copies.append((item, article, original))
                     continue
-                dedup.accept(article.url, print_)
+                dedup.accept(article.url, print_, published)
                 accepted.append((item, article, print_))
             except ItemError as exc:
                 log.info("item %s failed: %s", item.url, exc)
@@ -176,19 +178,30 @@ class Ingestor:
                                       self.enrich_version)
                      for article, (_, _, print_) in zip(enriched, accepted, strict=True)]
         rejected = {f.url: f for f in index_documents(self.es, alias, documents)}
+        for item, article, original in copies:
+            add_duplicate(self.es, alias, original.doc_id, article.url, feed.source_name,
+                          article.fetched_at)
+        # Copies indexed meanwhile by other workers, or published later than ours: one stays.
+        demoted = reconcile(self.es, alias, self.ledger, self.hasher, [
+            Indexed(url_id(article.url), article.url, print_,
+                    article.published_at.isoformat() if article.published_at else None)
+            for _, article, print_ in accepted if article.url not in rejected])
         for item, article, _ in accepted:
             failure = rejected.get(article.url)
+            doc_id = url_id(article.url)
             if failure:
                 entries.append(LedgerEntry(item.url, feed.name, Outcome.FAILED, run_id, mode,
                                            reason=failure.reason, error=failure.detail))
                 report.errors.append({"url": item.url, "reason": failure.reason,
                                       "error": failure.detail})
+            elif doc_id in demoted:
+                entries.append(LedgerEntry(item.url, feed.name, Outcome.DUPLICATE, run_id, mode,
+                                           reason="near_copy", duplicate_of=demoted[doc_id]))
             else:
                 entries.append(LedgerEntry(item.url, feed.name, Outcome.INDEXED, run_id, mode,
-                                           doc_id=url_id(article.url)))
-        for item, article, original in copies:
-            add_duplicate(self.es, alias, original.doc_id, article.url, feed.source_name,
-                          article.fetched_at)
+                                           doc_id=doc_id))
+        entries = [replace(e, duplicate_of=demoted.get(e.duplicate_of, e.duplicate_of))
+                   if e.duplicate_of else e for e in entries]
 
         self.ledger.record(entries, previous)
         for entry in entries:

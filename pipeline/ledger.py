@@ -112,6 +112,25 @@ class Ledger:
         if actions:
             helpers.bulk(self._es, actions, refresh="wait_for")
 
+    def repoint(self, loser_id: str, winner_id: str) -> None:
+        """A document became a copy of another: the items that were indexed as it become
+        duplicates of the other, and the items recorded as its duplicates follow."""
+        hits = self._es.search(index=self._index, size=1000, source_includes=["doc_id"],
+                               query={"bool": {"should": [
+                                   {"term": {"doc_id": loser_id}},
+                                   {"term": {"duplicate_of": loser_id}}]}})["hits"]["hits"]
+        now = datetime.now(UTC).isoformat()
+        actions = [
+            {"_op_type": "update", "_index": self._index, "_id": hit["_id"],
+             "doc": ({"status": Outcome.DUPLICATE.value, "reason": "near_copy",
+                      "doc_id": None, "duplicate_of": winner_id, "updated_at": now}
+                     if hit["_source"].get("doc_id") == loser_id
+                     else {"duplicate_of": winner_id, "updated_at": now})}
+            for hit in hits
+        ]
+        if actions:
+            helpers.bulk(self._es, actions, refresh="wait_for")
+
     def counts(self, run_id: str | None = None) -> dict[str, int]:
         """Items by outcome, for one run or for the whole ledger."""
         query = {"term": {"run_id": run_id}} if run_id else {"match_all": {}}

@@ -1,7 +1,7 @@
 """MinHash signatures and LSH band tokens for near-duplicate lookup at corpus scale.
 
-A text is folded (case, punctuation, spacing), cut into word shingles (Chinese: character
-shingles), and summarised by `permutations` minimum hash values; the signature is split into
+A text is folded (case, punctuation, spacing), cut into shingles of consecutive tokens (words;
+each Chinese character is a token), and summarised by `permutations` minimum hash values; the signature is split into
 `bands` bands whose hashes become keyword tokens stored on the document. Two texts share a band
 token with a probability that rises steeply with their Jaccard similarity, so one `terms` query
 on a new text's tokens finds its near-copies whatever the corpus size; the fraction of equal
@@ -23,13 +23,11 @@ from pipeline.settings import ConfigError, load_yaml
 
 _PRIME = (1 << 31) - 1
 _WORDS = re.compile(r"[\u3400-\u9fff]|[^\W_]+")
-_CJK = re.compile(r"[\u3400-\u9fff]")
 
 
 @dataclass(frozen=True)
 class MinHasher:
-    shingle_words: int
-    shingle_chars: int  # for Chinese, where characters stand for words
+    shingle_size: int  # tokens per shingle: words, and single Chinese characters
     permutations: int
     bands: int
     threshold: float  # estimated Jaccard similarity at or above which a text is a copy
@@ -38,7 +36,7 @@ class MinHasher:
     @classmethod
     def load(cls, path: Path) -> MinHasher:
         raw = load_yaml(path).get("near_duplicates") or {}
-        keys = {"shingle_words", "shingle_chars", "permutations", "bands", "threshold", "seed"}
+        keys = {"shingle_size", "permutations", "bands", "threshold", "seed"}
         if set(raw) != keys:
             raise ConfigError(f"{path}: expected keys {sorted(keys)}, got {sorted(raw)}")
         hasher = cls(**{key: raw[key] for key in keys})
@@ -55,10 +53,10 @@ class MinHasher:
 
     def shingles(self, text: str) -> set[int]:
         """Hashes of the text's shingles (at least one shingle for any non-empty text)."""
-        folded = unicodedata.normalize("NFKC", text).casefold()
-        words = _WORDS.findall(folded)
-        cjk = sum(1 for w in words if _CJK.match(w))
-        size = self.shingle_chars if cjk > len(words) / 2 else self.shingle_words
+        # One shingle size for every script, so that a copy of a mixed-script text is cut the
+        # same way as its original.
+        words = _WORDS.findall(unicodedata.normalize("NFKC", text).casefold())
+        size = self.shingle_size
         if len(words) <= size:
             return {zlib.crc32(" ".join(words).encode())} if words else set()
         return {zlib.crc32(" ".join(words[i:i + size]).encode())

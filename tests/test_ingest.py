@@ -167,3 +167,56 @@ def test_transient_failures_are_retried_until_they_succeed(tmp_path: Path, es: E
         assert fourth.seen == fourth.fetched == 0  # settled: not fetched again
     assert es.get(index=fresh_settings.ledger_index,
                   id=ledger_id(story_url))["_source"]["status"] == "indexed"
+
+
+def _corpus_state(es: Elasticsearch, alias: str) -> dict[str, set[str]]:
+    """Each indexed URL with the URLs recorded as its duplicates."""
+    es.indices.refresh(index=alias)
+    hits = es.search(index=alias, size=500, source_includes=["url", "duplicates"])["hits"]["hits"]
+    return {h["_source"]["url"]: {d["url"] for d in h["_source"].get("duplicates") or []}
+            for h in hits}
+
+
+def test_same_documents_in_any_feed_order_and_in_concurrent_runs(
+        fresh_settings: Settings, es: Elasticsearch, site: SampleSite, tmp_path: Path) -> None:
+    """The syndicated wire copy (published after the wire's original) is recorded on the
+    original whichever feed comes first, and two runs at once leave the same corpus."""
+    import threading
+    from dataclasses import replace
+
+    from pipeline.ingest import ingest
+    from pipeline.settings import load_feeds
+    from pipeline.store import connect, ensure_indices
+    from tests.conftest import write_feeds_file
+
+    feeds = load_feeds(write_feeds_file(tmp_path / "feeds.yaml", site.base_url))
+    (copy,) = sample_articles("syndicated_copy")
+    original_url = f"{site.base_url}/{copy.raw['duplicate_of']}"
+    copy_url = copy.raw["canonical"].replace("{BASE_URL}", site.base_url)
+
+    states = []
+    for name, order in (("forward", feeds), ("reversed", feeds[::-1])):
+        settings = replace(fresh_settings, index_alias=f"{fresh_settings.index_alias}-{name}")
+        client = connect(settings)
+        ensure_indices(client, settings)
+        ingest(order, settings, f"run-{name}", es=client)
+        states.append(_corpus_state(client, settings.index_alias))
+        assert copy_url in states[-1][original_url] and copy_url not in states[-1]
+
+    concurrent = replace(fresh_settings, index_alias=f"{fresh_settings.index_alias}-together")
+    client = connect(concurrent)
+    ensure_indices(client, concurrent)
+    halves = [feeds[::2], feeds[1::2][::-1]]
+    runs = [threading.Thread(target=ingest, args=(half, concurrent, f"run-{i}", "poll", client))
+            for i, half in enumerate(halves)]
+    for run in runs:
+        run.start()
+    for run in runs:
+        run.join()
+    states.append(_corpus_state(client, concurrent.index_alias))
+    assert states[0] == states[1] == states[2]
+    for name in ("forward", "reversed", "together"):
+        client.options(ignore_status=404).indices.delete(
+            index=f"{fresh_settings.index_alias}-{name}*", expand_wildcards="all")
+        client.options(ignore_status=404).indices.delete_index_template(
+            name=f"{fresh_settings.index_alias}-{name}-template")

@@ -19,9 +19,13 @@ from pipeline.urls import url_id
 HASHER = MinHasher.load(CONFIG_DIR / "dedup.yaml")
 
 
+LATER = "2026-11-02T00:00:00+00:00"  # published after the documents _doc makes
+
+
 def _doc(url: str, text: str = "Russia and China signed a gas deal.") -> dict:
     print_ = fingerprint(text, HASHER)
     return {"url": url, "title": "t", "text": text, "indexed_at": datetime.now(UTC).isoformat(),
+            "published_at": "2026-11-01T00:00:00+00:00",
             "dedup": {"content_hash": print_.content_hash, "lsh": list(print_.lsh),
                       "signature": list(print_.signature)},
             "persons": ["Xi Jinping"]}
@@ -87,7 +91,7 @@ def test_dedup_finds_same_url_and_same_text(es: Elasticsearch, fresh_settings: S
     assert same_url is not None and same_url.match == "same_url"
     # case, punctuation and spacing do not hide a copy
     copy = dedup.check("https://other.example/copy", fingerprint(
-        "MOSCOW and Beijing agreed to expand the pipeline!", HASHER))
+        "MOSCOW and Beijing agreed to expand the pipeline!", HASHER), LATER)
     assert copy is not None and copy.match == "same_text"
     assert copy.doc_id == url_id("https://example.org/orig")
     # an updated text at the same URL is not a duplicate: it updates the document
@@ -114,23 +118,28 @@ def test_dedup_finds_near_copies_through_lsh(es: Elasticsearch, fresh_settings: 
     index_documents(es, alias, [_doc("https://wire.example/lavrov", "\n\n".join(WIRE))])
     dedup = Deduplicator(es, alias, HASHER)
     trimmed = "\n\n".join(WIRE[:-1] + ["(Additional reporting by Anna Petrova)"])
-    found = dedup.check("https://herald.example/lavrov-wang", fingerprint(trimmed, HASHER))
+    found = dedup.check("https://herald.example/lavrov-wang", fingerprint(trimmed, HASHER), LATER)
     assert found is not None and found.match == "near_copy"
     assert found.doc_id == url_id("https://wire.example/lavrov") and found.similarity >= 0.5
     other = ("Chinese Foreign Minister Wang Yi hosted Sergei Lavrov in Beijing, where the two "
              "men spent the afternoon on Ukraine and the United Nations. Officials in Moscow "
              "described the talks as friendly; Beijing stressed opposition to sanctions.")
-    assert dedup.check("https://times.example/talks", fingerprint(other, HASHER)) is None
+    assert dedup.check("https://times.example/talks", fingerprint(other, HASHER), LATER) is None
+    # a copy published before the indexed text is not its duplicate: it will be the original
+    assert dedup.check("https://early.example/lavrov", fingerprint(trimmed, HASHER),
+                       "2026-10-31T00:00:00+00:00") is None
 
 
 def test_dedup_sees_articles_accepted_earlier_in_the_batch(es: Elasticsearch,
                                                           fresh_settings: Settings) -> None:
     dedup = Deduplicator(es, fresh_settings.index_alias, HASHER)
-    dedup.accept("https://a.example/1", fingerprint("Same wire text.", HASHER))
-    found = dedup.check("https://b.example/2", fingerprint("Same wire text.", HASHER))
+    dedup.accept("https://a.example/1", fingerprint("Same wire text.", HASHER), LATER)
+    found = dedup.check("https://b.example/2", fingerprint("Same wire text.", HASHER),
+                        "2026-11-03T00:00:00+00:00")
     assert found is not None and found.doc_id == url_id("https://a.example/1")
-    dedup.accept("https://a.example/3", fingerprint("\n\n".join(WIRE), HASHER))
-    near = dedup.check("https://b.example/4", fingerprint("\n\n".join(WIRE[1:]), HASHER))
+    dedup.accept("https://a.example/3", fingerprint("\n\n".join(WIRE), HASHER), LATER)
+    near = dedup.check("https://b.example/4", fingerprint("\n\n".join(WIRE[1:]), HASHER),
+                       "2026-11-03T00:00:00+00:00")
     assert near is not None and near.match == "near_copy"
     assert near.doc_id == url_id("https://a.example/3")
 

@@ -1,0 +1,107 @@
+"""reconcile: one document for a text and its copies, whatever order or concurrency the copies
+arrived in.
+
+Of two copies, the original is the one published first (then the lower id). After a batch is
+indexed, each of its documents is checked against what other workers indexed meanwhile: the
+later of two copies is demoted — its URL and its own duplicates move onto the original, the
+document is deleted, and its ledger records point at the original. Every worker applies the
+same order, so two concurrent runs, or one run in any feed order, leave the same documents.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, NamedTuple
+
+from elasticsearch import Elasticsearch
+
+from pipeline.dedup import Fingerprint, precedes
+from pipeline.index import add_duplicates
+from pipeline.ledger import Ledger
+from pipeline.minhash import MinHasher
+
+_CANDIDATES = 20
+
+
+class Indexed(NamedTuple):
+    """A document this worker has just indexed."""
+
+    doc_id: str
+    url: str
+    fingerprint: Fingerprint
+    published_at: str | None
+
+
+def reconcile(es: Elasticsearch, alias: str, ledger: Ledger, hasher: MinHasher,
+              indexed: Iterable[Indexed]) -> dict[str, str]:
+    """Check the batch's documents against the corpus; return the batch's documents that were
+    demoted, each with the document it now copies."""
+    batch = list(indexed)
+    ours = [doc.doc_id for doc in batch]
+    demoted: dict[str, str] = {}
+    for doc_id, _, print_, published in batch:
+        if doc_id in demoted:
+            continue
+        for other_id, other_published in _copies(es, alias, hasher, print_, [doc_id]):
+            if doc_id in demoted:
+                break
+            if precedes((other_published, other_id), (published, doc_id)):
+                demote(es, alias, ledger, doc_id, other_id)
+                demoted[doc_id] = other_id
+            else:
+                demote(es, alias, ledger, other_id, doc_id)
+    # A worker reconciling at the same moment may have demoted one of ours already.
+    if ours:
+        urls = {doc.doc_id: doc.url for doc in batch}
+        for doc in es.mget(index=alias, ids=ours, source_includes=[])["docs"]:
+            if not doc.get("found") and doc["_id"] not in demoted:
+                holder = _holder(es, alias, urls[doc["_id"]])
+                if holder:
+                    demoted[doc["_id"]] = holder
+    return demoted
+
+
+def demote(es: Elasticsearch, alias: str, ledger: Ledger, loser_id: str, winner_id: str) -> None:
+    """Make `loser_id` a recorded copy of `winner_id` (idempotent: a document already demoted
+    by another worker is left alone)."""
+    loser = es.options(ignore_status=404).get(
+        index=alias, id=loser_id, source_includes=["url", "source.name", "fetched_at",
+                                                   "duplicates"])
+    if not loser.get("found"):
+        return
+    source: dict[str, Any] = loser["_source"]
+    copies = [{"url": source["url"], "source": source.get("source", {}).get("name"),
+               "seen_at": source.get("fetched_at")}, *(source.get("duplicates") or [])]
+    add_duplicates(es, alias, winner_id, copies)
+    es.options(ignore_status=404).delete(index=loser["_index"], id=loser_id,
+                                         refresh="wait_for")
+    ledger.repoint(loser_id, winner_id)
+
+
+def _holder(es: Elasticsearch, alias: str, url: str) -> str | None:
+    """The document that recorded `url` among its duplicates."""
+    es.indices.refresh(index=alias)
+    hits = es.search(index=alias, size=1, source_includes=[],
+                     query={"term": {"duplicates.url": url}})["hits"]["hits"]
+    return hits[0]["_id"] if hits else None
+
+
+def _copies(es: Elasticsearch, alias: str, hasher: MinHasher, print_: Fingerprint,
+            exclude: list[str]) -> list[tuple[str, str | None]]:
+    """Documents of the corpus (outside `exclude`) that are copies of this text."""
+    should: list[dict[str, Any]] = [{"term": {"dedup.content_hash": print_.content_hash}}]
+    should += [{"constant_score": {"filter": {"term": {"dedup.lsh": token}}}}
+               for token in print_.lsh]
+    hits = es.search(index=alias, size=_CANDIDATES,
+                     source_includes=["published_at", "dedup.signature", "dedup.content_hash"],
+                     query={"bool": {"should": should,
+                                     "must_not": [{"ids": {"values": exclude}}]}})["hits"]["hits"]
+    found = []
+    for hit in hits:
+        dedup = hit["_source"].get("dedup", {})
+        same = dedup.get("content_hash") == print_.content_hash
+        similar = hasher.similarity(list(print_.signature),
+                                    list(dedup.get("signature") or [])) >= hasher.threshold
+        if same or similar:
+            found.append((hit["_id"], hit["_source"].get("published_at")))
+    return found
