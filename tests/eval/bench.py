@@ -28,6 +28,7 @@ from tests.eval.corpus import GoldPage, held_out_pages, sample_pages
 from tests.eval.evaluate import ours, plain_trafilatura
 
 ROUNDS = 5
+EARLIER, LATER = "2026-01-01T00:00:00+00:00", "2026-06-01T00:00:00+00:00"  # indexed, probes
 
 
 def _pages_per_second(pages: list[GoldPage], extract: Callable[[GoldPage], str]) -> float:
@@ -92,7 +93,7 @@ def dedup(sizes: tuple[int, ...] = (1_000, 10_000, 100_000), queries: int = 100)
                 print_ = fingerprint(body, hasher)
                 indexed.append(body)
                 actions.append({"_index": settings.index_alias, "_id": f"doc-{n}", "_source": {
-                    "url": f"https://bench.example/{n}", "text": body,
+                    "url": f"https://bench.example/{n}", "text": body, "published_at": EARLIER,
                     "dedup": {"content_hash": print_.content_hash, "lsh": list(print_.lsh),
                               "signature": list(print_.signature)}}})
             helpers.bulk(es.options(request_timeout=300), actions, chunk_size=2000)
@@ -103,13 +104,14 @@ def dedup(sizes: tuple[int, ...] = (1_000, 10_000, 100_000), queries: int = 100)
                       if i % 2 else text() for i in range(queries)]
             prints = [fingerprint(p, hasher) for p in probes]
             for probe, print_ in zip(probes[:20], prints[:20], strict=True):  # warm the caches
-                Deduplicator(es, settings.index_alias, hasher).check("https://warm.example/", print_)
+                Deduplicator(es, settings.index_alias, hasher).check("https://warm.example/",
+                                                                     print_, LATER)
                 es.search(index=settings.index_alias, size=20, source_includes=["url"], query={
                     "more_like_this": {"fields": ["text"], "like": probe, "min_term_freq": 1,
                                        "min_doc_freq": 1, "max_query_terms": 60}})
             dedup = Deduplicator(es, settings.index_alias, hasher)
             started = time.perf_counter()
-            found = sum(dedup.check(f"https://probe.example/{i}", p) is not None
+            found = sum(dedup.check(f"https://probe.example/{i}", p, LATER) is not None
                         for i, p in enumerate(prints))
             lsh_ms = (time.perf_counter() - started) * 1000 / queries
             started = time.perf_counter()
