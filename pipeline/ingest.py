@@ -124,88 +124,100 @@ class Ingestor:
 
     def _process(self, items: list[FeedItem], feed: Feed, run_id: str, mode: str,
                  report: FeedReport, previous: dict[str, dict[str, Any]]) -> None:
-        alias = self.settings.index_alias
-        dedup = Deduplicator(self.es, alias, self.hasher)
-        entries: list[LedgerEntry] = []
-        accepted: list[tuple[FeedItem, Article, Fingerprint]] = []
-        copies: list[tuple[FeedItem, Article, DuplicateOf]] = []
-
+        batch = _Batch(feed=feed, run_id=run_id, mode=mode, report=report)
+        dedup = Deduplicator(self.es, self.settings.index_alias, self.hasher)
         for item in items:
             try:
-                page = self.http.get(item.url)
-                report.fetched += 1
-                article = extract_article(page, item, source_name=feed.source_name)
-                relevance = score_relevance(article.title, article.text, self.topic)
-                article = replace(article, relevance=relevance)
-                if not relevance.relevant:
-                    entries.append(LedgerEntry(item.url, feed.name, Outcome.IRRELEVANT, run_id,
-                                               mode, reason="not_relevant",
-                                               error=f"score {relevance.score}"))
-                    continue
-                print_ = fingerprint(article.text, self.hasher)
-                published = article.published_at.isoformat() if article.published_at else None
-                original = dedup.check(article.url, print_, published)
-                if original is not None:
-                    entries.append(LedgerEntry(item.url, feed.name, Outcome.DUPLICATE, run_id,
-                                               mode, reason=original.match,
-                                               duplicate_of=original.doc_id))
-                    if original.match != "same_url":  # another URL: recorded on the original
-                        copies.append((item, article, original))
-                    continue
-                dedup.accept(article.url, print_, published)
-                accepted.append((item, article, print_))
+                self._take(item, batch, dedup)
             except ItemError as exc:
                 log.info("item %s failed: %s", item.url, exc)
-                entries.append(LedgerEntry(item.url, feed.name, Outcome.FAILED, run_id, mode,
-                                           reason=exc.reason, error=exc.detail,
-                                           retryable=exc.transient))
-                report.errors.append({"url": item.url, "reason": exc.reason,
-                                      "error": exc.detail})
+                batch.fail(item, exc.reason, exc.detail, retryable=exc.transient)
             except (ApiError, TransportError):
                 raise
             except Exception as exc:  # a bug or a page that breaks a library: keep going
                 log.exception("item %s failed unexpectedly", item.url)
-                entries.append(LedgerEntry(item.url, feed.name, Outcome.FAILED, run_id, mode,
-                                           reason="internal_error",
-                                           error=f"{type(exc).__name__}: {exc}"))
-                report.errors.append({"url": item.url, "reason": "internal_error",
-                                      "error": f"{type(exc).__name__}: {exc}"})
+                batch.fail(item, "internal_error", f"{type(exc).__name__}: {exc}")
+        self._write(batch)
+        self.ledger.record(batch.entries, previous)
+        for entry in batch.entries:
+            setattr(report, entry.status.value, getattr(report, entry.status.value) + 1)
 
-        enriched = enrich_articles((a for _, a, _ in accepted), self.gazetteer,
+    def _take(self, item: FeedItem, batch: _Batch, dedup: Deduplicator) -> None:
+        """Fetch, extract, judge and dedup one item: it joins the batch's articles, its copies,
+        or its settled entries."""
+        page = self.http.get(item.url)
+        batch.report.fetched += 1
+        article = extract_article(page, item, source_name=batch.feed.source_name)
+        relevance = score_relevance(article.title, article.text, self.topic)
+        article = replace(article, relevance=relevance)
+        if not relevance.relevant:
+            batch.entries.append(batch.entry(item, Outcome.IRRELEVANT, reason="not_relevant",
+                                             error=f"score {relevance.score}"))
+            return
+        print_ = fingerprint(article.text, self.hasher)
+        published = article.published_at.isoformat() if article.published_at else None
+        original = dedup.check(article.url, print_, published)
+        if original is not None:
+            batch.entries.append(batch.entry(item, Outcome.DUPLICATE, reason=original.match,
+                                             duplicate_of=original.doc_id))
+            if original.match != "same_url":  # another URL: recorded on the original
+                batch.copies.append((item, article, original))
+            return
+        dedup.accept(article.url, print_, published)
+        batch.accepted.append((item, article, print_))
+
+    def _write(self, batch: _Batch) -> None:
+        """Enrich, assign stories, index, record copies, reconcile; then the batch's entries
+        say what happened to each accepted article."""
+        alias = self.settings.index_alias
+        enriched = enrich_articles((a for _, a, _ in batch.accepted), self.gazetteer,
                                    self.enrich_rules, self._nlp)
         stories = StoryFinder(self.es, alias, self.story_rules)
-        documents = [article_document(article, print_, stories.assign(article), run_id, mode,
-                                      self.enrich_version)
-                     for article, (_, _, print_) in zip(enriched, accepted, strict=True)]
+        documents = [article_document(article, print_, stories.assign(article), batch.run_id,
+                                      batch.mode, self.enrich_version)
+                     for article, (_, _, print_) in zip(enriched, batch.accepted, strict=True)]
         rejected = {f.url: f for f in index_documents(self.es, alias, documents)}
-        for item, article, original in copies:
-            add_duplicate(self.es, alias, original.doc_id, article.url, feed.source_name,
-                          article.fetched_at)
+        for _, article, original in batch.copies:
+            add_duplicate(self.es, alias, original.doc_id, article.url,
+                          batch.feed.source_name, article.fetched_at)
         # Copies indexed meanwhile by other workers, or published later than ours: one stays.
         demoted = reconcile(self.es, alias, self.ledger, self.hasher, [
             Indexed(url_id(article.url), article.url, print_,
                     article.published_at.isoformat() if article.published_at else None)
-            for _, article, print_ in accepted if article.url not in rejected])
-        for item, article, _ in accepted:
+            for _, article, print_ in batch.accepted if article.url not in rejected])
+        for item, article, _ in batch.accepted:
             failure = rejected.get(article.url)
             doc_id = url_id(article.url)
             if failure:
-                entries.append(LedgerEntry(item.url, feed.name, Outcome.FAILED, run_id, mode,
-                                           reason=failure.reason, error=failure.detail))
-                report.errors.append({"url": item.url, "reason": failure.reason,
-                                      "error": failure.detail})
+                batch.fail(item, failure.reason, failure.detail)
             elif doc_id in demoted:
-                entries.append(LedgerEntry(item.url, feed.name, Outcome.DUPLICATE, run_id, mode,
-                                           reason="near_copy", duplicate_of=demoted[doc_id]))
+                batch.entries.append(batch.entry(item, Outcome.DUPLICATE, reason="near_copy",
+                                                 duplicate_of=demoted[doc_id]))
             else:
-                entries.append(LedgerEntry(item.url, feed.name, Outcome.INDEXED, run_id, mode,
-                                           doc_id=doc_id))
-        entries = [replace(e, duplicate_of=demoted.get(e.duplicate_of, e.duplicate_of))
-                   if e.duplicate_of else e for e in entries]
+                batch.entries.append(batch.entry(item, Outcome.INDEXED, doc_id=doc_id))
+        batch.entries = [replace(e, duplicate_of=demoted.get(e.duplicate_of, e.duplicate_of))
+                         if e.duplicate_of else e for e in batch.entries]
 
-        self.ledger.record(entries, previous)
-        for entry in entries:
-            setattr(report, entry.status.value, getattr(report, entry.status.value) + 1)
+
+@dataclass
+class _Batch:
+    """One feed's items on their way through a run."""
+
+    feed: Feed
+    run_id: str
+    mode: str
+    report: FeedReport
+    entries: list[LedgerEntry] = field(default_factory=list)
+    accepted: list[tuple[FeedItem, Article, Fingerprint]] = field(default_factory=list)
+    copies: list[tuple[FeedItem, Article, DuplicateOf]] = field(default_factory=list)
+
+    def entry(self, item: FeedItem, status: Outcome, **details: Any) -> LedgerEntry:
+        return LedgerEntry(item.url, self.feed.name, status, self.run_id, self.mode, **details)
+
+    def fail(self, item: FeedItem, reason: str, error: str, retryable: bool = False) -> None:
+        self.entries.append(self.entry(item, Outcome.FAILED, reason=reason, error=error,
+                                       retryable=retryable))
+        self.report.errors.append({"url": item.url, "reason": reason, "error": error})
 
 
 def ingest(feeds: Iterable[Feed], settings: Settings, run_id: str, mode: str = "poll",

@@ -151,13 +151,12 @@ def assert_sample_corpus_landed(es: Elasticsearch, settings: Settings, base: str
         if copy is None:
             assert indexed is article.raw["relevant"], f"{article.raw['canonical']}: {indexed}"
             continue
-        # A wire story and its syndicated copy (same text once cleaned) are one document,
-        # under whichever URL came first; the other is recorded on it.
-        urls = [at(article.raw["canonical"]), at(copy.raw["canonical"])]
-        (kept,) = [url for url in urls if url in stored]
-        (other,) = [url for url in urls if url != kept]
-        duplicates = es.get(index=alias, id=url_id(kept))["_source"]["duplicates"]
-        assert [d["url"] for d in duplicates] == [other]
+        # A wire story and its syndicated copy (published later) are one document: the
+        # original, with the copy recorded on it, whichever came first.
+        original, copy_url = at(article.raw["canonical"]), at(copy.raw["canonical"])
+        assert original in stored and copy_url not in stored
+        duplicates = es.get(index=alias, id=url_id(original))["_source"]["duplicates"]
+        assert [d["url"] for d in duplicates] == [copy_url]
     for copy_kind in ("amp_copy", "tracking_link"):
         # The copy and its original are one document under the canonical URL; whichever of
         # the two URLs came first (feed order, task order) is `indexed`, the other `duplicate`.
