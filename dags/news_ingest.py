@@ -31,12 +31,10 @@ def news_ingest() -> None:
     def prepare() -> list[dict[str, Any]]:
         """Check Elasticsearch, create the indices if needed, and list the feeds."""
         from pipeline.settings import Settings, load_feeds
-        from pipeline.store import check_available, connect, ensure_indices
+        from pipeline.store import open_store
 
         settings = Settings.load()
-        es = connect(settings)
-        check_available(es, settings)
-        ensure_indices(es, settings)
+        open_store(settings)
         return [feed.as_dict() for feed in load_feeds(settings.feeds_file)]
 
     @task(max_active_tis_per_dagrun=4)

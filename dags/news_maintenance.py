@@ -26,12 +26,10 @@ def news_maintenance() -> None:
     def reenrich_corpus() -> dict[str, Any]:
         from pipeline.reenrich import reenrich
         from pipeline.settings import Settings
-        from pipeline.store import check_available, connect, ensure_indices
+        from pipeline.store import open_store
 
         settings = Settings.load()
-        es = connect(settings)
-        check_available(es, settings)
-        ensure_indices(es, settings)
+        es = open_store(settings)
         return reenrich(es, settings).as_dict()
 
     reenrich_corpus()

@@ -28,7 +28,7 @@ from pipeline.reenrich import reenrich
 from pipeline.relevance import TopicModel, score_relevance
 from pipeline.search import search_articles
 from pipeline.settings import ConfigError, Settings, load_feeds
-from pipeline.store import StoreUnavailable, check_available, connect, ensure_indices
+from pipeline.store import StoreUnavailable, open_store
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -92,9 +92,7 @@ def _parser() -> argparse.ArgumentParser:
 def _ingest(args: argparse.Namespace) -> int:
     settings = Settings.load()
     feeds = load_feeds(args.feeds or settings.feeds_file)
-    es = connect(settings)
-    check_available(es, settings)
-    ensure_indices(es, settings)
+    es = open_store(settings)
     run_id = f"cli__{datetime.now(UTC):%Y%m%dT%H%M%S}_{uuid.uuid4().hex[:6]}"
     report = ingest(feeds, settings, run_id, es=es)
     if args.json:
@@ -157,8 +155,7 @@ def _extract(args: argparse.Namespace) -> int:
 
 def _search(args: argparse.Namespace) -> int:
     settings = Settings.load()
-    es = connect(settings)
-    check_available(es, settings)
+    es = open_store(settings)
     gazetteer = Gazetteer.load(settings.config_dir / "entities.yaml")
     result = search_articles(es, settings.index_alias, args.query, entity=args.entity,
                              since=args.since, limit=args.limit, gazetteer=gazetteer)
@@ -175,8 +172,7 @@ def _search(args: argparse.Namespace) -> int:
 
 def _ledger(args: argparse.Namespace) -> int:
     settings = Settings.load()
-    es = connect(settings)
-    check_available(es, settings)
+    es = open_store(settings)
     ledger = Ledger(es, settings.ledger_index, settings.max_attempts)
     run_id = args.run or ledger.latest_run()
     counts = ledger.counts(run_id)
@@ -194,9 +190,7 @@ def _ledger(args: argparse.Namespace) -> int:
 
 def _reenrich(args: argparse.Namespace) -> int:
     settings = Settings.load()
-    es = connect(settings)
-    check_available(es, settings)
-    ensure_indices(es, settings)
+    es = open_store(settings)
     report = reenrich(es, settings, batch_size=args.batch_size, max_batches=args.max_batches)
     if args.json:
         print(json.dumps(report.as_dict(), ensure_ascii=False))

@@ -49,6 +49,15 @@ def check_available(es: Elasticsearch, settings: Settings) -> None:
         raise StoreUnavailable(f"Elasticsearch at {settings.elasticsearch_url} is red")
 
 
+def open_store(settings: Settings) -> Elasticsearch:
+    """A client for a cluster that is up, with the indices in place; `StoreUnavailable`
+    otherwise. What every run does first."""
+    es = connect(settings)
+    check_available(es, settings)
+    ensure_indices(es, settings)
+    return es
+
+
 def ensure_indices(es: Elasticsearch, settings: Settings) -> None:
     """Create (idempotently) the article index template, the first versioned index with the
     alias on it, the ledger and the feed-state indices."""
