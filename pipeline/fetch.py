@@ -1,5 +1,7 @@
 """fetch: polite, bounded HTTP GETs that refuse to reach private addresses.
 
+Politeness (robots.txt, per-host concurrency and delay) is `pipeline.polite`.
+
 Every request (and every redirect hop) is checked by `check_address`: only http and https, and
 the host must resolve to public addresses unless an address range is let through by
 `NEWSROOM_ALLOW_NETS`. Bodies are read in chunks and cut off at `max_bytes`; connect and read
@@ -17,6 +19,7 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 
+from pipeline.polite import HostLimiter, RobotsCache
 from pipeline.records import ItemError, Page
 from pipeline.settings import HttpSettings, IPNetwork
 
@@ -55,6 +58,9 @@ class HttpClient:
             timeout=httpx.Timeout(settings.read_timeout, connect=settings.connect_timeout),
             follow_redirects=False,
         )
+        self._limiter = HostLimiter.shared(settings.per_host_concurrency,
+                                           settings.per_host_delay)
+        self._robots = RobotsCache(settings.robots_agent, self._fetch_robots)
 
     def __enter__(self) -> Self:
         return self
@@ -66,12 +72,15 @@ class HttpClient:
         self._client.close()
 
     def get(self, url: str, headers: Mapping[str, str] | None = None) -> Page:
-        """GET `url`, following redirects hop by hop through the address guard.
+        """GET `url`, following redirects hop by hop through the address guard and the host's
+        robots.txt, within the per-host limits.
 
         Returns the page for 2xx and 304 answers; raises `ItemError` for everything else."""
         current = url
         for _ in range(self._settings.max_redirects + 1):
             check_address(current, self._settings.allow_nets)
+            if self._settings.respect_robots and not self._robots.allowed(current):
+                raise ItemError("robots_disallowed", f"robots.txt disallows {current}")
             status, response_headers, body = self._get_once(current, headers or {})
             if status in (301, 302, 303, 307, 308):
                 location = response_headers.get("location")
@@ -97,7 +106,19 @@ class HttpClient:
         raise ItemError("too_many_redirects",
                         f"more than {self._settings.max_redirects} redirects from {url}")
 
+    def _fetch_robots(self, url: str) -> tuple[int, bytes] | None:
+        try:
+            check_address(url, self._settings.allow_nets)
+            status, _, body = self._get_once(url, {})
+        except ItemError:
+            return None
+        return status, body
+
     def _get_once(self, url: str, headers: Mapping[str, str]) -> tuple[int, httpx.Headers, bytes]:
+        with self._limiter.slot(url):
+            return self._request(url, headers)
+
+    def _request(self, url: str, headers: Mapping[str, str]) -> tuple[int, httpx.Headers, bytes]:
         try:
             with self._client.stream("GET", url, headers=dict(headers)) as response:
                 declared = response.headers.get("content-length")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +70,15 @@ class HttpSettings:
     read_timeout: float = 20.0
     max_bytes: int = 5_000_000
     max_redirects: int = 5
+    per_host_concurrency: int = 2
+    per_host_delay: float = 0.0  # seconds between request starts on one host
+    respect_robots: bool = True
     allow_nets: tuple[IPNetwork, ...] = ()
+
+    @property
+    def robots_agent(self) -> str:
+        """The product token robots.txt rules are matched against ("newsroom")."""
+        return self.user_agent.split("/", 1)[0].strip() or "*"
 
 
 @dataclass(frozen=True)
@@ -105,7 +113,8 @@ class Settings:
         http_raw = raw.get("http") or {}
         _check_keys(http_raw, required=set(),
                     optional={"user_agent", "connect_timeout", "read_timeout", "max_bytes",
-                              "max_redirects"}, where="newsroom.yaml http")
+                              "max_redirects", "per_host_concurrency", "per_host_delay",
+                              "respect_robots"}, where="newsroom.yaml http")
         ingest_raw = raw.get("ingest") or {}
         _check_keys(ingest_raw, required=set(), optional={"max_attempts"},
                     where="newsroom.yaml ingest")
@@ -113,6 +122,11 @@ class Settings:
             **{k: http_raw[k] for k in http_raw},
             allow_nets=parse_nets(env.get("NEWSROOM_ALLOW_NETS", "")),
         )
+        if env.get("NEWSROOM_HOST_DELAY"):
+            try:
+                http = replace(http, per_host_delay=float(env["NEWSROOM_HOST_DELAY"]))
+            except ValueError as exc:
+                raise ConfigError("NEWSROOM_HOST_DELAY must be a number of seconds") from exc
         return cls(
             elasticsearch_url=env.get("ELASTICSEARCH_URL", cls.elasticsearch_url),
             elasticsearch_username=env.get("ELASTICSEARCH_USERNAME") or None,

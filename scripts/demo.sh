@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 
 export NEWSROOM_FEEDS="$PWD/tests/sample_site/feeds.yaml"
 export NEWSROOM_ALLOW_NETS="127.0.0.0/8"   # the sample sites live on loopback
+export NEWSROOM_HOST_DELAY="0.05"          # and are ours: a short delay between requests
 
 python tests/sample_site/server.py --port 8765 &
 site=$!

@@ -92,8 +92,10 @@ def es_node() -> LocalNode:
 def settings(es_node: LocalNode) -> Iterator[Settings]:
     alias = f"test-{uuid.uuid4().hex[:8]}"
     base = Settings.load()
+    # The sample sites are ours, on loopback: no delay between requests to them.
     settings = replace(base, elasticsearch_url=es_node.url, index_alias=alias,
-                       http=replace(base.http, allow_nets=parse_nets("127.0.0.0/8")))
+                       http=replace(base.http, allow_nets=parse_nets("127.0.0.0/8"),
+                                    per_host_delay=0.0))
     yield settings
     es = connect(settings)
     es.options(ignore_status=404).indices.delete(index=f"{alias}*", expand_wildcards="all")

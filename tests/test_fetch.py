@@ -3,10 +3,12 @@ local HTTP server."""
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
 
 import pytest
 
@@ -136,3 +138,81 @@ def test_guard_refuses_private_and_other_schemes(url: str) -> None:
 
 def test_unreachable_host_is_a_transient_error(http: HttpClient) -> None:
     assert _reason(http, "http://127.0.0.1:9/") == "connection_error"
+
+
+class _CountingHandler(BaseHTTPRequestHandler):
+    """Serves robots.txt and slow pages, counting requests in flight at once."""
+
+    lock = threading.Lock()
+    in_flight = 0
+    most = 0
+    starts: ClassVar[list[float]] = []
+
+    def do_GET(self) -> None:
+        if self.path == "/robots.txt":
+            body = b"User-agent: newsroom\nDisallow: /private/\n\nUser-agent: *\nDisallow: /\n"
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
+        cls = type(self)
+        with cls.lock:
+            cls.starts.append(time.monotonic())
+            cls.in_flight += 1
+            cls.most = max(cls.most, cls.in_flight)
+        time.sleep(0.2)
+        with cls.lock:
+            cls.in_flight -= 1
+        body = b"<rss version='2.0'><channel><title>t</title></channel></rss>"
+        self.send_response(200)
+        self.send_header("Content-Type", "application/xml")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def counting_server() -> Iterator[str]:
+    _CountingHandler.in_flight = _CountingHandler.most = 0
+    _CountingHandler.starts = []
+    httpd = _QuietServer(("127.0.0.1", 0), _CountingHandler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_robots_txt_is_honoured_for_our_agent(counting_server: str) -> None:
+    settings = HttpSettings(user_agent="newsroom/0.1 (+contact)", allow_nets=LOOPBACK)
+    with HttpClient(settings) as client:
+        assert client.get(f"{counting_server}/feeds/a.xml").status == 200
+        with pytest.raises(ItemError) as caught:
+            client.get(f"{counting_server}/private/page.html")
+        assert caught.value.reason == "robots_disallowed"
+
+
+def test_two_feeds_on_one_host_never_exceed_the_cap(counting_server: str) -> None:
+    """Two feeds' fetches on one host, from four threads, stay within two at a time and start
+    at least the delay apart."""
+    settings = HttpSettings(allow_nets=LOOPBACK, per_host_concurrency=2, per_host_delay=0.05)
+
+    def poll(feed: str) -> None:
+        with HttpClient(settings) as client:
+            for _ in range(3):
+                client.get(f"{counting_server}/{feed}.xml")
+
+    threads = [threading.Thread(target=poll, args=(feed,)) for feed in ("a", "b", "a", "b")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert _CountingHandler.most == 2  # the cap was reached, never passed
+    assert _CountingHandler.in_flight == 0
+    starts = sorted(_CountingHandler.starts)
+    assert len(starts) == 12
+    assert min(b - a for a, b in itertools.pairwise(starts)) >= 0.04
