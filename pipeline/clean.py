@@ -26,6 +26,7 @@ from lxml import etree
 from lxml.html import HtmlElement
 
 from pipeline.settings import ConfigError, load_yaml
+from pipeline.text import CJK, fold, squash
 
 _HEADINGS = {"h2", "h3", "h4", "h5", "h6"}
 _PARAGRAPHS = {"p", "pre", "dd", "dt"}
@@ -34,9 +35,6 @@ _BLOCK_TAGS = _HEADINGS | _PARAGRAPHS | {"h1", "li", "blockquote", "tr", "table"
 _INLINE = {"a", "span", "strong", "b", "em", "i", "u", "small", "time", "abbr", "mark", "sup",
            "sub", "cite", "q", "code"}
 _SPLIT_CLASS = re.compile(r"[\s_-]+")
-_SPACE = re.compile(r"\s+")
-_CJK = re.compile(r"[\u3400-\u9fff]")
-_FOLD = re.compile(r"[\W_]+")
 
 
 @dataclass(frozen=True)
@@ -96,14 +94,14 @@ def preclean(tree: HtmlElement, rules: CleaningRules) -> None:
         body = tree
     for br in body.iter("br"):
         br.tail = "\n" + (br.tail or "")
-    total = len(normalize(_text(body))) or 1
+    total = len(squash(_text(body))) or 1
     doomed = []
     for element in body.iter():
         if not isinstance(element.tag, str):  # comments, processing instructions
             doomed.append(element)
             continue
         if element.tag in rules.drop_tags and not _is_json_ld(element) or (_boilerplate_class(element, rules)
-              and len(normalize(_text(element))) <= rules.max_share * total):
+              and len(squash(_text(element))) <= rules.max_share * total):
             doomed.append(element)
     for element in doomed:
         parent = element.getparent()
@@ -114,18 +112,18 @@ def preclean(tree: HtmlElement, rules: CleaningRules) -> None:
 def article_blocks(tree: HtmlElement, extracted: Iterable[str]) -> list[Block] | None:
     """The blocks of the element holding the paragraphs trafilatura `extracted`, in document
     order; None when those paragraphs cannot be found in the tree."""
-    wanted = {_fold(text) for text in extracted if _fold(text)}
+    wanted = {fold(text) for text in extracted if fold(text)}
     if not wanted:
         return None
     candidates = list(_walk(tree))
-    matched = [(element, block) for element, block in candidates if _fold(block.text) in wanted]
+    matched = [(element, block) for element, block in candidates if fold(block.text) in wanted]
     if not matched:
         return None
     container = _container([element for element, _ in matched],
                            [len(block.text) for _, block in matched])
     blocks = []
     for element, block in _walk(container):
-        if (_fold(block.text) in wanted or block.kind in ("heading", "item", "quote", "row")
+        if (fold(block.text) in wanted or block.kind in ("heading", "item", "quote", "row")
                 or _substantial(block)):
             blocks.append(block)
     return blocks
@@ -136,9 +134,9 @@ def drop_boilerplate_blocks(blocks: Iterable[Block], title: str,
     """Blocks without those that are boilerplate by their text; see config/cleaning.yaml."""
     kept: list[Block] = []
     seen: set[str] = set()
-    folded_title = _fold(title)
+    folded_title = fold(title)
     for block in blocks:
-        folded = _fold(block.text)
+        folded = fold(block.text)
         if kept and _ends_article(block, rules):
             break  # notes, references, "about the author": the article is over
         if not folded or folded in seen:
@@ -150,9 +148,9 @@ def drop_boilerplate_blocks(blocks: Iterable[Block], title: str,
         seen.add(folded)
         kept.append(block)
     # A quote repeating a sentence of another block is a pull quote.
-    bodies = [_fold(b.text) for b in kept if b.kind != "quote"]
+    bodies = [fold(b.text) for b in kept if b.kind != "quote"]
     return [b for b in kept
-            if b.kind != "quote" or not any(_fold(b.text) in body for body in bodies)]
+            if b.kind != "quote" or not any(fold(b.text) in body for body in bodies)]
 
 
 def join_blocks(blocks: Iterable[Block]) -> str:
@@ -170,10 +168,6 @@ def join_blocks(blocks: Iterable[Block]) -> str:
     return "\n\n".join(parts)
 
 
-def normalize(text: str) -> str:
-    return _SPACE.sub(" ", text).strip()
-
-
 def _ends_article(block: Block, rules: CleaningRules) -> bool:
     return len(block.text) <= 60 and any(p.fullmatch(block.text) for p in rules.end_markers)
 
@@ -182,7 +176,7 @@ def _substantial(block: Block) -> bool:
     """A paragraph trafilatura passed over that still reads like article text."""
     if block.kind != "paragraph" or block.link_share >= 0.3:
         return False
-    return len(block.text.split()) >= 12 or len(_CJK.findall(block.text)) >= 25
+    return len(block.text.split()) >= 12 or len(CJK.findall(block.text)) >= 25
 
 
 def _is_boilerplate_line(text: str, rules: CleaningRules) -> bool:
@@ -225,7 +219,7 @@ def _walk(root: HtmlElement) -> Iterator[tuple[HtmlElement, Block]]:
             else:
                 yield from _one(element, "quote")
         elif tag == "tr":
-            cells = [normalize(_text(cell)) for cell in element if cell.tag in ("td", "th")]
+            cells = [squash(_text(cell)) for cell in element if cell.tag in ("td", "th")]
             text = " ".join(cell for cell in cells if cell)
             if text:
                 table = next(element.iterancestors("table"), None)
@@ -239,9 +233,9 @@ def _walk(root: HtmlElement) -> Iterator[tuple[HtmlElement, Block]]:
 
 
 def _one(element: HtmlElement, kind: str) -> Iterator[tuple[HtmlElement, Block]]:
-    text = normalize(_text(element))
+    text = squash(_text(element))
     if text:
-        linked = sum(len(normalize(_text(a))) for a in element.iter("a"))
+        linked = sum(len(squash(_text(a))) for a in element.iter("a"))
         yield element, Block(kind, text, link_share=min(1.0, linked / len(text)))
 
 
@@ -269,10 +263,6 @@ def _text(element: HtmlElement) -> str:
 
 def _is_json_ld(element: HtmlElement) -> bool:
     return element.tag == "script" and element.get("type") == "application/ld+json"
-
-
-def _fold(text: str) -> str:
-    return _FOLD.sub(" ", text).strip().casefold()
 
 
 def _drop_keep_tail(element: etree._Element) -> None:

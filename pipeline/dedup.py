@@ -14,6 +14,7 @@ import hashlib
 import re
 import unicodedata
 from dataclasses import dataclass
+from typing import Any
 
 from elasticsearch import Elasticsearch
 
@@ -61,6 +62,13 @@ def fingerprint(text: str, hasher: MinHasher) -> Fingerprint:
     signature = hasher.signature(text)
     return Fingerprint(content_hash=content_hash(text), signature=tuple(signature),
                        lsh=tuple(hasher.band_tokens(signature)))
+
+
+def lsh_query(print_: Fingerprint) -> dict[str, Any]:
+    """Documents sharing an LSH band with this text, scored by the number of bands shared (so
+    the likeliest copies come first)."""
+    return {"bool": {"should": [{"constant_score": {"filter": {"term": {"dedup.lsh": token}}}}
+                                for token in print_.lsh]}}
 
 
 class Deduplicator:
@@ -124,12 +132,9 @@ class Deduplicator:
             (original, other.signature) for original, other in self._batch
             if set(other.lsh) & set(print_.lsh)
         ]
-        # Scored by the number of shared bands, so the likeliest copies come first.
         hits = self._es.search(
-            index=self._alias, size=_CANDIDATES,
-            source_includes=["url", "published_at", "dedup.signature"],
-            query={"bool": {"should": [{"constant_score": {"filter": {"term": {"dedup.lsh": t}}}}
-                                       for t in print_.lsh]}})["hits"]["hits"]
+            index=self._alias, size=_CANDIDATES, query=lsh_query(print_),
+            source_includes=["url", "published_at", "dedup.signature"])["hits"]["hits"]
         for hit in hits:
             signature = hit["_source"].get("dedup", {}).get("signature") or ()
             candidates.append((DuplicateOf(doc_id=hit["_id"], url=hit["_source"]["url"],

@@ -8,7 +8,6 @@ without the boilerplate news sites put in the body.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -39,10 +38,10 @@ from pipeline.metadata import (
 )
 from pipeline.records import Article, FeedItem, ItemError, Page, Source
 from pipeline.settings import CONFIG_DIR
+from pipeline.text import squash, word_count
 
 MIN_WORDS = 40
 _HTML_TYPES = {"text/html", "application/xhtml+xml", None}
-_CJK = re.compile(r"[\u3400-\u9fff]")
 
 
 @dataclass(frozen=True)
@@ -85,10 +84,10 @@ def extract_article(page: Page, item: FeedItem | None = None, *,
     # trafilatura's own extractor alone (fast) is enough with our cleaning around it; its
     # fallback extractors are tried only when that finds too little.
     text = _article_text(tree, page.final_url, title, rules.cleaning, fast=True)
-    if _size(text) < MIN_WORDS:
+    if word_count(text) < MIN_WORDS:
         text = _article_text(tree, page.final_url, title, rules.cleaning, fast=False)
-    if _size(text) < MIN_WORDS:
-        raise ItemError("too_short", f"{page.final_url}: {_size(text)} words of text")
+    if word_count(text) < MIN_WORDS:
+        raise ItemError("too_short", f"{page.final_url}: {word_count(text)} words of text")
 
     if published is None and item is not None:
         published = item.published_at
@@ -115,15 +114,10 @@ def _article_text(tree: lxml.html.HtmlElement, url: str, title: str, rules: Clea
         favor_precision=True, fast=fast)
     if not isinstance(document, Document) or document.body is None:
         return ""
-    extracted = [_clean(" ".join(element.itertext())) for element in document.body]
+    extracted = [squash(" ".join(element.itertext())) for element in document.body]
     blocks = (article_blocks(tree, extracted)
               or [Block("paragraph", text) for text in extracted if text])
     return join_blocks(drop_boilerplate_blocks(blocks, title, rules))
-
-
-def _size(text: str) -> int:
-    """Words, counting two Chinese characters as one."""
-    return len(_CJK.findall(text)) // 2 + len(_CJK.sub(" ", text).split())
 
 
 def decode_html(body: bytes, charset: str | None) -> str:
@@ -134,10 +128,6 @@ def decode_html(body: bytes, charset: str | None) -> str:
         except (LookupError, UnicodeDecodeError):
             pass
     return str(decode_file(body))
-
-
-def _clean(text: str) -> str:
-    return re.sub(r"\s+", " ", text).strip()
 
 
 def _not_in_future(published: datetime | None, fetched_at: datetime) -> datetime | None:

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.settings import ConfigError, load_yaml
+from pipeline.text import CJK
 
-_CJK = re.compile(r"[\u3400-\u9fff]")
 _CYRILLIC = re.compile(r"[\u0400-\u04ff]")
 ENTITY_TYPES = ("person", "organization", "location")
 SIDES = ("russia", "china")
@@ -36,7 +36,7 @@ class TermMatcher:
     def __init__(self, terms: Iterable[str]) -> None:
         latin, cyrillic, cjk = [], [], []
         for term in sorted({t for t in terms if t}, key=len, reverse=True):
-            if _CJK.search(term):
+            if CJK.search(term):
                 cjk.append(term)
             elif _CYRILLIC.search(term):
                 cyrillic.append(term)

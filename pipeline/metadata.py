@@ -20,6 +20,7 @@ from lxml.html import HtmlElement
 from py3langid.langid import MODEL_FILE, LanguageIdentifier
 
 from pipeline.settings import ConfigError, load_yaml
+from pipeline.text import CJK, fold, squash
 from pipeline.urls import normalize_url
 
 _DATE_META = (
@@ -36,7 +37,6 @@ _DATE_META = (
     ("property", "og:published_time"),
 )
 _UPDATED = re.compile(r"(updated|modified|edited|обновлен|изменен|更新|修改)\W{0,3}$", re.IGNORECASE)
-_SPACE = re.compile(r"\s+")
 _OFFSET = re.compile(r"^([+-])(\d{1,2})(?::?(\d{2}))?$")
 _TIME = r"(?:[\sT,]*(?:at\s+|в\s+)?(\d{1,2})[:.](\d{2})(?::\d{2})?\s*([ap]\.?m\.?)?)?"
 _ZONE = r"\s*(?:\(?\s*(?:GMT|UTC)\s*([+-]\d{1,2}(?::?\d{2})?)\)?|([+-]\d{2}:?\d{2})\b|([A-Za-zА-Яа-я\u4e00-\u9fff]{2,5}))?"
@@ -104,18 +104,18 @@ def page_title(tree: HtmlElement) -> str | None:
     (Open Graph, JSON-LD, Twitter card), else the first real `<h1>`, else `<title>`."""
     declared = (_meta(tree, "property", "og:title") or _json_ld_value(tree, "headline")
                 or _meta(tree, "name", "twitter:title"))
-    headings = [_clean(h.text_content()) for h in tree.iter("h1")]
-    headings = [h for h in headings if len(h.split()) >= 2 or _has_cjk(h)]
+    headings = [squash(h.text_content()) for h in tree.iter("h1")]
+    headings = [h for h in headings if len(h.split()) >= 2 or CJK.search(h)]
     if declared:
         # "Headline | Site": the h1 that is most of the declared title, not the site's logo
         named = [h for h in headings
-                 if _fold(h) and _fold(h) in _fold(declared)
-                 and len(_fold(h)) >= 0.4 * len(_fold(declared))]
+                 if fold(h) and fold(h) in fold(declared)
+                 and len(fold(h)) >= 0.4 * len(fold(declared))]
         return max(named, key=len) if named else declared
     if headings:
         return headings[0]
     title = tree.find(".//title")
-    return _clean(title.text_content()) if title is not None else None
+    return squash(title.text_content()) if title is not None else None
 
 
 def page_authors(tree: HtmlElement) -> tuple[str, ...]:
@@ -132,7 +132,7 @@ def page_authors(tree: HtmlElement) -> tuple[str, ...]:
             if not str(value).startswith("http"):
                 names.extend(re.split(r"\s*(?:,|;|\band\b|&)\s*", str(value)))
     seen: list[str] = []
-    for name in (_clean(n) for n in names):
+    for name in (squash(n) for n in names):
         if name and name not in seen:
             seen.append(name)
     return tuple(seen)
@@ -145,7 +145,7 @@ def site_name(tree: HtmlElement) -> str | None:
     for node in _json_ld_nodes(tree):
         publisher = node.get("publisher")
         if isinstance(publisher, dict) and isinstance(publisher.get("name"), str):
-            return _clean(publisher["name"])
+            return squash(publisher["name"])
     return None
 
 
@@ -158,7 +158,7 @@ def published_time(tree: HtmlElement, language: str | None,
         if parsed:
             return parsed
     for element in _date_elements(tree, rules):
-        parsed = parse_printed_date(_clean(element.text_content()), language, rules)
+        parsed = parse_printed_date(squash(element.text_content()), language, rules)
         if parsed:
             return parsed
     try:
@@ -307,7 +307,7 @@ def _json_ld_value(tree: HtmlElement, key: str) -> str | None:
     for node in _json_ld_nodes(tree):
         value = node.get(key)
         if isinstance(value, str) and value.strip():
-            return _clean(value)
+            return squash(value)
     return None
 
 
@@ -324,21 +324,9 @@ def _walk_json(data: Any) -> Iterator[dict[str, Any]]:
 def _meta(tree: HtmlElement, attribute: str, name: str) -> str | None:
     for value in tree.xpath(f'//meta[@{attribute}="{name}"]/@content'):
         if str(value).strip():
-            return _clean(str(value))
+            return squash(str(value))
     return None
 
 
 def _as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value] if value else []
-
-
-def _clean(text: str) -> str:
-    return _SPACE.sub(" ", text).strip()
-
-
-def _fold(text: str) -> str:
-    return re.sub(r"[\W_]+", " ", text).strip().casefold()
-
-
-def _has_cjk(text: str) -> bool:
-    return any("\u4e00" <= ch <= "\u9fff" for ch in text)

@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 
 from elasticsearch import Elasticsearch
 
-from pipeline.dedup import Fingerprint, precedes
+from pipeline.dedup import Fingerprint, lsh_query, precedes
 from pipeline.index import add_duplicates
 from pipeline.ledger import Ledger
 from pipeline.minhash import MinHasher
@@ -89,13 +89,12 @@ def _holder(es: Elasticsearch, alias: str, url: str) -> str | None:
 def _copies(es: Elasticsearch, alias: str, hasher: MinHasher, print_: Fingerprint,
             exclude: list[str]) -> list[tuple[str, str | None]]:
     """Documents of the corpus (outside `exclude`) that are copies of this text."""
-    should: list[dict[str, Any]] = [{"term": {"dedup.content_hash": print_.content_hash}}]
-    should += [{"constant_score": {"filter": {"term": {"dedup.lsh": token}}}}
-               for token in print_.lsh]
-    hits = es.search(index=alias, size=_CANDIDATES,
-                     source_includes=["published_at", "dedup.signature", "dedup.content_hash"],
-                     query={"bool": {"should": should,
-                                     "must_not": [{"ids": {"values": exclude}}]}})["hits"]["hits"]
+    query = lsh_query(print_)
+    query["bool"]["should"].append({"term": {"dedup.content_hash": print_.content_hash}})
+    query["bool"]["must_not"] = [{"ids": {"values": exclude}}]
+    hits = es.search(index=alias, size=_CANDIDATES, query=query,
+                     source_includes=["published_at", "dedup.signature",
+                                      "dedup.content_hash"])["hits"]["hits"]
     found = []
     for hit in hits:
         dedup = hit["_source"].get("dedup", {})

@@ -6,7 +6,6 @@ the tests never touch the demo's `news-articles` corpus.
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -22,10 +21,8 @@ from pipeline.localnode import LocalNode
 from pipeline.records import Page
 from pipeline.settings import Settings, parse_nets
 from pipeline.store import connect, ensure_indices
+from tests.eval.corpus import SAMPLE, SAMPLE_BASE
 from tests.sample_site.server import SampleSite
-
-SAMPLE = Path(__file__).resolve().parent / "sample_site"
-SAMPLE_BASE = "http://127.0.0.1:8765"  # the base URL written in sample_site/feeds.yaml
 
 
 @dataclass(frozen=True)
@@ -74,11 +71,6 @@ def write_feeds_file(path: Path, base: str) -> Path:
     text = (SAMPLE / "feeds.yaml").read_text(encoding="utf-8").replace(SAMPLE_BASE, base)
     path.write_text(text, encoding="utf-8")
     return path
-
-
-def tokens(text: str) -> list[str]:
-    """Words for alphabetic scripts, single characters for Chinese (bag-of-words measures)."""
-    return re.findall(r"[\u3400-\u9fff]|[^\W\d_]+|\d+", text.casefold())
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,8 @@ import pytest
 from pipeline.extract import decode_html, default_rules, extract_article
 from pipeline.metadata import canonical_url, detect_language
 from pipeline.records import ItemError, Page
-from tests.conftest import SAMPLE_BASE, article_id, sample_articles, tokens
+from tests.conftest import SAMPLE_BASE, article_id, sample_articles
+from tests.eval.corpus import tokens
 
 ARTICLES = sample_articles("article")
 
