@@ -9,7 +9,7 @@ export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export AIRFLOW__CORE__UNIT_TEST_MODE := False
 
-.PHONY: setup es airflow-db demo test eval bench lint stop clean
+.PHONY: setup es airflow-db airflow demo test eval bench lint stop clean
 
 setup: $(VENV)/.installed
 
@@ -24,6 +24,11 @@ es: setup
 airflow-db: setup
 	@mkdir -p $(AIRFLOW_HOME)
 	$(BIN)/airflow db migrate > $(AIRFLOW_HOME)/migrate.log 2>&1 || { tail -20 $(AIRFLOW_HOME)/migrate.log; exit 1; }
+
+# Airflow locally in one command: SQLite metadata, LocalExecutor, the API server (UI on
+# http://localhost:8080, admin password printed on start), scheduler, dag-processor, triggerer.
+airflow: es airflow-db
+	$(BIN)/airflow standalone
 
 demo: es airflow-db
 	PATH="$(BIN):$$PATH" scripts/demo.sh

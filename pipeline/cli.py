@@ -9,26 +9,31 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 from elasticsearch import ApiError, TransportError
 
+from pipeline.backfill import archive_sources, backfill, days_window
 from pipeline.extract import extract_article
 from pipeline.fetch import HttpClient
 from pipeline.gazetteer import Gazetteer
+from pipeline.health import FeedHealth
 from pipeline.ingest import ingest
 from pipeline.ledger import Ledger
 from pipeline.localnode import LocalNode, LocalNodeError
+from pipeline.maintenance import prune_ledger, reindex
+from pipeline.provision import setup
 from pipeline.records import ItemError, Page
 from pipeline.reenrich import reenrich
 from pipeline.relevance import TopicModel, score_relevance
 from pipeline.search import search_articles
 from pipeline.settings import ConfigError, Settings, load_feeds
-from pipeline.store import StoreUnavailable, open_store
+from pipeline.store import StoreUnavailable, check_available, connect, open_store
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -58,6 +63,24 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=_ingest)
 
+    p = commands.add_parser("backfill", help="ingest what the sources published in a past "
+                                             "date range, from their archive listings")
+    p.add_argument("--from", dest="first", type=_day, required=True, help="first day (UTC)")
+    p.add_argument("--to", dest="last", type=_day, required=True, help="last day, included")
+    p.add_argument("--feeds", type=Path, help="feeds file (default: NEWSROOM_FEEDS or "
+                                              "config/feeds.yaml)")
+    p.add_argument("--source", action="append", dest="sources",
+                   help="only this source (repeatable; default: every source with a listing)")
+    p.add_argument("--reprocess", action="store_true",
+                   help="fetch and index again what the ledger has settled")
+    p.add_argument("--dry-run", action="store_true", help="list what would be fetched")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=_backfill)
+
+    p = commands.add_parser("feeds", help="each feed's health after its latest poll")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=_feeds)
+
     p = commands.add_parser("extract", help="one page -> cleaned article fields")
     p.add_argument("path_or_url")
     p.add_argument("--url", help="the URL the page was published at (for a file)")
@@ -83,6 +106,21 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=_reenrich)
 
+    p = commands.add_parser("reindex", help="move the corpus to the mapping file's version "
+                                            "(copy, then swap the alias)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=_reindex)
+
+    p = commands.add_parser("prune-ledger", help="delete settled ledger records older than "
+                                                 "the retention")
+    p.add_argument("--days", type=int, help="default: ingest.ledger_retention_days")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=_prune_ledger)
+
+    p = commands.add_parser("setup", help="indices, roles and users (security on), Kibana "
+                                          "saved objects (KIBANA_URL set)")
+    p.set_defaults(handler=_setup)
+
     p = commands.add_parser("es", help="the local development Elasticsearch node")
     p.add_argument("action", choices=["start", "stop", "status"])
     p.set_defaults(handler=_es)
@@ -105,6 +143,54 @@ def _ingest(args: argparse.Namespace) -> int:
             print(f"  {feed['name']}: {feed['status']}, {feed['indexed']} indexed")
             for error in feed["errors"]:
                 print(f"    {error['reason']}: {error['url']} ({error['error']})")
+    return 0
+
+
+def _backfill(args: argparse.Namespace) -> int:
+    settings = Settings.load()
+    feeds = load_feeds(args.feeds or settings.feeds_file)
+    window = days_window(args.first, args.last)
+    archive_sources(feeds, args.sources)  # a bad --source fails before Elasticsearch is asked
+    es = open_store(settings)
+    run_id = f"cli-backfill__{datetime.now(UTC):%Y%m%dT%H%M%S}_{uuid.uuid4().hex[:6]}"
+    report = backfill(feeds, settings, window, run_id, sources=args.sources,
+                      reprocess=args.reprocess, dry_run=args.dry_run, es=es)
+    if args.json:
+        print(json.dumps(report, ensure_ascii=False))
+        return 0
+    counts = " ".join(f"{k}={report[k]}" for k in
+                      ("seen", "fetched", "indexed", "duplicate", "irrelevant", "failed"))
+    print(f"run {run_id} ({args.first} to {args.last}): {counts}")
+    for source in report["feeds"]:
+        print(f"  {source['name']}: {source['status']}, {source['seen']} listed in the range, "
+              f"{source['indexed']} indexed")
+        for url in source["planned"]:
+            print(f"    would fetch {url}")
+        for error in source["errors"]:
+            print(f"    {error['reason']}: {error['url']} ({error['error']})")
+    return 0
+
+
+def _feeds(args: argparse.Namespace) -> int:
+    settings = Settings.load()
+    es = open_store(settings)
+    feeds = FeedHealth(es, settings.feed_health_index).latest()
+    if args.json:
+        print(json.dumps({"feeds": feeds}, ensure_ascii=False))
+        return 0
+    if not feeds:
+        print("no feed has been polled yet")
+    for feed in feeds:
+        latency = feed["median_fetch_ms"]
+        print(f"{feed['feed']}: {feed['status']} at {feed['run_at'][:19]}, "
+              f"last success {(feed['last_success'] or 'never')[:19]}, "
+              f"{feed['consecutive_failures']} failures in a row, "
+              f"{feed['items_seen']} seen, {feed['indexed']} indexed, "
+              f"fetch failures {feed['fetch_failure_rate']:.0%}, "
+              f"extraction failures {feed['extraction_failure_rate']:.0%}, "
+              f"median fetch {'-' if latency is None else f'{latency:.0f} ms'}")
+        if feed["next_poll_at"]:
+            print(f"  backed off until {feed['next_poll_at'][:19]}")
     return 0
 
 
@@ -202,6 +288,38 @@ def _reenrich(args: argparse.Namespace) -> int:
     return 0
 
 
+def _reindex(args: argparse.Namespace) -> int:
+    settings = Settings.load()
+    report = reindex(open_store(settings), settings)
+    if args.json:
+        print(json.dumps(report.as_dict()))
+    elif report.status == "current":
+        print(f"{settings.index_alias} is on {report.target} already")
+    else:
+        print(f"copied {report.copied} documents from {', '.join(report.sources)} into "
+              f"{report.target}; {settings.index_alias} now points there")
+    return 0
+
+
+def _prune_ledger(args: argparse.Namespace) -> int:
+    settings = Settings.load()
+    days = args.days if args.days is not None else settings.ledger_retention_days
+    deleted = prune_ledger(open_store(settings), settings, days)
+    if args.json:
+        print(json.dumps({"deleted": deleted, "older_than_days": days}))
+    else:
+        print(f"deleted {deleted} ledger records settled more than {days} days ago")
+    return 0
+
+
+def _setup(args: argparse.Namespace) -> int:
+    settings = Settings.load()
+    es = connect(settings)
+    check_available(es, settings)
+    print(json.dumps(setup(es, settings, os.environ)))
+    return 0
+
+
 def _es(args: argparse.Namespace) -> int:
     node = LocalNode.from_env()
     if args.action == "start":
@@ -216,6 +334,13 @@ def _es(args: argparse.Namespace) -> int:
         print(f"Elasticsearch at {node.url} is {health['status']} "
               f"({health['number_of_nodes']} node)")
     return 0
+
+
+def _day(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {value!r}") from exc
 
 
 def _date(value: str) -> datetime:

@@ -12,13 +12,23 @@ from pipeline.fetch import HttpClient
 from pipeline.records import FeedItem, ItemError
 from pipeline.settings import Feed
 
+FEED_ACCEPT = "application/rss+xml, application/atom+xml, application/xml;q=0.9, */*;q=0.5"
+
 
 @dataclass(frozen=True)
 class FeedState:
-    """What we remember of a feed between polls (kept in Elasticsearch by `pipeline.state`)."""
+    """What we remember of a feed between polls (kept in Elasticsearch by
+    `pipeline.ledger.FeedStates`): conditional-GET validators, and the back-off of a feed
+    that keeps failing."""
 
     etag: str | None = None
     last_modified: str | None = None
+    error_streak: int = 0  # consecutive failed polls
+    last_success: datetime | None = None
+    next_poll_at: datetime | None = None  # backed off until then
+
+    def backed_off(self, now: datetime) -> bool:
+        return self.next_poll_at is not None and now < self.next_poll_at
 
 
 @dataclass(frozen=True)
@@ -37,7 +47,7 @@ def poll_feed(feed: Feed, state: FeedState, http: HttpClient) -> FeedPoll:
     Raises `ItemError` when the feed cannot be fetched, or when it is so malformed that
     feedparser finds no entry with a link in it; a feed malformed only in part yields its
     items with a warning."""
-    headers = {"Accept": "application/rss+xml, application/atom+xml, application/xml;q=0.9, */*;q=0.5"}
+    headers = {"Accept": FEED_ACCEPT}
     if state.etag:
         headers["If-None-Match"] = state.etag
     if state.last_modified:
@@ -46,7 +56,19 @@ def poll_feed(feed: Feed, state: FeedState, http: HttpClient) -> FeedPoll:
     if page.status == 304:
         return FeedPoll(not_modified=True, items=(), state=state)
 
-    parsed = feedparser.parse(page.body, response_headers=_headers_for_feedparser(page.charset))
+    items, warning = parse_feed(page.body, page.charset, feed)
+    new_state = FeedState(
+        etag=page.etag,
+        last_modified=page.last_modified,
+    )
+    return FeedPoll(not_modified=False, items=tuple(items), state=new_state, warning=warning)
+
+
+def parse_feed(body: bytes, charset: str | None,
+               feed: Feed) -> tuple[list[FeedItem], str | None]:
+    """The items of an RSS or Atom document (each link once), and feedparser's complaint when
+    the document is malformed only in part. `ItemError('bad_feed')` when no item has a link."""
+    parsed = feedparser.parse(body, response_headers=_headers_for_feedparser(charset))
     items = []
     seen: set[str] = set()
     for entry in parsed.entries:
@@ -67,11 +89,7 @@ def poll_feed(feed: Feed, state: FeedState, http: HttpClient) -> FeedPoll:
         if not items:
             raise ItemError("bad_feed", f"{feed.url}: {parsed.bozo_exception}")
         warning = f"{type(parsed.bozo_exception).__name__}: {parsed.bozo_exception}"
-    new_state = FeedState(
-        etag=page.etag,
-        last_modified=page.last_modified,
-    )
-    return FeedPoll(not_modified=False, items=tuple(items), state=new_state, warning=warning)
+    return items, warning
 
 
 def _headers_for_feedparser(charset: str | None) -> dict[str, str]:

@@ -71,6 +71,11 @@ class HttpClient:
     def close(self) -> None:
         self._client.close()
 
+    @property
+    def max_bytes(self) -> int:
+        """The size cap on a response body (and on what a compressed body may inflate to)."""
+        return self._settings.max_bytes
+
     def get(self, url: str, headers: Mapping[str, str] | None = None) -> Page:
         """GET `url`, following redirects hop by hop through the address guard and the host's
         robots.txt, within the per-host limits.

@@ -1,7 +1,8 @@
-"""ingest: one feed, or all of them, through every stage, with the ledger kept true.
+"""ingest: one feed, or all of them, through every stage, with the ledger kept true; or, for
+backfills and the daily sweep, what one source's archive listings give for a time window.
 
 Order of writes for a feed: articles, then duplicates on their originals, then the ledger, then
-the feed's conditional-GET validators. If Elasticsearch fails part-way, the exception stops
+the feed's conditional-GET validators, then its health. If Elasticsearch fails part-way, the exception stops
 the feed before the ledger and the validators are written, so the next run fetches the feed
 body again and finishes the job; ids are idempotent, so nothing is indexed twice.
 """
@@ -9,23 +10,28 @@ body again and finishes the job; ids are idempotent, so nothing is indexed twice
 from __future__ import annotations
 
 import logging
+import statistics
+import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
 from typing import Any, Self
 
 from elasticsearch import ApiError, Elasticsearch, TransportError
 
+from pipeline.archive import Window, list_archive
 from pipeline.dedup import Deduplicator, DuplicateOf, Fingerprint, fingerprint
-from pipeline.discover import poll_feed
+from pipeline.discover import FeedState, poll_feed
 from pipeline.enrich import EnrichRules, enrich_articles, enrichment_version
 from pipeline.extract import extract_article
 from pipeline.fetch import HttpClient
 from pipeline.gazetteer import Gazetteer
+from pipeline.health import FeedHealth, health_document
 from pipeline.index import add_duplicate, article_document, index_documents
 from pipeline.ledger import FeedStates, Ledger, LedgerEntry
 from pipeline.minhash import MinHasher
 from pipeline.reconcile import Indexed, reconcile
-from pipeline.records import Article, FeedItem, ItemError, Outcome
+from pipeline.records import Article, FeedItem, ItemError, Outcome, Page
 from pipeline.relevance import TopicModel, score_relevance
 from pipeline.settings import Feed, Settings
 from pipeline.store import connect
@@ -39,19 +45,29 @@ COUNTS = ("seen", "fetched", "indexed", "duplicate", "irrelevant", "failed")
 
 @dataclass
 class FeedReport:
+    """What a run did with one feed (a poll) or one source (an archive run)."""
+
     name: str
     url: str
-    status: str = "ok"  # ok | not_modified | failed
+    status: str = "ok"  # ok | not_modified | failed | backed_off | dry_run
     seen: int = 0
     fetched: int = 0
     indexed: int = 0
     duplicate: int = 0
     irrelevant: int = 0
     failed: int = 0
+    fetch_failures: int = 0  # of `failed`: the page could not be fetched
+    extraction_failures: int = 0  # of `failed`: fetched, but no article could be read
+    out_of_window: int = 0  # archive runs: published outside the window, left for its day
     errors: list[dict[str, Any]] = field(default_factory=list)
+    planned: list[str] = field(default_factory=list)  # dry runs: what would be fetched
+    fetch_ms: list[float] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        report = asdict(self)
+        times = report.pop("fetch_ms")
+        report["median_fetch_ms"] = round(statistics.median(times), 1) if times else None
+        return report
 
 
 def summarize(run_id: str, feed_reports: list[dict[str, Any]]) -> dict[str, Any]:
@@ -76,7 +92,8 @@ class Ingestor:
                                                  settings.config_dir / "enrich.yaml")
         self.topic = TopicModel.load(settings.config_dir / "topic.yaml", self.gazetteer)
         self.ledger = Ledger(self.es, settings.ledger_index, settings.max_attempts)
-        self.feed_states = FeedStates(self.es, settings.feed_state_index)
+        self.feed_states = FeedStates(self.es, settings.feed_state_index, settings.polling)
+        self.health = FeedHealth(self.es, settings.feed_health_index)
         self.hasher = MinHasher.load(settings.config_dir / "dedup.yaml")
         self.story_rules = StoryRules.load(settings.config_dir / "dedup.yaml")
         self._nlp = nlp
@@ -89,18 +106,25 @@ class Ingestor:
 
     def ingest_feed(self, feed: Feed, run_id: str, mode: str = "poll") -> FeedReport:
         """Poll `feed` and take each new item, and each earlier transient failure, through
-        every stage.
+        every stage; then record the feed's health.
 
         Item problems are recorded (ledger `failed` with a reason) and the feed goes on; a feed
-        that cannot be fetched is reported `failed`; Elasticsearch errors raise."""
+        that cannot be fetched is reported `failed` and backed off (`backed_off` until its next
+        poll time); Elasticsearch errors raise."""
         report = FeedReport(name=feed.name, url=feed.url)
+        state = self.feed_states.load(feed.url)
+        if state.backed_off(datetime.now(UTC)):
+            report.status = "backed_off"
+            self._record_health(feed, report, state, run_id, mode)
+            return report
         try:
-            poll = poll_feed(feed, self.feed_states.load(feed.url), self.http)
+            poll = poll_feed(feed, state, self.http)
         except ItemError as exc:
             log.warning("feed %s failed: %s", feed.name, exc)
             report.status = "failed"
             report.errors.append({"url": feed.url, "reason": exc.reason, "error": exc.detail})
-            self.feed_states.save_failure(feed.name, feed.url, str(exc))
+            state = self.feed_states.save_failure(feed, state, str(exc))
+            self._record_health(feed, report, state, run_id, mode)
             return report
         if poll.not_modified:
             report.status = "not_modified"
@@ -115,16 +139,52 @@ class Ingestor:
                    for url in self.ledger.retry_candidates(feed.name) if url not in listed]
         items = [*poll.items, *retries]
         report.seen = len(items)
-        previous = self.ledger.lookup(item.url for item in items)
-        todo = [i for i in items if not self.ledger.is_settled(previous.get(i.url))]
-        self._process(todo, feed, run_id, mode, report, previous)
-        self.feed_states.save_success(feed.name, feed.url, poll.state,
-                                      items_seen=len(poll.items))
+        self._ingest_items(items, _Batch(feed=feed, run_id=run_id, mode=mode, report=report))
+        state = self.feed_states.save_success(feed, poll.state, items_seen=len(poll.items))
+        self._record_health(feed, report, state, run_id, mode)
         return report
 
-    def _process(self, items: list[FeedItem], feed: Feed, run_id: str, mode: str,
-                 report: FeedReport, previous: dict[str, dict[str, Any]]) -> None:
-        batch = _Batch(feed=feed, run_id=run_id, mode=mode, report=report)
+    def ingest_archive(self, feeds: list[Feed], window: Window, run_id: str, mode: str,
+                       reprocess: bool = False, dry_run: bool = False) -> FeedReport:
+        """Take what one source (`feeds`, sharing a source name) published in `window`, as its
+        archive listings give it, through every stage.
+
+        Items the ledger has settled are skipped unless `reprocess`; a page whose own
+        publication time falls outside the window is left for its own day (`out_of_window`);
+        a dry run only lists what would be fetched."""
+        report = FeedReport(name=feeds[0].source_name, url=feeds[0].url)
+        listing = list_archive(feeds, window, self.http, self.settings.archive)
+        report.errors.extend(listing.errors)
+        if listing.errors and not listing.listings_read:
+            report.status = "failed"
+        report.seen = len(listing.items)
+        if dry_run:
+            report.status = "dry_run"
+            previous = self.ledger.lookup(item.url for item in listing.items)
+            report.planned = [item.url for item in listing.items
+                              if reprocess or not self.ledger.is_settled(previous.get(item.url))]
+            return report
+        for feed in feeds:
+            items = [item for item in listing.items if item.feed_name == feed.name]
+            self._ingest_items(items, _Batch(feed=feed, run_id=run_id, mode=mode, report=report,
+                                             window=window, reprocess=reprocess))
+        return report
+
+    def _record_health(self, feed: Feed, report: FeedReport, state: FeedState, run_id: str,
+                       mode: str) -> None:
+        self.health.record(health_document(
+            feed, report.as_dict(), state, run_id, mode, datetime.now(UTC),
+            poll_interval_s=self.feed_states.backoff_s(state.error_streak)))
+
+    def _ingest_items(self, items: list[FeedItem], batch: _Batch) -> None:
+        """Take the items the ledger has not settled (all of them when reprocessing)."""
+        previous = self.ledger.lookup(item.url for item in items)
+        todo = [i for i in items
+                if batch.reprocess or not self.ledger.is_settled(previous.get(i.url))]
+        self._process(todo, batch, previous)
+
+    def _process(self, items: list[FeedItem], batch: _Batch,
+                 previous: dict[str, dict[str, Any]]) -> None:
         dedup = Deduplicator(self.es, self.settings.index_alias, self.hasher)
         for item in items:
             try:
@@ -140,14 +200,22 @@ class Ingestor:
         self._write(batch)
         self.ledger.record(batch.entries, previous)
         for entry in batch.entries:
-            setattr(report, entry.status.value, getattr(report, entry.status.value) + 1)
+            setattr(batch.report, entry.status.value,
+                    getattr(batch.report, entry.status.value) + 1)
 
     def _take(self, item: FeedItem, batch: _Batch, dedup: Deduplicator) -> None:
         """Fetch, extract, judge and dedup one item: it joins the batch's articles, its copies,
         or its settled entries."""
-        page = self.http.get(item.url)
-        batch.report.fetched += 1
-        article = extract_article(page, item, source_name=batch.feed.source_name)
+        page = self._fetch(item.url, batch.report)
+        try:
+            article = extract_article(page, item, source_name=batch.feed.source_name)
+        except ItemError:
+            batch.report.extraction_failures += 1
+            raise
+        if (batch.window is not None and article.published_at is not None
+                and article.published_at not in batch.window):
+            batch.report.out_of_window += 1  # listed under another day: its own run takes it
+            return
         relevance = score_relevance(article.title, article.text, self.topic)
         article = replace(article, relevance=relevance)
         if not relevance.relevant:
@@ -157,6 +225,8 @@ class Ingestor:
         print_ = fingerprint(article.text, self.hasher)
         published = article.published_at.isoformat() if article.published_at else None
         original = dedup.check(article.url, print_, published)
+        if original is not None and batch.reprocess and original.match == "same_url":
+            original = None  # reprocessing: the stored version is replaced
         if original is not None:
             batch.entries.append(batch.entry(item, Outcome.DUPLICATE, reason=original.match,
                                              duplicate_of=original.doc_id))
@@ -165,6 +235,18 @@ class Ingestor:
             return
         dedup.accept(article.url, print_, published)
         batch.accepted.append((item, article, print_))
+
+    def _fetch(self, url: str, report: FeedReport) -> Page:
+        started = time.monotonic()
+        try:
+            page = self.http.get(url)
+        except ItemError:
+            report.fetch_failures += 1
+            raise
+        finally:
+            report.fetch_ms.append((time.monotonic() - started) * 1000)
+        report.fetched += 1
+        return page
 
     def _write(self, batch: _Batch) -> None:
         """Enrich, assign stories, index, record copies, reconcile; then the batch's entries
@@ -207,6 +289,8 @@ class _Batch:
     run_id: str
     mode: str
     report: FeedReport
+    window: Window | None = None  # archive runs: the interval being filled
+    reprocess: bool = False  # archive runs: take settled items again
     entries: list[LedgerEntry] = field(default_factory=list)
     accepted: list[tuple[FeedItem, Article, Fingerprint]] = field(default_factory=list)
     copies: list[tuple[FeedItem, Article, DuplicateOf]] = field(default_factory=list)

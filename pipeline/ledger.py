@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from elasticsearch import Elasticsearch, helpers
 
 from pipeline.discover import FeedState
 from pipeline.records import Outcome
+from pipeline.settings import Feed, PollSettings
 
 SETTLED = {Outcome.INDEXED, Outcome.DUPLICATE, Outcome.IRRELEVANT}
 
@@ -154,31 +155,56 @@ class Ledger:
 
 
 class FeedStates:
-    """Conditional-GET validators and health per feed, kept in Elasticsearch."""
+    """Conditional-GET validators and health per feed, kept in Elasticsearch. A feed that
+    fails is backed off: polled again after `backoff_floor_s`, doubling with each failure in a
+    row up to `backoff_ceiling_s`."""
 
-    def __init__(self, es: Elasticsearch, index: str) -> None:
+    def __init__(self, es: Elasticsearch, index: str, polling: PollSettings) -> None:
         self._es = es
         self._index = index
+        self._polling = polling
 
     def load(self, feed_url: str) -> FeedState:
         doc = self._es.options(ignore_status=404).get(index=self._index, id=ledger_id(feed_url))
         if not doc.get("found"):
             return FeedState()
         source = doc["_source"]
-        return FeedState(etag=source.get("etag"), last_modified=source.get("last_modified"))
+        return FeedState(etag=source.get("etag"), last_modified=source.get("last_modified"),
+                         error_streak=int(source.get("error_streak") or 0),
+                         last_success=_time(source.get("last_success")),
+                         next_poll_at=_time(source.get("next_poll_at")))
 
-    def save_success(self, name: str, feed_url: str, state: FeedState, items_seen: int) -> None:
-        now = datetime.now(UTC).isoformat()
-        self._es.update(index=self._index, id=ledger_id(feed_url), doc_as_upsert=True, doc={
-            "name": name, "url": feed_url, "etag": state.etag,
-            "last_modified": state.last_modified, "last_polled": now, "last_success": now,
-            "error_streak": 0, "last_error": None, "items_seen": items_seen,
-        })
+    def backoff_s(self, error_streak: int) -> int:
+        """Seconds to wait before polling a feed that has failed `error_streak` times in a row
+        (0 when it has not failed)."""
+        if error_streak <= 0:
+            return 0
+        floor, ceiling = self._polling.backoff_floor_s, self._polling.backoff_ceiling_s
+        return min(ceiling, floor * 2 ** min(error_streak - 1, 30))
 
-    def save_failure(self, name: str, feed_url: str, error: str) -> None:
-        doc = self._es.options(ignore_status=404).get(index=self._index, id=ledger_id(feed_url))
-        streak = doc["_source"].get("error_streak", 0) + 1 if doc.get("found") else 1
-        self._es.update(index=self._index, id=ledger_id(feed_url), doc_as_upsert=True, doc={
-            "name": name, "url": feed_url, "last_polled": datetime.now(UTC).isoformat(),
-            "error_streak": streak, "last_error": error,
+    def save_success(self, feed: Feed, state: FeedState, items_seen: int) -> FeedState:
+        now = datetime.now(UTC)
+        self._es.update(index=self._index, id=ledger_id(feed.url), doc_as_upsert=True, doc={
+            "name": feed.name, "source": feed.source_name, "url": feed.url,
+            "etag": state.etag, "last_modified": state.last_modified,
+            "last_polled": now.isoformat(), "last_success": now.isoformat(),
+            "error_streak": 0, "last_error": None, "next_poll_at": None,
+            "items_seen": items_seen,
         })
+        return replace(state, error_streak=0, last_success=now, next_poll_at=None)
+
+    def save_failure(self, feed: Feed, state: FeedState, error: str) -> FeedState:
+        """Record a failed poll and back the feed off; the state after it."""
+        now = datetime.now(UTC)
+        streak = state.error_streak + 1
+        next_poll = now + timedelta(seconds=self.backoff_s(streak))
+        self._es.update(index=self._index, id=ledger_id(feed.url), doc_as_upsert=True, doc={
+            "name": feed.name, "source": feed.source_name, "url": feed.url,
+            "last_polled": now.isoformat(), "error_streak": streak, "last_error": error,
+            "next_poll_at": next_poll.isoformat(),
+        })
+        return replace(state, error_streak=streak, next_poll_at=next_poll)
+
+
+def _time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None

@@ -28,7 +28,8 @@ class Feed:
     name: str
     url: str
     language: str | None = None
-    sitemap: str | None = None
+    sitemaps: tuple[str, ...] = ()  # XML sitemaps or sitemap indexes (`sitemap:` in the file)
+    paged_feed: str | None = None  # an archive feed URL with `{page}` for the page number
     tags: tuple[str, ...] = ()
     source: str | None = None  # the outlet, when it has several feeds; default: the name
 
@@ -36,28 +37,45 @@ class Feed:
     def source_name(self) -> str:
         return self.source or self.name
 
+    @property
+    def has_archive(self) -> bool:
+        """Whether backfills can list this feed's past articles."""
+        return bool(self.sitemaps or self.paged_feed)
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "url": self.url,
             "source": self.source,
             "language": self.language,
-            "sitemap": self.sitemap,
+            "sitemap": list(self.sitemaps),
+            "paged_feed": self.paged_feed,
             "tags": list(self.tags),
         }
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> Feed:
         _check_keys(raw, required={"name", "url"},
-                    optional={"language", "sitemap", "tags", "source"}, where="feed")
+                    optional={"language", "sitemap", "paged_feed", "tags", "source"},
+                    where="feed")
+        name = raw["name"]
         tags = raw.get("tags") or ()
         if not isinstance(tags, (list, tuple)):
-            raise ConfigError(f"feed {raw['name']!r}: tags must be a list")
+            raise ConfigError(f"feed {name!r}: tags must be a list")
+        sitemaps = raw.get("sitemap") or ()
+        if isinstance(sitemaps, str):
+            sitemaps = (sitemaps,)
+        if not isinstance(sitemaps, (list, tuple)):
+            raise ConfigError(f"feed {name!r}: sitemap must be a URL or a list of URLs")
+        paged = raw.get("paged_feed")
+        if paged is not None and "{page}" not in str(paged):
+            raise ConfigError(f"feed {name!r}: paged_feed must contain {{page}}")
         return cls(
-            name=str(raw["name"]),
+            name=str(name),
             url=str(raw["url"]),
             language=raw.get("language"),
-            sitemap=raw.get("sitemap"),
+            sitemaps=tuple(str(s) for s in sitemaps),
+            paged_feed=str(paged) if paged is not None else None,
             tags=tuple(str(t) for t in tags),
             source=raw.get("source"),
         )
@@ -82,6 +100,24 @@ class HttpSettings:
 
 
 @dataclass(frozen=True)
+class ArchiveSettings:
+    """How backfills read sources' archive listings (`archive:` in newsroom.yaml)."""
+
+    lastmod_grace_days: float = 7.0  # a page listed by lastmod only may be modified this late
+    max_sitemaps: int = 50  # sitemap files read per source and day, indexes included
+    max_pages: int = 20  # pages of a paged feed read per source and day
+
+
+@dataclass(frozen=True)
+class PollSettings:
+    """Adaptive polling (`polling:` in newsroom.yaml): a feed that keeps failing is polled
+    again after `backoff_floor_s`, doubling per consecutive failure up to `backoff_ceiling_s`."""
+
+    backoff_floor_s: int = 900
+    backoff_ceiling_s: int = 21600
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything a run needs to know, built by `Settings.load()` from config/ and the environment."""
 
@@ -93,7 +129,10 @@ class Settings:
     feeds_file: Path = CONFIG_DIR / "feeds.yaml"
     config_dir: Path = CONFIG_DIR
     http: HttpSettings = HttpSettings()
+    archive: ArchiveSettings = ArchiveSettings()
+    polling: PollSettings = PollSettings()
     max_attempts: int = 3
+    ledger_retention_days: int = 365
 
     @property
     def ledger_index(self) -> str:
@@ -103,21 +142,37 @@ class Settings:
     def feed_state_index(self) -> str:
         return f"{self.index_alias}-feeds"
 
+    @property
+    def feed_health_index(self) -> str:
+        return f"{self.index_alias}-feed-health"
+
     @classmethod
     def load(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Read config/newsroom.yaml and the NEWSROOM_* / ELASTICSEARCH_* environment."""
         env = os.environ if environ is None else environ
         config_dir = Path(env.get("NEWSROOM_CONFIG_DIR", str(CONFIG_DIR)))
         raw = load_yaml(config_dir / "newsroom.yaml")
-        _check_keys(raw, required=set(), optional={"http", "ingest"}, where="newsroom.yaml")
+        _check_keys(raw, required=set(), optional={"http", "ingest", "archive", "polling"},
+                    where="newsroom.yaml")
         http_raw = raw.get("http") or {}
         _check_keys(http_raw, required=set(),
                     optional={"user_agent", "connect_timeout", "read_timeout", "max_bytes",
                               "max_redirects", "per_host_concurrency", "per_host_delay",
                               "respect_robots"}, where="newsroom.yaml http")
         ingest_raw = raw.get("ingest") or {}
-        _check_keys(ingest_raw, required=set(), optional={"max_attempts"},
+        _check_keys(ingest_raw, required=set(),
+                    optional={"max_attempts", "ledger_retention_days"},
                     where="newsroom.yaml ingest")
+        archive_raw = raw.get("archive") or {}
+        _check_keys(archive_raw, required=set(), optional=set(ArchiveSettings.__dataclass_fields__),
+                    where="newsroom.yaml archive")
+        polling_raw = raw.get("polling") or {}
+        _check_keys(polling_raw, required=set(), optional=set(PollSettings.__dataclass_fields__),
+                    where="newsroom.yaml polling")
+        polling = PollSettings(**polling_raw)
+        if not 0 < polling.backoff_floor_s <= polling.backoff_ceiling_s:
+            raise ConfigError("newsroom.yaml polling: need 0 < backoff_floor_s <= "
+                              "backoff_ceiling_s")
         http = HttpSettings(
             **{k: http_raw[k] for k in http_raw},
             allow_nets=parse_nets(env.get("NEWSROOM_ALLOW_NETS", "")),
@@ -127,17 +182,50 @@ class Settings:
                 http = replace(http, per_host_delay=float(env["NEWSROOM_HOST_DELAY"]))
             except ValueError as exc:
                 raise ConfigError("NEWSROOM_HOST_DELAY must be a number of seconds") from exc
+        url, username, password, api_key = (
+            env.get("ELASTICSEARCH_URL", cls.elasticsearch_url),
+            env.get("ELASTICSEARCH_USERNAME") or None,
+            env.get("ELASTICSEARCH_PASSWORD") or None,
+            env.get("ELASTICSEARCH_API_KEY") or None,
+        )
+        if env.get("NEWSROOM_ES_CONN_ID"):
+            url, username, password, api_key = airflow_connection(env["NEWSROOM_ES_CONN_ID"])
         return cls(
-            elasticsearch_url=env.get("ELASTICSEARCH_URL", cls.elasticsearch_url),
-            elasticsearch_username=env.get("ELASTICSEARCH_USERNAME") or None,
-            elasticsearch_password=env.get("ELASTICSEARCH_PASSWORD") or None,
-            elasticsearch_api_key=env.get("ELASTICSEARCH_API_KEY") or None,
+            elasticsearch_url=url,
+            elasticsearch_username=username,
+            elasticsearch_password=password,
+            elasticsearch_api_key=api_key,
             index_alias=env.get("NEWSROOM_INDEX", cls.index_alias),
             feeds_file=Path(env.get("NEWSROOM_FEEDS", str(config_dir / "feeds.yaml"))),
             config_dir=config_dir,
             http=http,
+            archive=ArchiveSettings(**archive_raw),
+            polling=polling,
             max_attempts=int(ingest_raw.get("max_attempts", cls.max_attempts)),
+            ledger_retention_days=int(ingest_raw.get("ledger_retention_days",
+                                                     cls.ledger_retention_days)),
         )
+
+
+def airflow_connection(conn_id: str) -> tuple[str, str | None, str | None, str | None]:
+    """URL, user, password and API key of the Elasticsearch cluster from an Airflow connection
+    (how the docker-compose stack passes them): host, port, schema `http`/`https`, login and
+    password, or an `api_key` in the extras. Read only where NEWSROOM_ES_CONN_ID names one."""
+    try:
+        from airflow.sdk import Connection
+    except ImportError as exc:
+        raise ConfigError("NEWSROOM_ES_CONN_ID is set but Airflow is not installed") from exc
+    try:
+        conn = Connection.get(conn_id)
+    except Exception as exc:  # the SDK raises its own types for a missing connection
+        raise ConfigError(f"Airflow connection {conn_id!r} (NEWSROOM_ES_CONN_ID) cannot be "
+                          f"read: {type(exc).__name__}") from exc
+    if not conn.host:
+        raise ConfigError(f"Airflow connection {conn_id!r} has no host")
+    scheme = conn.schema if conn.schema in ("http", "https") else "http"
+    url = f"{scheme}://{conn.host}:{conn.port or 9200}"
+    api_key = (conn.extra_dejson or {}).get("api_key")
+    return url, conn.login or None, conn.password or None, api_key or None
 
 
 def parse_nets(value: str) -> tuple[IPNetwork, ...]:

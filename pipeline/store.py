@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ from elasticsearch import ConnectionError as ESConnectionError
 
 from pipeline.settings import Settings
 
-ARTICLES_VERSION = 1
+log = logging.getLogger(__name__)
 
 
 class StoreUnavailable(RuntimeError):
@@ -60,9 +61,11 @@ def open_store(settings: Settings) -> Elasticsearch:
 
 def ensure_indices(es: Elasticsearch, settings: Settings) -> None:
     """Create (idempotently) the article index template, the first versioned index with the
-    alias on it, the ledger and the feed-state indices."""
+    alias on it, the ledger, the feed-state and the feed-health indices; fields added to a
+    mapping file reach the existing indices."""
     alias = settings.index_alias
     articles = _mapping_body(settings.config_dir, "articles")
+    version = articles.pop("version")
     es.indices.put_index_template(
         name=f"{alias}-template",
         index_patterns=[f"{alias}-v*"],
@@ -72,18 +75,39 @@ def ensure_indices(es: Elasticsearch, settings: Settings) -> None:
     )
     if not es.indices.exists_alias(name=alias):
         es.options(ignore_status=400).indices.create(
-            index=f"{alias}-v{ARTICLES_VERSION}",
+            index=articles_index(alias, version),
             aliases={alias: {"is_write_index": True}},
         )
-    else:
-        # New fields reach the existing indices; a changed field type fails here, loudly, and
-        # needs a new index version and a reindex.
+    elif alias_indices(es, alias) == [articles_index(alias, version)]:
+        # New fields reach the current index; a changed field type fails here, loudly: raise
+        # the version in the mapping file and reindex.
         es.indices.put_mapping(index=alias, properties=articles["mappings"]["properties"])
+    else:
+        log.warning("%s is behind the mapping version %s: run `newsroom reindex`", alias,
+                    version)
     for index, mapping in ((settings.ledger_index, "ledger"),
-                           (settings.feed_state_index, "feeds")):
+                           (settings.feed_state_index, "feeds"),
+                           (settings.feed_health_index, "feed_health")):
+        body = _mapping_body(settings.config_dir, mapping)
         if not es.indices.exists(index=index):
-            es.options(ignore_status=400).indices.create(
-                index=index, **_mapping_body(settings.config_dir, mapping))
+            es.options(ignore_status=400).indices.create(index=index, **body)
+        else:
+            es.indices.put_mapping(index=index, properties=body["mappings"]["properties"])
+
+
+def articles_version(config_dir: Path) -> int:
+    """The version of the article mapping (`version` in mappings/articles.json)."""
+    return int(_mapping_body(config_dir, "articles")["version"])
+
+
+def articles_index(alias: str, version: int) -> str:
+    return f"{alias}-v{version}"
+
+
+def alias_indices(es: Elasticsearch, alias: str) -> list[str]:
+    """The indices behind `alias`, sorted (empty when there is no such alias)."""
+    found = es.options(ignore_status=404).indices.get_alias(name=alias)
+    return sorted(found.body) if found.meta.status == 200 else []
 
 
 def _mapping_body(config_dir: Path, name: str) -> dict[str, Any]:

@@ -37,3 +37,9 @@ newsroom ledger --run "$run_id"
 echo
 echo 'Top hits for "Putin Xi summit":'
 newsroom search "Putin Xi summit" --limit 5
+echo
+echo "Backfill from the outlets' archive listings, 2026-09-21 to 2026-11-25 (what the feeds no longer list):"
+newsroom backfill --from 2026-09-21 --to 2026-11-25
+echo
+echo "Feed health after the DAG run (newsroom feeds):"
+newsroom feeds

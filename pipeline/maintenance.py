@@ -1,0 +1,89 @@
+"""maintenance: move the corpus to a new mapping version, and keep the ledger from growing
+without end.
+
+Reindexing is client-side (scan + bulk), since the local node has no reindex module, and safe
+against a concurrent ingest: the old index is made read-only first, so a run that writes
+meanwhile fails before settling anything and its rerun writes through the alias into the new
+index. The alias moves in one atomic `update_aliases` call, after the copy is counted.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from elasticsearch import Elasticsearch, helpers
+
+from pipeline.ledger import SETTLED
+from pipeline.records import Outcome
+from pipeline.settings import Settings
+from pipeline.store import alias_indices, articles_index, articles_version
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ReindexReport:
+    status: str  # current | reindexed
+    target: str
+    sources: list[str]
+    copied: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def reindex(es: Elasticsearch, settings: Settings, batch_size: int = 500) -> ReindexReport:
+    """If the alias is not on `<alias>-v<version>` of the mapping file, copy every document
+    into that index (created from the index template) and swap the alias to it; then remove
+    the old indices."""
+    alias = settings.index_alias
+    target = articles_index(alias, articles_version(settings.config_dir))
+    sources = [index for index in alias_indices(es, alias) if index != target]
+    if not sources:
+        return ReindexReport(status="current", target=target, sources=[])
+    es.indices.put_settings(index=",".join(sources), settings={"index.blocks.write": True})
+    if not es.indices.exists(index=target):
+        es.indices.create(index=target)
+    copied, _ = helpers.bulk(es, (
+        {"_op_type": "index", "_index": target, "_id": hit["_id"], "_source": hit["_source"]}
+        for hit in helpers.scan(es, index=",".join(sources), size=batch_size,
+                                query={"query": {"match_all": {}}})
+    ), chunk_size=batch_size, max_retries=3, raise_on_error=True)
+    es.indices.refresh(index=target)
+    expected = es.count(index=",".join(sources))["count"]
+    if es.count(index=target)["count"] < expected:
+        raise RuntimeError(f"reindex into {target} copied fewer documents than {sources} hold; "
+                           "the alias was not moved, run again")
+    es.indices.update_aliases(actions=[
+        *({"remove": {"index": index, "alias": alias}} for index in sources),
+        {"add": {"index": target, "alias": alias, "is_write_index": True}},
+    ])
+    es.indices.delete(index=",".join(sources))
+    log.info("reindexed %s documents from %s into %s", copied, sources, target)
+    return ReindexReport(status="reindexed", target=target, sources=sources, copied=copied)
+
+
+def prune_ledger(es: Elasticsearch, settings: Settings, older_than_days: int,
+                 batch_size: int = 1000) -> int:
+    """Delete ledger records settled (or permanently failed) more than `older_than_days` ago;
+    how many. Safe: an item a feed lists again is fetched again and found to be the same URL
+    as its document, so nothing is indexed twice."""
+    cutoff = datetime.now(UTC) - timedelta(days=older_than_days)
+    query = {"bool": {
+        "filter": [{"range": {"updated_at": {"lt": cutoff.isoformat()}}}],
+        "should": [
+            {"terms": {"status": sorted(outcome.value for outcome in SETTLED)}},
+            {"bool": {"filter": [{"term": {"status": Outcome.FAILED.value}}],
+                      "must_not": [{"term": {"retryable": True}}]}},
+        ],
+        "minimum_should_match": 1,
+    }}
+    deleted, _ = helpers.bulk(es, (
+        {"_op_type": "delete", "_index": hit["_index"], "_id": hit["_id"]}
+        for hit in helpers.scan(es, index=settings.ledger_index, size=batch_size,
+                                query={"query": query, "_source": False})
+    ), chunk_size=batch_size, refresh="wait_for")
+    return deleted

@@ -1,0 +1,314 @@
+"""docker-compose.yml, checked without a Docker engine by a real Compose implementation.
+
+The checker is compose-go (github.com/compose-spec/compose-go/v2), the Compose Specification's
+reference loader and the library inside `docker compose`: a small Go program of ours
+(tests/compose_check) that scripts/compose-check.sh builds on first use. It interpolates the
+variables, validates against the specification's schema, normalises the model and checks its
+consistency, then prints the normalised project as JSON, which the tests below read for what the
+deployment promises: the services, Elasticsearch security, secrets only from `.env`, ports on
+the loopback only, one image and one Elasticsearch connection for Airflow, and the start order.
+
+No `.env` is read: the variables named in .env.example get unique dummy values here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+COMPOSE_FILE = ROOT / "docker-compose.yml"
+ENV_EXAMPLE = ROOT / ".env.example"
+CHECK_SCRIPT = ROOT / "scripts" / "compose-check.sh"
+CHECKER = ROOT / ".local" / "bin" / "compose-check"
+
+AIRFLOW_SERVICES = ("airflow-api-server", "airflow-scheduler", "airflow-dag-processor",
+                    "airflow-triggerer")
+ONE_SHOTS = ("es-passwords", "setup", "airflow-init")
+SERVICES = {"elasticsearch", "kibana", "postgres", *ONE_SHOTS, *AIRFLOW_SERVICES}
+PUBLISHED = {9200, 5601, 8080}
+SECRET_WORDS = re.compile(r"PASSWORD|SECRET|TOKEN|API_KEY", re.IGNORECASE)
+SETUP_ENV = ("ELASTICSEARCH_URL", "ELASTICSEARCH_USERNAME", "ELASTICSEARCH_PASSWORD", "KIBANA_URL",
+             "ANALYST_PASSWORD", "INGEST_PASSWORD")
+
+Project = dict[str, Any]
+
+
+def env_example_names() -> list[str]:
+    """The variable names .env.example lists (comments and blank lines aside)."""
+    names = []
+    for line in ENV_EXAMPLE.read_text(encoding="utf-8").splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            name, sep, value = line.partition("=")
+            assert sep and not value.strip(), f".env.example must give no value: {line!r}"
+            names.append(name.strip())
+    return names
+
+
+SECRETS = env_example_names()
+_RUN = uuid.uuid4().hex[:8]
+DUMMY = {name: f"dummy-{name.lower().replace('_', '-')}-{_RUN}" for name in SECRETS}
+
+
+def checker_env(values: Mapping[str, str]) -> dict[str, str]:
+    """This process's environment without the secrets' names (a developer's shell may export
+    them) or Compose's own settings, plus `values`."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in DUMMY and not k.startswith("COMPOSE_")}
+    return {**env, **values}
+
+
+def run_checker(compose_file: Path,
+                values: Mapping[str, str] = DUMMY) -> subprocess.CompletedProcess[str]:
+    assert CHECKER.exists(), "the compose_checker fixture builds it"
+    return subprocess.run([str(CHECKER), "-workdir", str(ROOT), str(compose_file)],
+                          env=checker_env(values), capture_output=True, text=True, timeout=60,
+                          check=False)
+
+
+@pytest.fixture(scope="module")
+def compose_checker() -> Path:
+    """Build the checker if needed (the first build fetches compose-go from the Go module proxy)."""
+    built = subprocess.run(["bash", str(CHECK_SCRIPT)], capture_output=True, text=True,
+                           timeout=900, check=False)
+    assert built.returncode == 0, f"{CHECK_SCRIPT} failed:\n{built.stdout}\n{built.stderr}"
+    return CHECKER
+
+
+@pytest.fixture(scope="module")
+def project(compose_checker: Path) -> Project:
+    """docker-compose.yml as Compose normalises it (interpolated, anchors merged, defaults in)."""
+    checked = run_checker(COMPOSE_FILE)
+    assert checked.returncode == 0, f"Compose rejects docker-compose.yml:\n{checked.stderr}"
+    loaded: Project = json.loads(checked.stdout)
+    return loaded
+
+
+@pytest.fixture(scope="module")
+def raw() -> Project:
+    """docker-compose.yml as written (variables not interpolated)."""
+    loaded: Project = yaml.safe_load(COMPOSE_FILE.read_text(encoding="utf-8"))
+    return loaded
+
+
+def is_secret(key: str) -> bool:
+    """A setting that holds a secret (a setting naming a secret's file holds a path)."""
+    return bool(SECRET_WORDS.search(key)) and not key.upper().endswith("_FILE")
+
+
+def service(project: Project, name: str) -> dict[str, Any]:
+    found: dict[str, Any] = project["services"][name]
+    return found
+
+
+def environment(project: Project, name: str) -> dict[str, str]:
+    env = service(project, name).get("environment") or {}
+    return {key: value or "" for key, value in env.items()}
+
+
+def argv(project: Project, name: str) -> list[str]:
+    """The service's entrypoint (as overridden in the file) followed by its command."""
+    svc = service(project, name)
+    return [*(svc.get("entrypoint") or []), *(svc.get("command") or [])]
+
+
+def raw_environment(svc: Mapping[str, Any]) -> dict[str, str]:
+    """A service's `environment` as written, in either of Compose's forms (list or mapping)."""
+    env = svc.get("environment") or {}
+    if isinstance(env, list):
+        pairs = (str(item).partition("=") for item in env)
+        return {key: value for key, _, value in pairs}
+    return {str(k): "" if v is None else str(v) for k, v in env.items()}
+
+
+# --- the validator -------------------------------------------------------------------------------
+
+def test_compose_accepts_the_file_and_every_service_is_there(project: Project) -> None:
+    assert project["name"] == "newsroom"
+    missing = SERVICES - set(project["services"])
+    assert not missing, f"services missing from docker-compose.yml: {sorted(missing)}"
+
+
+def test_env_example_names_exactly_the_variables_the_file_uses() -> None:
+    text = COMPOSE_FILE.read_text(encoding="utf-8")
+    used = set(re.findall(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)", text))
+    assert used == set(SECRETS), (
+        f"only in docker-compose.yml: {sorted(used - set(SECRETS))}; "
+        f"only in .env.example: {sorted(set(SECRETS) - used)}")
+    required = set(re.findall(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*):\?", text))
+    assert required == used, f"use ${{VAR:?message}} for {sorted(used - required)}"
+
+
+def test_a_missing_secret_stops_compose_with_its_name(compose_checker: Path) -> None:
+    without = {k: v for k, v in DUMMY.items() if k != "INGEST_PASSWORD"}
+    checked = run_checker(COMPOSE_FILE, without)
+    assert checked.returncode != 0
+    assert "INGEST_PASSWORD" in checked.stderr
+
+
+@pytest.mark.parametrize("breakage", ["depends_on_missing_service", "unknown_top_level_key",
+                                      "misspelt_service_key"])
+def test_compose_rejects_a_broken_copy(compose_checker: Path, tmp_path: Path,
+                                       breakage: str) -> None:
+    """The checker really checks: the same file with one deliberate error is refused."""
+    data = yaml.safe_load(COMPOSE_FILE.read_text(encoding="utf-8"))
+    intact = tmp_path / "intact.yml"
+    intact.write_text(yaml.safe_dump(data), encoding="utf-8")
+    assert run_checker(intact).returncode == 0, "the unbroken copy must pass"
+
+    if breakage == "depends_on_missing_service":
+        data["services"]["setup"]["depends_on"]["no-such-service"] = {
+            "condition": "service_healthy"}
+        expected = "no-such-service"
+    elif breakage == "unknown_top_level_key":
+        data["servics"] = {"typo": {"image": "busybox"}}
+        expected = "servics"
+    else:
+        data["services"]["kibana"]["heathcheck"] = data["services"]["kibana"].pop("healthcheck")
+        expected = "heathcheck"
+    broken = tmp_path / "broken.yml"
+    broken.write_text(yaml.safe_dump(data), encoding="utf-8")
+    checked = run_checker(broken)
+    assert checked.returncode != 0, f"Compose accepted a file with {breakage}"
+    assert expected in checked.stderr
+
+
+# --- what the deployment promises ----------------------------------------------------------------
+
+def test_elasticsearch_runs_single_node_with_security_on(project: Project) -> None:
+    env = environment(project, "elasticsearch")
+    assert env["xpack.security.enabled"] == "true"
+    assert env["discovery.type"] == "single-node"
+    assert env["ELASTIC_PASSWORD"] == DUMMY["ELASTIC_PASSWORD"]
+    for name in ("elasticsearch", "es-passwords"):
+        assert service(project, name)["image"] == (
+            "docker.elastic.co/elasticsearch/elasticsearch:9.2.8")
+    assert service(project, "kibana")["image"] == "docker.elastic.co/kibana/kibana:9.2.8"
+    kibana = environment(project, "kibana")
+    assert kibana["ELASTICSEARCH_USERNAME"] == "kibana_system"
+    assert kibana["ELASTICSEARCH_PASSWORD"] == DUMMY["KIBANA_PASSWORD"]
+    assert any(v["target"] == "/usr/share/elasticsearch/data" and v["type"] == "volume"
+               for v in service(project, "elasticsearch")["volumes"])
+
+
+def test_every_secret_comes_from_a_variable(project: Project, raw: Project) -> None:
+    # As written: every secret-looking setting is a ${...} reference, never a literal.
+    for name, svc in raw["services"].items():
+        for key, value in raw_environment(svc).items():
+            if is_secret(key):
+                assert "${" in value, f"{name}: {key} is a literal, not a ${{...}} variable"
+    # As Compose resolves it: each one carries one of the .env values, and every .env value
+    # reaches at least one service.
+    reached: set[str] = set()
+    for name in project["services"]:
+        for key, value in environment(project, name).items():
+            carried = {secret for secret, dummy in DUMMY.items() if dummy in value}
+            if is_secret(key):
+                assert carried, f"{name}: {key} does not come from .env"
+            reached |= carried
+    assert reached == set(SECRETS), f"never used: {sorted(set(SECRETS) - reached)}"
+    airflow = environment(project, "airflow-scheduler")
+    assert DUMMY["POSTGRES_PASSWORD"] in airflow["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+    assert airflow["AIRFLOW__API_AUTH__JWT_SECRET"] == DUMMY["AIRFLOW_JWT_SECRET"]
+    assert environment(project, "postgres")["POSTGRES_PASSWORD"] == DUMMY["POSTGRES_PASSWORD"]
+
+
+def test_published_ports_bind_the_loopback_only(project: Project) -> None:
+    published: set[int] = set()
+    for name, svc in project["services"].items():
+        for port in svc.get("ports") or []:
+            assert port.get("host_ip") == "127.0.0.1", f"{name} publishes {port} beyond 127.0.0.1"
+            published.add(int(port["published"]))
+    assert published == PUBLISHED
+
+
+def test_airflow_services_share_the_image_and_the_elasticsearch_connection(
+        project: Project) -> None:
+    image = service(project, "setup")["image"]
+    assert service(project, "setup")["build"]["context"] == str(ROOT)
+    conns = set()
+    for name in ("airflow-init", *AIRFLOW_SERVICES):
+        svc = service(project, name)
+        assert svc["image"] == image and svc["build"]["context"] == str(ROOT), name
+        env = environment(project, name)
+        assert env["NEWSROOM_ES_CONN_ID"] == "newsroom_es", name
+        conns.add(env["AIRFLOW_CONN_NEWSROOM_ES"])
+        assert env["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor", name
+        assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith(
+            "postgresql+psycopg2://airflow:"), name
+        assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].endswith("@postgres:5432/airflow"), name
+        assert env["AIRFLOW__CORE__LOAD_EXAMPLES"] == "false", name
+        assert env["AIRFLOW__CORE__DAGS_FOLDER"] == "/opt/airflow/dags", name
+        assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == (
+            "http://airflow-api-server:8080/execution/"), name
+    assert len(conns) == 1, "the Airflow services disagree on AIRFLOW_CONN_NEWSROOM_ES"
+    conn = json.loads(conns.pop())
+    assert conn == {"conn_type": "generic", "host": "elasticsearch", "port": 9200,
+                    "schema": "http", "login": "newsroom_ingest",
+                    "password": DUMMY["INGEST_PASSWORD"]}
+    for name, subcommand in zip(AIRFLOW_SERVICES,
+                                ("api-server", "scheduler", "dag-processor", "triggerer")):
+        assert f"airflow {subcommand}" in " ".join(argv(project, name)), name
+    assert argv(project, "airflow-init")[-3:] == ["airflow", "db", "migrate"]
+
+
+def test_the_image_is_the_official_airflow_image_with_the_project() -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text(encoding="utf-8")
+    args = dict(re.findall(r"^ARG (\w+)=(\S+)$", dockerfile, re.MULTILINE))
+    assert "FROM apache/airflow:${AIRFLOW_VERSION}-python${PYTHON_VERSION}" in dockerfile
+    assert args["PYTHON_VERSION"] == "3.11"
+    pinned = re.search(r"^apache-airflow==(\S+)$",
+                       (ROOT / "constraints.txt").read_text(encoding="utf-8"), re.MULTILINE)
+    assert pinned and args["AIRFLOW_VERSION"] == pinned.group(1), (
+        "the image's Airflow differs from the one constraints.txt pins for development")
+    assert "COPY --chown=airflow:root dags/ /opt/airflow/dags/" in dockerfile
+    ignored = (ROOT / ".dockerignore").read_text(encoding="utf-8").split()
+    assert {".venv", ".local", ".git", ".env"} <= set(ignored)
+
+
+def test_setup_runs_newsroom_setup_with_its_settings(project: Project) -> None:
+    command = argv(project, "setup")
+    assert any(command[i:i + 2] == ["newsroom", "setup"] for i in range(len(command))), command
+    env = environment(project, "setup")
+    assert set(SETUP_ENV) <= set(env)
+    assert env["ELASTICSEARCH_URL"] == "http://elasticsearch:9200"
+    assert env["KIBANA_URL"] == "http://kibana:5601"
+    assert env["ELASTICSEARCH_PASSWORD"] == DUMMY["ELASTIC_PASSWORD"]
+    assert env["ANALYST_PASSWORD"] == DUMMY["ANALYST_PASSWORD"]
+    assert env["INGEST_PASSWORD"] == DUMMY["INGEST_PASSWORD"]
+
+
+def depends(project: Project, name: str) -> dict[str, str]:
+    return {target: spec["condition"]
+            for target, spec in (service(project, name).get("depends_on") or {}).items()}
+
+
+def test_services_start_in_order(project: Project) -> None:
+    assert depends(project, "es-passwords")["elasticsearch"] == "service_healthy"
+    assert depends(project, "kibana")["es-passwords"] == "service_completed_successfully"
+    assert depends(project, "setup")["kibana"] == "service_healthy"
+    assert depends(project, "airflow-init")["postgres"] == "service_healthy"
+    for name in AIRFLOW_SERVICES:
+        after = depends(project, name)
+        assert after.get("airflow-init") == "service_completed_successfully", name
+        assert after.get("setup") == "service_completed_successfully", name
+    # What is waited on must be able to get there: a healthcheck, or a one-shot that ends.
+    for name in project["services"]:
+        for target, condition in depends(project, name).items():
+            if condition == "service_healthy":
+                check = service(project, target).get("healthcheck") or {}
+                assert check.get("test") and not check.get("disable"), f"{target}: no healthcheck"
+            if condition == "service_completed_successfully":
+                assert target in ONE_SHOTS, f"{name} waits for {target} to exit"
+    for name in ONE_SHOTS:
+        assert service(project, name).get("restart", "no") == "no", name
+    assert "/api/status" in " ".join(service(project, "kibana")["healthcheck"]["test"])

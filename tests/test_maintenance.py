@@ -1,0 +1,136 @@
+"""Maintenance: reindex into a new mapping version with an atomic alias swap, ledger
+retention, and `newsroom setup` (indices; roles and users where the cluster has security;
+Kibana's saved objects through its import API)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import ClassVar
+
+import pytest
+from elasticsearch import ApiError, Elasticsearch
+
+from pipeline.ledger import Ledger, LedgerEntry, ledger_id
+from pipeline.maintenance import prune_ledger, reindex
+from pipeline.provision import import_saved_objects, setup
+from pipeline.records import Outcome
+from pipeline.settings import CONFIG_DIR, Settings
+from pipeline.store import alias_indices, ensure_indices
+
+
+@pytest.fixture
+def next_version(fresh_settings: Settings, tmp_path: Path) -> Settings:
+    """Settings whose article mapping is one version on, with a field added."""
+    config = tmp_path / "config"
+    shutil.copytree(CONFIG_DIR, config)
+    path = config / "mappings" / "articles.json"
+    body = json.loads(path.read_text())
+    body["version"] += 1
+    body["mappings"]["properties"]["section"] = {"type": "keyword"}
+    path.write_text(json.dumps(body))
+    return replace(fresh_settings, config_dir=config)
+
+
+def test_reindex_copies_everything_and_swaps_the_alias(fresh_settings: Settings,
+                                                       es: Elasticsearch,
+                                                       next_version: Settings) -> None:
+    alias = fresh_settings.index_alias
+    for n in range(25):
+        es.index(index=alias, id=f"doc-{n}", document={"url": f"https://example.org/{n}",
+                                                       "title": f"Story {n}"})
+    es.indices.refresh(index=alias)
+    assert reindex(es, fresh_settings).status == "current"
+
+    ensure_indices(es, next_version)  # a run under the new config: the alias stays put
+    assert alias_indices(es, alias) == [f"{alias}-v1"]
+    report = reindex(es, next_version)
+    assert (report.status, report.copied, report.sources) == ("reindexed", 25, [f"{alias}-v1"])
+    assert alias_indices(es, alias) == [f"{alias}-v2"]
+    assert es.count(index=alias)["count"] == 25
+    assert es.get(index=alias, id="doc-7")["_source"]["title"] == "Story 7"
+    mapping = es.indices.get_mapping(index=f"{alias}-v2")[f"{alias}-v2"]["mappings"]
+    assert mapping["properties"]["section"] == {"type": "keyword"}
+    es.index(index=alias, id="new", document={"url": "https://example.org/new"})  # writable
+    assert not es.indices.exists(index=f"{alias}-v1")
+    assert reindex(es, next_version).status == "current"
+
+
+def test_prune_ledger_keeps_recent_and_retryable_records(fresh_settings: Settings,
+                                                         es: Elasticsearch) -> None:
+    ledger = Ledger(es, fresh_settings.ledger_index, max_attempts=3)
+    ledger.record([
+        LedgerEntry("https://example.org/old-indexed", "F", Outcome.INDEXED, "r"),
+        LedgerEntry("https://example.org/old-404", "F", Outcome.FAILED, "r", reason="http_404"),
+        LedgerEntry("https://example.org/old-timeout", "F", Outcome.FAILED, "r",
+                    reason="timeout", retryable=True),
+        LedgerEntry("https://example.org/new-indexed", "F", Outcome.INDEXED, "r"),
+    ])
+    old = (datetime.now(UTC) - timedelta(days=400)).isoformat()
+    for url in ("old-indexed", "old-404", "old-timeout"):
+        es.update(index=fresh_settings.ledger_index, id=ledger_id(f"https://example.org/{url}"),
+                  doc={"updated_at": old}, refresh=True)
+    assert prune_ledger(es, fresh_settings, older_than_days=365) == 2
+    left = ledger.lookup(f"https://example.org/{u}" for u in
+                         ("old-indexed", "old-404", "old-timeout", "new-indexed"))
+    assert set(left) == {"https://example.org/old-timeout", "https://example.org/new-indexed"}
+
+
+def test_setup_on_a_node_without_security(fresh_settings: Settings) -> None:
+    from pipeline.store import connect
+
+    es = connect(fresh_settings)
+    report = setup(es, fresh_settings, {})
+    assert report == {"indices": True, "security": False, "users": [], "kibana": None}
+    for index in (fresh_settings.ledger_index, fresh_settings.feed_state_index,
+                  fresh_settings.feed_health_index):
+        assert es.indices.exists(index=index)
+    with pytest.raises(ApiError):  # what setup would have used, had the node security
+        es.security.get_role(name="newsroom_analyst")
+
+
+class _Kibana(BaseHTTPRequestHandler):
+    """Records what a saved-objects import sends and answers as Kibana does."""
+
+    received: ClassVar[list[dict[str, object]]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.received.append({"path": self.path, "xsrf": self.headers.get("kbn-xsrf"),
+                              "auth": self.headers.get("Authorization"), "body": body})
+        lines = [line for line in body.split(b"\n") if line.startswith(b"{")]
+        answer = json.dumps({"success": True, "successCount": len(lines)}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(answer)))
+        self.end_headers()
+        self.wfile.write(answer)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def kibana() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Kibana)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    _Kibana.received = []
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_saved_objects_are_posted_to_kibanas_import_api(kibana: str,
+                                                        fresh_settings: Settings) -> None:
+    result = import_saved_objects(kibana, fresh_settings, ("elastic", "secret"))
+    (request,) = _Kibana.received
+    assert request["path"] == "/api/saved_objects/_import?overwrite=true"
+    assert request["xsrf"] and str(request["auth"]).startswith("Basic ")
+    objects = (CONFIG_DIR / "kibana" / "saved_objects.ndjson").read_text().splitlines()
+    assert result["successCount"] == len(objects)
+    assert all(line.encode() in request["body"] for line in objects)  # type: ignore[operator]
