@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import ssl
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Self
@@ -141,8 +142,25 @@ class HttpClient:
                 return response.status_code, response.headers, b"".join(chunks)
         except httpx.TimeoutException as exc:
             raise ItemError("timeout", f"{url}: {type(exc).__name__}", transient=True) from exc
+        except httpx.ConnectError as exc:
+            if _caused_by(exc, ssl.SSLCertVerificationError):
+                # TLS is verified, always: a site whose certificate fails is not fetched.
+                raise ItemError("tls_error", f"{url}: certificate verification failed: "
+                                             f"{exc}") from exc
+            raise ItemError("connection_error", f"{url}: {exc}", transient=True) from exc
         except httpx.HTTPError as exc:
             raise ItemError("connection_error", f"{url}: {exc}", transient=True) from exc
+
+
+def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
+    seen: BaseException | None = exc
+    for _ in range(10):  # httpx wraps httpcore, which wraps the ssl error
+        if seen is None:
+            return False
+        if isinstance(seen, kind):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _mime(content_type: str | None) -> str | None:

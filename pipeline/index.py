@@ -26,9 +26,15 @@ _DUPLICATE_RETRIES = 30
 
 @dataclass(frozen=True)
 class IndexFailure:
+    """A document Elasticsearch did not take: refused for good (`index_rejected`, e.g. a
+    mapping conflict: quarantined), or still overloaded after the retries (`index_busy`,
+    429: tried again on a later run)."""
+
     url: str
     reason: str
     detail: str
+    transient: bool = False
+    document: dict[str, Any] | None = None
 
 
 def article_document(article: Article, print_: Fingerprint, story_id: str, run_id: str,
@@ -97,19 +103,35 @@ def index_documents(es: Elasticsearch, alias: str, documents: Iterable[dict[str,
     ]
     if not actions:
         return []
+    by_id = {action["_id"]: action["doc"] for action in actions}
     failures = []
+    # 429s (es_rejected_execution_exception) are retried here with exponential back-off.
     for ok, item in helpers.streaming_bulk(es, actions, raise_on_error=False,
                                            raise_on_exception=True, refresh=refresh,
-                                           max_retries=3, chunk_size=200):
+                                           max_retries=3, initial_backoff=1, chunk_size=200):
         if not ok:
             result = item["update"]
             error = result.get("error", {})
+            busy = result.get("status") == 429 or int(result.get("status", 0)) >= 500
+            document = by_id[result["_id"]]
             failures.append(IndexFailure(
-                url=next(a["doc"]["url"] for a in actions if a["_id"] == result["_id"]),
-                reason="index_rejected",
+                url=document["url"],
+                reason="index_busy" if busy else "index_rejected",
                 detail=f"{error.get('type')}: {error.get('reason')}",
+                transient=busy,
+                document=document,
             ))
     return failures
+
+
+def quarantine(es: Elasticsearch, index: str, failure: IndexFailure, run_id: str) -> None:
+    """Keep a document Elasticsearch refused for good, with its reason, for an operator to
+    look at (and re-index once the mapping is fixed); one record per URL."""
+    es.index(index=index, id=url_id(failure.url), refresh="wait_for", document={
+        "url": failure.url, "reason": failure.reason, "detail": failure.detail,
+        "run_id": run_id, "quarantined_at": datetime.now(UTC).isoformat(),
+        "document": failure.document,
+    })
 
 
 def add_duplicates(es: Elasticsearch, alias: str, original_id: str,

@@ -27,7 +27,7 @@ from pipeline.extract import extract_article
 from pipeline.fetch import HttpClient
 from pipeline.gazetteer import Gazetteer
 from pipeline.health import FeedHealth, health_document
-from pipeline.index import add_duplicate, article_document, index_documents
+from pipeline.index import add_duplicate, article_document, index_documents, quarantine
 from pipeline.ledger import FeedStates, Ledger, LedgerEntry
 from pipeline.minhash import MinHasher
 from pipeline.reconcile import Indexed, reconcile
@@ -225,8 +225,12 @@ class Ingestor:
         print_ = fingerprint(article.text, self.hasher)
         published = article.published_at.isoformat() if article.published_at else None
         original = dedup.check(article.url, print_, published)
-        if original is not None and batch.reprocess and original.match == "same_url":
-            original = None  # reprocessing: the stored version is replaced
+        if original is not None and original.match == "same_url" and (
+                batch.reprocess or not self._claimed(original.doc_id, batch)):
+            # Reprocessing replaces the stored version. And a document no ledger record
+            # (nor this batch) has indexed was written by a run that died before its ledger:
+            # this item is the one that indexes it.
+            original = None
         if original is not None:
             batch.entries.append(batch.entry(item, Outcome.DUPLICATE, reason=original.match,
                                              duplicate_of=original.doc_id))
@@ -235,6 +239,10 @@ class Ingestor:
             return
         dedup.accept(article.url, print_, published)
         batch.accepted.append((item, article, print_))
+
+    def _claimed(self, doc_id: str, batch: _Batch) -> bool:
+        return (any(url_id(a.url) == doc_id for _, a, _ in batch.accepted)
+                or self.ledger.indexed_as(doc_id))
 
     def _fetch(self, url: str, report: FeedReport) -> Page:
         started = time.monotonic()
@@ -271,7 +279,9 @@ class Ingestor:
             failure = rejected.get(article.url)
             doc_id = url_id(article.url)
             if failure:
-                batch.fail(item, failure.reason, failure.detail)
+                if not failure.transient:
+                    quarantine(self.es, self.settings.quarantine_index, failure, batch.run_id)
+                batch.fail(item, failure.reason, failure.detail, retryable=failure.transient)
             elif doc_id in demoted:
                 batch.entries.append(batch.entry(item, Outcome.DUPLICATE, reason="near_copy",
                                                  duplicate_of=demoted[doc_id]))

@@ -67,6 +67,11 @@ class Ledger:
             return not record.get("retryable") or record.get("attempts", 0) >= self._max_attempts
         return False
 
+    def indexed_as(self, doc_id: str) -> bool:
+        """Whether some item is recorded as having indexed the document `doc_id`."""
+        return bool(self._es.count(index=self._index, query={"bool": {"filter": [
+            {"term": {"doc_id": doc_id}}, {"term": {"status": Outcome.INDEXED.value}}]}})["count"])
+
     def retry_candidates(self, feed: str, limit: int = 200) -> list[str]:
         """URLs of this feed's items that failed transiently and may be tried again."""
         response = self._es.search(index=self._index, size=limit, source_includes=["url"],

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import yaml
 
@@ -135,6 +136,18 @@ class Settings:
     ledger_retention_days: int = 365
 
     @property
+    def elasticsearch_display_url(self) -> str:
+        """The cluster URL without any credentials written into it, for messages and logs."""
+        parts = urlsplit(self.elasticsearch_url)
+        if not (parts.username or parts.password):
+            return self.elasticsearch_url
+        host = parts.hostname or ""
+        netloc = f"[{host}]" if ":" in host else host
+        if parts.port:
+            netloc += f":{parts.port}"
+        return urlunsplit(parts._replace(netloc=f"***@{netloc}"))
+
+    @property
     def ledger_index(self) -> str:
         return f"{self.index_alias}-ledger"
 
@@ -145,6 +158,10 @@ class Settings:
     @property
     def feed_health_index(self) -> str:
         return f"{self.index_alias}-feed-health"
+
+    @property
+    def quarantine_index(self) -> str:
+        return f"{self.index_alias}-quarantine"
 
     @classmethod
     def load(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -39,15 +39,15 @@ def check_available(es: Elasticsearch, settings: Settings) -> None:
         health = es.options(max_retries=0, request_timeout=10).cluster.health()
     except ESConnectionError as exc:
         raise StoreUnavailable(
-            f"Elasticsearch is not reachable at {settings.elasticsearch_url} "
+            f"Elasticsearch is not reachable at {settings.elasticsearch_display_url} "
             f"({type(exc).__name__}); start it (newsroom es start) or set ELASTICSEARCH_URL"
         ) from exc
     except ApiError as exc:
         raise StoreUnavailable(
-            f"Elasticsearch at {settings.elasticsearch_url} answered {exc.meta.status}: "
+            f"Elasticsearch at {settings.elasticsearch_display_url} answered {exc.meta.status}: "
             f"{exc.message}") from exc
     if health["status"] == "red":
-        raise StoreUnavailable(f"Elasticsearch at {settings.elasticsearch_url} is red")
+        raise StoreUnavailable(f"Elasticsearch at {settings.elasticsearch_display_url} is red")
 
 
 def open_store(settings: Settings) -> Elasticsearch:
@@ -87,7 +87,8 @@ def ensure_indices(es: Elasticsearch, settings: Settings) -> None:
                     version)
     for index, mapping in ((settings.ledger_index, "ledger"),
                            (settings.feed_state_index, "feeds"),
-                           (settings.feed_health_index, "feed_health")):
+                           (settings.feed_health_index, "feed_health"),
+                           (settings.quarantine_index, "quarantine")):
         body = _mapping_body(settings.config_dir, mapping)
         if not es.indices.exists(index=index):
             es.options(ignore_status=400).indices.create(index=index, **body)
