@@ -40,9 +40,11 @@ test: lint es airflow-db
 eval: es
 	$(BIN)/python -m tests.eval.evaluate
 
-# Throughput figures, measured in one run so that their ratios hold on a noisy machine.
+# Throughput figures, measured in one run so that their ratios hold on a noisy machine; then the
+# load run: end to end over 2,000 and 10,000 generated pages, with peak memory (BENCH_LOAD_SIZES).
 bench: setup
 	$(BIN)/python -m tests.eval.bench
+	$(BIN)/python -m tests.eval.load
 
 lint: setup
 	$(BIN)/ruff check pipeline dags tests

@@ -177,11 +177,17 @@ class Ingestor:
             poll_interval_s=self.feed_states.backoff_s(state.error_streak)))
 
     def _ingest_items(self, items: list[FeedItem], batch: _Batch) -> None:
-        """Take the items the ledger has not settled (all of them when reprocessing)."""
-        previous = self.ledger.lookup(item.url for item in items)
-        todo = [i for i in items
-                if batch.reprocess or not self.ledger.is_settled(previous.get(i.url))]
-        self._process(todo, batch, previous)
+        """Take the items the ledger has not settled (all of them when reprocessing), in
+        batches of `ingest.batch_size`, each written and recorded before the next is fetched:
+        memory stays bounded however long the feed."""
+        size = self.settings.batch_size
+        for start in range(0, len(items), size):
+            chunk = items[start:start + size]
+            previous = self.ledger.lookup(item.url for item in chunk)
+            todo = [i for i in chunk
+                    if batch.reprocess or not self.ledger.is_settled(previous.get(i.url))]
+            if todo:
+                self._process(todo, batch.fresh(), previous)
 
     def _process(self, items: list[FeedItem], batch: _Batch,
                  previous: dict[str, dict[str, Any]]) -> None:
@@ -304,6 +310,10 @@ class _Batch:
     entries: list[LedgerEntry] = field(default_factory=list)
     accepted: list[tuple[FeedItem, Article, Fingerprint]] = field(default_factory=list)
     copies: list[tuple[FeedItem, Article, DuplicateOf]] = field(default_factory=list)
+
+    def fresh(self) -> _Batch:
+        """An empty batch for the same feed, run and report."""
+        return replace(self, entries=[], accepted=[], copies=[])
 
     def entry(self, item: FeedItem, status: Outcome, **details: Any) -> LedgerEntry:
         return LedgerEntry(item.url, self.feed.name, status, self.run_id, self.mode, **details)

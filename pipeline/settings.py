@@ -133,6 +133,7 @@ class Settings:
     archive: ArchiveSettings = ArchiveSettings()
     polling: PollSettings = PollSettings()
     max_attempts: int = 3
+    batch_size: int = 100
     ledger_retention_days: int = 365
 
     @property
@@ -178,7 +179,7 @@ class Settings:
                               "respect_robots"}, where="newsroom.yaml http")
         ingest_raw = raw.get("ingest") or {}
         _check_keys(ingest_raw, required=set(),
-                    optional={"max_attempts", "ledger_retention_days"},
+                    optional={"max_attempts", "batch_size", "ledger_retention_days"},
                     where="newsroom.yaml ingest")
         archive_raw = raw.get("archive") or {}
         _check_keys(archive_raw, required=set(), optional=set(ArchiveSettings.__dataclass_fields__),
@@ -219,6 +220,7 @@ class Settings:
             archive=ArchiveSettings(**archive_raw),
             polling=polling,
             max_attempts=int(ingest_raw.get("max_attempts", cls.max_attempts)),
+            batch_size=int(ingest_raw.get("batch_size", cls.batch_size)),
             ledger_retention_days=int(ingest_raw.get("ledger_retention_days",
                                                      cls.ledger_retention_days)),
         )

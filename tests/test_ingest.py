@@ -222,3 +222,32 @@ def test_same_documents_in_any_feed_order_and_in_concurrent_runs(
             index=f"{fresh_settings.index_alias}-{name}*", expand_wildcards="all")
         client.options(ignore_status=404).indices.delete_index_template(
             name=f"{fresh_settings.index_alias}-{name}-template")
+
+
+def test_small_batches_leave_the_same_corpus(fresh_settings: Settings, es: Elasticsearch,
+                                             site: SampleSite, feeds_file: Path) -> None:
+    """Items are fetched, written and recorded in batches of `ingest.batch_size`; batches of
+    two leave the corpus one batch per feed leaves."""
+    from dataclasses import replace
+
+    from pipeline.ingest import ingest
+    from pipeline.settings import load_feeds
+    from pipeline.store import connect, ensure_indices
+
+    feeds = load_feeds(feeds_file)
+    small = replace(fresh_settings, batch_size=2)
+    report = ingest(feeds, small, "run-small", es=es)
+    whole = replace(fresh_settings, index_alias=f"{fresh_settings.index_alias}-whole",
+                    batch_size=1000)
+    whole_es = connect(whole)
+    ensure_indices(whole_es, whole)
+    try:
+        ingest(feeds, whole, "run-whole", es=whole_es)
+        assert _corpus_state(es, small.index_alias) == _corpus_state(whole_es,
+                                                                     whole.index_alias)
+        assert report["indexed"] == es.count(index=small.index_alias)["count"]
+    finally:
+        whole_es.options(ignore_status=404).indices.delete(index=f"{whole.index_alias}*",
+                                                           expand_wildcards="all")
+        whole_es.options(ignore_status=404).indices.delete_index_template(
+            name=f"{whole.index_alias}-template")
