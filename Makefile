@@ -9,7 +9,7 @@ export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export AIRFLOW__CORE__UNIT_TEST_MODE := False
 
-.PHONY: setup es airflow-db airflow demo test eval bench lint stop clean
+.PHONY: setup es airflow-db airflow demo test eval bench chaos lint stop clean
 
 setup: $(VENV)/.installed
 
@@ -45,6 +45,11 @@ eval: es
 bench: setup
 	$(BIN)/python -m tests.eval.bench
 	$(BIN)/python -m tests.eval.load
+
+# The fault-injection suite at full budget (a 10,000-item feed, a 5 MB article page) against the
+# local node: a table of each fault, what the product did, items lost and duplicates created.
+chaos: es
+	$(BIN)/python -m tests.chaos.suite
 
 lint: setup
 	$(BIN)/ruff check pipeline dags tests

@@ -18,8 +18,8 @@ from typing import Any
 
 from elasticsearch import ApiError, TransportError
 
-from pipeline.backfill import archive_sources, backfill, days_window
-from pipeline.extract import extract_article
+from pipeline.backfill import archive_sources, backfill, backfill_urls, days_window, read_urls
+from pipeline.extract import default_rules, extract_article
 from pipeline.fetch import HttpClient
 from pipeline.gazetteer import Gazetteer
 from pipeline.health import FeedHealth
@@ -67,8 +67,11 @@ def _parser() -> argparse.ArgumentParser:
                                              "date range, from their archive listings")
     p.add_argument("--from", dest="first", type=_day, required=True, help="first day (UTC)")
     p.add_argument("--to", dest="last", type=_day, required=True, help="last day, included")
-    p.add_argument("--feeds", type=Path, help="feeds file (default: NEWSROOM_FEEDS or "
-                                              "config/feeds.yaml)")
+    listed = p.add_mutually_exclusive_group()
+    listed.add_argument("--feeds", type=Path, help="feeds file (default: NEWSROOM_FEEDS or "
+                                                   "config/feeds.yaml)")
+    listed.add_argument("--urls", type=Path, help="a file of article URLs, one a line, to "
+                                                  "take instead of the archive listings")
     p.add_argument("--source", action="append", dest="sources",
                    help="only this source (repeatable; default: every source with a listing)")
     p.add_argument("--reprocess", action="store_true",
@@ -148,13 +151,20 @@ def _ingest(args: argparse.Namespace) -> int:
 
 def _backfill(args: argparse.Namespace) -> int:
     settings = Settings.load()
-    feeds = load_feeds(args.feeds or settings.feeds_file)
     window = days_window(args.first, args.last)
-    archive_sources(feeds, args.sources)  # a bad --source fails before Elasticsearch is asked
-    es = open_store(settings)
     run_id = f"cli-backfill__{datetime.now(UTC):%Y%m%dT%H%M%S}_{uuid.uuid4().hex[:6]}"
-    report = backfill(feeds, settings, window, run_id, sources=args.sources,
-                      reprocess=args.reprocess, dry_run=args.dry_run, es=es)
+    if args.urls:
+        if args.sources:
+            raise ConfigError("--source selects archive listings; it does not go with --urls")
+        urls = read_urls(args.urls)  # a bad file fails before Elasticsearch is asked
+        report = backfill_urls(urls, settings, window, run_id, reprocess=args.reprocess,
+                               dry_run=args.dry_run, es=open_store(settings))
+    else:
+        feeds = load_feeds(args.feeds or settings.feeds_file)
+        archive_sources(feeds, args.sources)  # a bad --source fails before Elasticsearch
+        report = backfill(feeds, settings, window, run_id, sources=args.sources,
+                          reprocess=args.reprocess, dry_run=args.dry_run,
+                          es=open_store(settings))
     if args.json:
         print(json.dumps(report, ensure_ascii=False))
         return 0
@@ -162,8 +172,10 @@ def _backfill(args: argparse.Namespace) -> int:
                       ("seen", "fetched", "indexed", "duplicate", "irrelevant", "failed"))
     print(f"run {run_id} ({args.first} to {args.last}): {counts}")
     for source in report["feeds"]:
-        print(f"  {source['name']}: {source['status']}, {source['seen']} listed in the range, "
-              f"{source['indexed']} indexed")
+        outside = source["out_of_window"]
+        print(f"  {source['name']}: {source['status']}, {source['seen']} listed, "
+              f"{source['indexed']} indexed"
+              + (f", {outside} published outside the range" if outside else ""))
         for url in source["planned"]:
             print(f"    would fetch {url}")
         for error in source["errors"]:
@@ -206,7 +218,7 @@ def _extract(args: argparse.Namespace) -> int:
         else:
             with HttpClient(settings.http) as http:
                 page = http.get(source)
-        article = extract_article(page)
+        article = extract_article(page, rules=default_rules(settings.config_dir))
     except ItemError as exc:
         if args.json:
             print(json.dumps({"error": {"reason": exc.reason, "detail": exc.detail}}))

@@ -12,6 +12,7 @@ them, and a surname after a full name in the same article is that person.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import re
 from collections.abc import Iterable, Iterator
@@ -45,15 +46,20 @@ class EnrichRules:
     organization_words: frozenset[str]
     demonyms: frozenset[str]
     labels: dict[str, str]
+    ner_max_chars: int = 100_000
 
     @classmethod
     def load(cls, path: Path) -> EnrichRules:
         raw = load_yaml(path)
-        if set(raw) != {"organization_words", "demonyms", "labels"}:
-            raise ConfigError(f"{path}: expected organization_words, demonyms, labels")
+        keys = {"organization_words", "demonyms", "labels", "ner_max_chars"}
+        if set(raw) != keys:
+            raise ConfigError(f"{path}: expected {', '.join(sorted(keys))}")
+        if not isinstance(raw["ner_max_chars"], int) or raw["ner_max_chars"] < 1:
+            raise ConfigError(f"{path}: ner_max_chars must be a positive integer")
         return cls(organization_words=frozenset(raw["organization_words"]),
                    demonyms=frozenset(raw["demonyms"]),
-                   labels={str(k): str(v) for k, v in raw["labels"].items()})
+                   labels={str(k): str(v) for k, v in raw["labels"].items()},
+                   ner_max_chars=raw["ner_max_chars"])
 
 
 def enrichment_version(gazetteer_path: Path, rules_path: Path) -> str:
@@ -79,13 +85,14 @@ class _Tally:
 
 def enrich_articles(articles: Iterable[Article], gazetteer: Gazetteer, rules: EnrichRules,
                     nlp: Any | None = None, batch_size: int = 16) -> Iterator[Article]:
-    """Yield each article with `entities` filled in; spaCy runs batched over English texts."""
+    """Yield each article with `entities` filled in; spaCy runs batched over English texts
+    (their first `rules.ner_max_chars` characters)."""
     articles = list(articles)
     english = [a for a in articles if a.language == "en"]
     docs: dict[int, Any] = {}
     if english:
         nlp = nlp or load_nlp()
-        texts = (f"{a.title}\n\n{a.text}" for a in english)
+        texts = (f"{a.title}\n\n{a.text}"[:rules.ner_max_chars] for a in english)
         for article, doc in zip(english, nlp.pipe(texts, batch_size=batch_size), strict=True):
             docs[id(article)] = doc
     for article in articles:
@@ -105,16 +112,16 @@ def link_entities(article: Article, gazetteer: Gazetteer, rules: EnrichRules,
         tally.mentions += 1
         tally.salience = tally.salience or start < lead_end
 
-    covered: list[tuple[int, int]] = []
+    covered = _Spans()
     for entity, match in gazetteer.find(full):
         add(entity.name, entity.type, entity.wikidata, True, match.start)
-        covered.append((match.start, match.end))
+        covered.add(match.start, match.end)
 
     if doc is not None:
         unlinked: list[tuple[str, str, int]] = []
         for ent in doc.ents:
             type_ = rules.labels.get(ent.label_)
-            if type_ is None or _overlaps(ent.start_char, ent.end_char, covered):
+            if type_ is None or covered.overlaps(ent.start_char, ent.end_char):
                 continue
             name = _LEADING_THE.sub("", _POSSESSIVE.sub("", ent.text.strip()))
             known = gazetteer.lookup(name)
@@ -166,5 +173,19 @@ def _resolve_short_names(found: list[tuple[str, str, int]], linked_persons: list
         yield name, type_, start
 
 
-def _overlaps(start: int, end: int, spans: list[tuple[int, int]]) -> bool:
-    return any(start < s_end and s_start < end for s_start, s_end in spans)
+class _Spans:
+    """Non-overlapping character spans added in order (the gazetteer's matches), with a
+    logarithmic overlap test: a long article has thousands of them."""
+
+    def __init__(self) -> None:
+        self._starts: list[int] = []
+        self._ends: list[int] = []
+
+    def add(self, start: int, end: int) -> None:
+        self._starts.append(start)
+        self._ends.append(end)
+
+    def overlaps(self, start: int, end: int) -> bool:
+        # The last span starting before `end` is the only one that can reach past `start`.
+        i = bisect.bisect_left(self._starts, end) - 1
+        return i >= 0 and self._ends[i] > start

@@ -8,9 +8,11 @@ without the boilerplate news sites put in the body.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import lxml.html
@@ -41,6 +43,9 @@ from pipeline.settings import CONFIG_DIR
 from pipeline.text import squash, word_count
 
 MIN_WORDS = 40
+# Characters XML (and so lxml, and trafilatura's XML tree) cannot hold: C0 controls other than
+# tab and line breaks, DEL, and the non-characters U+FFFE/U+FFFF. Pages do carry them.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff]")
 _HTML_TYPES = {"text/html", "application/xhtml+xml", None}
 
 
@@ -50,11 +55,11 @@ class ExtractionRules:
     metadata: MetadataRules
 
 
-@lru_cache(maxsize=1)
-def default_rules() -> ExtractionRules:
-    """The rules in config/cleaning.yaml and config/metadata.yaml, loaded once."""
-    return ExtractionRules(cleaning=CleaningRules.load(CONFIG_DIR / "cleaning.yaml"),
-                           metadata=MetadataRules.load(CONFIG_DIR / "metadata.yaml"))
+@lru_cache(maxsize=4)
+def default_rules(config_dir: Path = CONFIG_DIR) -> ExtractionRules:
+    """The rules in `config_dir`'s cleaning.yaml and metadata.yaml, loaded once."""
+    return ExtractionRules(cleaning=CleaningRules.load(config_dir / "cleaning.yaml"),
+                           metadata=MetadataRules.load(config_dir / "metadata.yaml"))
 
 
 def extract_article(page: Page, item: FeedItem | None = None, *,
@@ -68,7 +73,7 @@ def extract_article(page: Page, item: FeedItem | None = None, *,
     if page.content_type not in _HTML_TYPES:
         raise ItemError("not_html", f"{page.final_url} is {page.content_type}")
     try:
-        tree = lxml.html.fromstring(decode_html(page.body, page.charset))
+        tree = lxml.html.fromstring(_NOT_XML.sub("", decode_html(page.body, page.charset)))
     except (etree.ParserError, ValueError) as exc:
         raise ItemError("bad_html", f"{page.final_url}: {exc}") from exc
 
@@ -121,7 +126,16 @@ def _article_text(tree: lxml.html.HtmlElement, url: str, title: str, rules: Clea
 
 
 def decode_html(body: bytes, charset: str | None) -> str:
-    """Decode with the HTTP charset when it is known and fits, else sniff like a browser."""
+    """Decode with the HTTP charset when it is known and fits, else sniff like a browser.
+
+    Bytes that are valid UTF-8 and not plain ASCII are UTF-8 whatever the header says: text in
+    a legacy charset (cp1251, GBK, Big5...) almost never forms valid multi-byte UTF-8, while a
+    UTF-8 page mislabelled cp1251 decodes "fine" into mojibake."""
+    if not body.isascii():
+        try:
+            return body.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            pass
     if charset:
         try:
             return body.decode(charset)

@@ -4,8 +4,10 @@ Politeness (robots.txt, per-host concurrency and delay) is `pipeline.polite`.
 
 Every request (and every redirect hop) is checked by `check_address`: only http and https, and
 the host must resolve to public addresses unless an address range is let through by
-`NEWSROOM_ALLOW_NETS`. Bodies are read in chunks and cut off at `max_bytes`; connect and read
-time out. Errors come back as `ItemError` with a stable reason code.
+`NEWSROOM_ALLOW_NETS`; an IPv6 address carrying an IPv4 one (mapped, NAT64, 6to4, Teredo) must
+carry a public one. Bodies are read in chunks and cut off at `max_bytes`; connect and read time
+out, and a whole response must arrive within `total_timeout`. Errors come back as `ItemError`
+with a stable reason code.
 """
 
 from __future__ import annotations
@@ -13,8 +15,10 @@ from __future__ import annotations
 import ipaddress
 import socket
 import ssl
+import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Self
 from urllib.parse import urljoin, urlsplit
 
@@ -25,6 +29,10 @@ from pipeline.records import ItemError, Page
 from pipeline.settings import HttpSettings, IPNetwork
 
 _TRANSIENT_STATUSES = {408, 425, 429, 500, 502, 503, 504}
+MAX_RETRY_AFTER = 86_400.0  # a longer Retry-After is taken as a day
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")  # the IPv4 address is the last 32 bits
+# IPv4-compatible addresses (deprecated, ::/96) and local-use NAT64: never a public host.
+_NON_PUBLIC_V6 = (ipaddress.IPv6Network("::/96"), ipaddress.IPv6Network("64:ff9b:1::/48"))
 
 
 def check_address(url: str, allow_nets: tuple[IPNetwork, ...]) -> None:
@@ -44,9 +52,29 @@ def check_address(url: str, allow_nets: tuple[IPNetwork, ...]) -> None:
         address = ipaddress.ip_address(info[4][0])
         if any(address in net for net in allow_nets):
             continue
-        if not address.is_global or address.is_multicast:
+        if not is_public(address):
             raise ItemError("blocked_address",
                             f"{host} resolves to non-public address {address}")
+
+
+def is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """Whether `address` is a public unicast host, counting the IPv4 address an IPv6 one
+    carries (`64:ff9b::a00:1` is 10.0.0.1 through a NAT64 gateway)."""
+    if not address.is_global or address.is_multicast:
+        return False
+    if isinstance(address, ipaddress.IPv6Address):
+        if any(address in net for net in _NON_PUBLIC_V6):
+            return False
+        return all(is_public(inner) for inner in _embedded_ipv4(address))
+    return True
+
+
+def _embedded_ipv4(address: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    found = [inner for inner in (address.ipv4_mapped, address.sixtofour) if inner is not None]
+    found += address.teredo or ()
+    if address in _NAT64:
+        found.append(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
+    return found
 
 
 class HttpClient:
@@ -85,6 +113,11 @@ class HttpClient:
         current = url
         for _ in range(self._settings.max_redirects + 1):
             check_address(current, self._settings.allow_nets)
+            paused = self._limiter.wait_left(current)
+            if paused > self._settings.max_pause:
+                raise ItemError("rate_limited", f"{urlsplit(current).netloc} asked for a pause "
+                                                f"({paused:.0f} s left)", transient=True,
+                                retry_after=paused)
             if self._settings.respect_robots and not self._robots.allowed(current):
                 raise ItemError("robots_disallowed", f"robots.txt disallows {current}")
             status, response_headers, body = self._get_once(current, headers or {})
@@ -107,8 +140,13 @@ class HttpClient:
                     etag=response_headers.get("etag"),
                     last_modified=response_headers.get("last-modified"),
                 )
-            raise ItemError(f"http_{status}", f"HTTP {status} from {current}",
-                            transient=status in _TRANSIENT_STATUSES)
+            wait = retry_after(response_headers.get("retry-after"), datetime.now(UTC)) \
+                if status in (429, 503) else None
+            if wait:  # the host asked for a pause: nothing more to it until then
+                self._limiter.pause(current, wait)
+            raise ItemError(f"http_{status}", f"HTTP {status} from {current}"
+                            + (f" (Retry-After {wait:.0f} s)" if wait else ""),
+                            transient=status in _TRANSIENT_STATUSES, retry_after=wait)
         raise ItemError("too_many_redirects",
                         f"more than {self._settings.max_redirects} redirects from {url}")
 
@@ -125,6 +163,7 @@ class HttpClient:
             return self._request(url, headers)
 
     def _request(self, url: str, headers: Mapping[str, str]) -> tuple[int, httpx.Headers, bytes]:
+        deadline = time.monotonic() + self._settings.total_timeout
         try:
             with self._client.stream("GET", url, headers=dict(headers)) as response:
                 declared = response.headers.get("content-length")
@@ -138,6 +177,10 @@ class HttpClient:
                     if size > self._settings.max_bytes:
                         raise ItemError("too_large",
                                         f"{url} is over the {self._settings.max_bytes} byte cap")
+                    if time.monotonic() > deadline:
+                        raise ItemError("timeout", f"{url}: the response took longer than "
+                                                   f"{self._settings.total_timeout:g} s",
+                                        transient=True)
                     chunks.append(chunk)
                 return response.status_code, response.headers, b"".join(chunks)
         except httpx.TimeoutException as exc:
@@ -148,8 +191,28 @@ class HttpClient:
                 raise ItemError("tls_error", f"{url}: certificate verification failed: "
                                              f"{exc}") from exc
             raise ItemError("connection_error", f"{url}: {exc}", transient=True) from exc
+        except httpx.RemoteProtocolError as exc:
+            if "location header" in str(exc):  # a Location httpx cannot parse is never followed
+                raise ItemError("bad_redirect", f"{url}: {exc}") from exc
+            raise ItemError("connection_error", f"{url}: {exc}", transient=True) from exc
         except httpx.HTTPError as exc:
             raise ItemError("connection_error", f"{url}: {exc}", transient=True) from exc
+
+
+def retry_after(value: str | None, now: datetime) -> float | None:
+    """Seconds a `Retry-After` header asks for (delay-seconds or an HTTP date), at most a day;
+    None when absent, unreadable or already past."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        seconds = float(value)
+    else:
+        try:
+            seconds = (parsedate_to_datetime(value) - now).total_seconds()
+        except (TypeError, ValueError, IndexError):
+            return None
+    return min(seconds, MAX_RETRY_AFTER) if seconds > 0 else None
 
 
 def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:

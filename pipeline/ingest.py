@@ -1,5 +1,6 @@
 """ingest: one feed, or all of them, through every stage, with the ledger kept true; or, for
-backfills and the daily sweep, what one source's archive listings give for a time window.
+backfills and the daily sweep, what one source's archive listings give for a time window, or
+an operator's list of URLs.
 
 Order of writes for a feed: articles, then duplicates on their originals, then the ledger, then
 the feed's conditional-GET validators, then its health. If Elasticsearch fails part-way, the exception stops
@@ -14,7 +15,7 @@ import statistics
 import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Self
 
 from elasticsearch import ApiError, Elasticsearch, TransportError
@@ -23,7 +24,7 @@ from pipeline.archive import Window, list_archive
 from pipeline.dedup import Deduplicator, DuplicateOf, Fingerprint, fingerprint
 from pipeline.discover import FeedState, poll_feed
 from pipeline.enrich import EnrichRules, enrich_articles, enrichment_version
-from pipeline.extract import extract_article
+from pipeline.extract import default_rules, extract_article
 from pipeline.fetch import HttpClient
 from pipeline.gazetteer import Gazetteer
 from pipeline.health import FeedHealth, health_document
@@ -41,6 +42,7 @@ from pipeline.urls import url_id
 log = logging.getLogger(__name__)
 
 COUNTS = ("seen", "fetched", "indexed", "duplicate", "irrelevant", "failed")
+URL_LIST = "urls"  # the feed name ledger records of `ingest_urls` carry
 
 
 @dataclass
@@ -87,6 +89,7 @@ class Ingestor:
         self.es = es or connect(settings)
         self.http = HttpClient(settings.http)
         self.gazetteer = Gazetteer.load(settings.config_dir / "entities.yaml")
+        self.extraction_rules = default_rules(settings.config_dir)
         self.enrich_rules = EnrichRules.load(settings.config_dir / "enrich.yaml")
         self.enrich_version = enrichment_version(settings.config_dir / "entities.yaml",
                                                  settings.config_dir / "enrich.yaml")
@@ -159,15 +162,36 @@ class Ingestor:
             report.status = "failed"
         report.seen = len(listing.items)
         if dry_run:
-            report.status = "dry_run"
-            previous = self.ledger.lookup(item.url for item in listing.items)
-            report.planned = [item.url for item in listing.items
-                              if reprocess or not self.ledger.is_settled(previous.get(item.url))]
-            return report
+            return self._plan(listing.items, report, reprocess)
         for feed in feeds:
             items = [item for item in listing.items if item.feed_name == feed.name]
             self._ingest_items(items, _Batch(feed=feed, run_id=run_id, mode=mode, report=report,
                                              window=window, reprocess=reprocess))
+        return report
+
+    def ingest_urls(self, urls: list[str], window: Window, run_id: str, mode: str,
+                    reprocess: bool = False, dry_run: bool = False) -> FeedReport:
+        """Take the pages at `urls` (an operator's list) published in `window` through every
+        stage, as an archive run takes what a listing gives. Their ledger records name the feed
+        `urls`; each article's source is what its page says (site name, else domain)."""
+        feed = Feed(name=URL_LIST, url=URL_LIST)
+        report = FeedReport(name=URL_LIST, url=URL_LIST)
+        items = [FeedItem(url=url, feed_name=feed.name, feed_url=feed.url)
+                 for url in dict.fromkeys(urls)]
+        report.seen = len(items)
+        if dry_run:
+            return self._plan(items, report, reprocess)
+        self._ingest_items(items, _Batch(feed=feed, run_id=run_id, mode=mode, report=report,
+                                         window=window, reprocess=reprocess,
+                                         source_from_page=True))
+        return report
+
+    def _plan(self, items: list[FeedItem], report: FeedReport, reprocess: bool) -> FeedReport:
+        """A dry run: what would be fetched."""
+        report.status = "dry_run"
+        previous = self.ledger.lookup(item.url for item in items)
+        report.planned = [item.url for item in items
+                          if reprocess or not self.ledger.is_settled(previous.get(item.url))]
         return report
 
     def _record_health(self, feed: Feed, report: FeedReport, state: FeedState, run_id: str,
@@ -184,8 +208,10 @@ class Ingestor:
         for start in range(0, len(items), size):
             chunk = items[start:start + size]
             previous = self.ledger.lookup(item.url for item in chunk)
-            todo = [i for i in chunk
-                    if batch.reprocess or not self.ledger.is_settled(previous.get(i.url))]
+            now = datetime.now(UTC)
+            todo = [i for i in chunk if batch.reprocess or (
+                not self.ledger.is_settled(previous.get(i.url))
+                and self.ledger.is_due(previous.get(i.url), now))]
             if todo:
                 self._process(todo, batch.fresh(), previous)
 
@@ -197,7 +223,8 @@ class Ingestor:
                 self._take(item, batch, dedup)
             except ItemError as exc:
                 log.info("item %s failed: %s", item.url, exc)
-                batch.fail(item, exc.reason, exc.detail, retryable=exc.transient)
+                batch.fail(item, exc.reason, exc.detail, retryable=exc.transient,
+                           retry_after=exc.retry_after)
             except (ApiError, TransportError):
                 raise
             except Exception as exc:  # a bug or a page that breaks a library: keep going
@@ -214,7 +241,8 @@ class Ingestor:
         or its settled entries."""
         page = self._fetch(item.url, batch.report)
         try:
-            article = extract_article(page, item, source_name=batch.feed.source_name)
+            article = extract_article(page, item, source_name=None if batch.source_from_page
+                                      else batch.feed.source_name, rules=self.extraction_rules)
         except ItemError:
             batch.report.extraction_failures += 1
             raise
@@ -307,6 +335,7 @@ class _Batch:
     report: FeedReport
     window: Window | None = None  # archive runs: the interval being filled
     reprocess: bool = False  # archive runs: take settled items again
+    source_from_page: bool = False  # URL lists: the page names its source, not the feed
     entries: list[LedgerEntry] = field(default_factory=list)
     accepted: list[tuple[FeedItem, Article, Fingerprint]] = field(default_factory=list)
     copies: list[tuple[FeedItem, Article, DuplicateOf]] = field(default_factory=list)
@@ -318,9 +347,12 @@ class _Batch:
     def entry(self, item: FeedItem, status: Outcome, **details: Any) -> LedgerEntry:
         return LedgerEntry(item.url, self.feed.name, status, self.run_id, self.mode, **details)
 
-    def fail(self, item: FeedItem, reason: str, error: str, retryable: bool = False) -> None:
+    def fail(self, item: FeedItem, reason: str, error: str, retryable: bool = False,
+             retry_after: float | None = None) -> None:
+        not_before = (datetime.now(UTC) + timedelta(seconds=retry_after)
+                      if retry_after else None)
         self.entries.append(self.entry(item, Outcome.FAILED, reason=reason, error=error,
-                                       retryable=retryable))
+                                       retryable=retryable, not_before=not_before))
         self.report.errors.append({"url": item.url, "reason": reason, "error": error})
 
 

@@ -32,6 +32,7 @@ class LedgerEntry:
     error: str | None = None
     retryable: bool = False  # a transient failure (timeout, 5xx, 429): retried on later runs
     attempts: int = 1
+    not_before: datetime | None = None  # the site asked for no retry before then (Retry-After)
     doc_id: str | None = None
     duplicate_of: str | None = None
 
@@ -67,6 +68,12 @@ class Ledger:
             return not record.get("retryable") or record.get("attempts", 0) >= self._max_attempts
         return False
 
+    def is_due(self, record: dict[str, Any] | None, now: datetime) -> bool:
+        """Whether an unsettled item may be fetched now: not before the time its site asked
+        for."""
+        not_before = (record or {}).get("not_before")
+        return not not_before or datetime.fromisoformat(not_before) <= now
+
     def indexed_as(self, doc_id: str) -> bool:
         """Whether some item is recorded as having indexed the document `doc_id`."""
         return bool(self._es.count(index=self._index, query={"bool": {"filter": [
@@ -80,7 +87,7 @@ class Ledger:
                                        {"term": {"status": Outcome.FAILED.value}},
                                        {"term": {"retryable": True}},
                                        {"range": {"attempts": {"lt": self._max_attempts}}},
-                                   ]}})
+                                   ], "must_not": [{"range": {"not_before": {"gt": "now"}}}]}})
         return [hit["_source"]["url"] for hit in response["hits"]["hits"]]
 
     def record(self, entries: Iterable[LedgerEntry],
@@ -107,6 +114,7 @@ class Ledger:
                     "error": entry.error,
                     "retryable": entry.retryable,
                     "attempts": attempts,
+                    "not_before": entry.not_before.isoformat() if entry.not_before else None,
                     "doc_id": entry.doc_id,
                     "duplicate_of": entry.duplicate_of,
                     "run_id": entry.run_id,

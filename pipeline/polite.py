@@ -1,6 +1,7 @@
 """Politeness towards the sites we fetch from: robots.txt honoured per host (cached), at most
-`per_host_concurrency` requests to one host at a time, and at least `per_host_delay` seconds
-between the starts of two requests to it.
+`per_host_concurrency` requests to one host at a time, at least `per_host_delay` seconds
+between the starts of two requests to it, and none while the host has asked for a pause
+(`Retry-After`).
 
 The limits hold for every HttpClient of a process (threads share them); Airflow workers in
 other processes each keep their own, so the per-host cap of a deployment is this cap times the
@@ -61,6 +62,18 @@ class HostLimiter:
             if wait > 0:
                 time.sleep(wait)
             yield
+
+    def pause(self, url: str, seconds: float) -> None:
+        """No request to `url`'s host starts in the next `seconds`."""
+        host = self._host(urlsplit(url).netloc.lower())
+        with host.lock:
+            host.next_start = max(host.next_start, time.monotonic() + seconds)
+
+    def wait_left(self, url: str) -> float:
+        """Seconds until a request to `url`'s host may start."""
+        host = self._host(urlsplit(url).netloc.lower())
+        with host.lock:
+            return max(0.0, host.next_start - time.monotonic())
 
     def _host(self, netloc: str) -> _Host:
         with self._lock:

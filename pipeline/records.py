@@ -19,13 +19,16 @@ class Outcome(str, Enum):
 
 class ItemError(Exception):
     """A feed item could not go further. `reason` is a short stable code (e.g. `http_404`)
-    that is counted and stored in the ledger; `transient` says whether a retry may help."""
+    that is counted and stored in the ledger; `transient` says whether a retry may help, and
+    `retry_after` how many seconds the site asked us to wait before one (`Retry-After`)."""
 
-    def __init__(self, reason: str, detail: str, *, transient: bool = False) -> None:
+    def __init__(self, reason: str, detail: str, *, transient: bool = False,
+                 retry_after: float | None = None) -> None:
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
         self.detail = detail
         self.transient = transient
+        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)

@@ -87,10 +87,12 @@ class HttpSettings:
     user_agent: str = "newsroom/0.1 (+https://example.invalid/newsroom)"
     connect_timeout: float = 10.0
     read_timeout: float = 20.0
+    total_timeout: float = 60.0  # a whole response, body included (a body that drips slowly)
     max_bytes: int = 5_000_000
     max_redirects: int = 5
     per_host_concurrency: int = 2
     per_host_delay: float = 0.0  # seconds between request starts on one host
+    max_pause: float = 30.0  # a Retry-After pause a run waits out; longer: the host's items wait
     respect_robots: bool = True
     allow_nets: tuple[IPNetwork, ...] = ()
 
@@ -174,9 +176,10 @@ class Settings:
                     where="newsroom.yaml")
         http_raw = raw.get("http") or {}
         _check_keys(http_raw, required=set(),
-                    optional={"user_agent", "connect_timeout", "read_timeout", "max_bytes",
+                    optional={"user_agent", "connect_timeout", "read_timeout", "total_timeout",
+                              "max_bytes",
                               "max_redirects", "per_host_concurrency", "per_host_delay",
-                              "respect_robots"}, where="newsroom.yaml http")
+                              "max_pause", "respect_robots"}, where="newsroom.yaml http")
         ingest_raw = raw.get("ingest") or {}
         _check_keys(ingest_raw, required=set(),
                     optional={"max_attempts", "batch_size", "ledger_retention_days"},

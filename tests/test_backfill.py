@@ -92,6 +92,49 @@ def test_unknown_source_is_a_clear_error(fresh_settings: Settings, feeds_file: P
     assert "Nowhere Gazette" in result.stderr and len(result.stderr.splitlines()) == 1
 
 
+def test_backfill_from_a_list_of_urls(fresh_settings: Settings, es: Elasticsearch,
+                                      site: SampleSite, tmp_path: Path) -> None:
+    """`--urls FILE`: of the pages listed (every sample article, relevant or not, of any
+    date), exactly the relevant ones published in the range are indexed, each article's source
+    named by its page; the rerun indexes nothing."""
+    listed = [a for a in sample_articles(None) if a.raw["kind"] in ("article", "archived")]
+    urls = tmp_path / "urls.txt"
+    urls.write_text("# pages to backfill\n\n" + "\n".join(
+        f"{site.base_url}/{a.outlet}/{a.raw['page']}" for a in listed) + "\n", encoding="utf-8")
+    expected = {a.raw["canonical"].replace("{BASE_URL}", site.base_url) for a in listed
+                if a.raw["relevant"] and a.raw["published"]
+                and datetime.fromisoformat(a.raw["published"]) in TWO_WEEKS}
+    args = ("backfill", "--from", "2026-10-19", "--to", "2026-11-01", "--urls", str(urls),
+            "--json")
+
+    first = newsroom(fresh_settings, *args)
+    assert first.returncode == 0, first.stderr
+    report = json.loads(first.stdout)
+    stored = indexed(es, fresh_settings)
+    assert set(stored) == expected and report["indexed"] == len(expected)
+    assert report["feeds"][0]["out_of_window"] > 0
+    sources = {hit["_source"]["source"]["name"] for hit in es.search(
+        index=fresh_settings.index_alias, size=100, source=["source"])["hits"]["hits"]}
+    assert "urls" not in sources and len(sources) > 1
+    ledger = es.search(index=fresh_settings.ledger_index, size=1000,
+                       query={"term": {"run_id": report["run_id"]}})["hits"]["hits"]
+    assert {(h["_source"]["feed"], h["_source"]["mode"]) for h in ledger} == {
+        ("urls", "backfill")}
+
+    again = json.loads(newsroom(fresh_settings, *args).stdout)
+    assert again["indexed"] == again["duplicate"] == again["failed"] == 0
+    assert indexed(es, fresh_settings) == stored
+
+
+def test_a_bad_url_list_is_a_clear_error(fresh_settings: Settings, tmp_path: Path) -> None:
+    urls = tmp_path / "urls.txt"
+    urls.write_text("https://example.org/a\nftp://example.org/b\nnot a url\n", encoding="utf-8")
+    result = newsroom(fresh_settings, "backfill", "--from", "2026-10-19", "--to", "2026-10-20",
+                      "--urls", str(urls))
+    assert result.returncode == 1 and len(result.stderr.splitlines()) == 1
+    assert "line 2" in result.stderr and "line 3" in result.stderr
+
+
 def _env(settings: Settings, feeds_file: Path, home: Path) -> dict[str, str]:
     return {
         **os.environ,

@@ -6,14 +6,9 @@ in tests/test_ingest.py."""
 
 from __future__ import annotations
 
-import http.client
-import json
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
 from elasticsearch import ApiError, Elasticsearch, TransportError
@@ -23,65 +18,14 @@ from pipeline.ledger import ledger_id
 from pipeline.settings import Feed, Settings, load_feeds
 from pipeline.store import connect
 from pipeline.urls import url_id
+from tests.chaos.es_proxy import (
+    Fault,
+    FaultyProxy,
+    first_bulk_rejected,
+    gone_at_bulk,
+    one_document_unmappable,
+)
 from tests.sample_site.server import SampleSite
-
-# (method, path, body) -> (status, body) to answer instead, "drop" after forwarding, a new
-# request body, or None to pass through.
-Fault = Callable[[str, str, bytes], object]
-
-
-class FaultyProxy:
-    def __init__(self, upstream: str, fault: Fault) -> None:
-        target = urlsplit(upstream)
-        proxy = self
-        self.bulks = 0
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def _any(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
-                if "/_bulk" in self.path:
-                    proxy.bulks += 1
-                action = fault(self.command, self.path, body)
-                if isinstance(action, tuple):
-                    self._answer(*action)
-                    return
-                if isinstance(action, bytes):
-                    body = action
-                conn = http.client.HTTPConnection(target.hostname, target.port, timeout=60)
-                headers = {k: v for k, v in self.headers.items()
-                           if k.lower() not in ("host", "content-length", "connection")}
-                conn.request(self.command, self.path, body=body or None, headers=headers)
-                response = conn.getresponse()
-                data = response.read()
-                if action == "drop":  # the node wrote, then went away before answering
-                    self.close_connection = True
-                    self.connection.shutdown(2)
-                    return
-                self._answer(response.status, data, response.getheader("Content-Type"))
-
-            def _answer(self, status: int, data: bytes, kind: str | None = None) -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", kind or "application/json")
-                self.send_header("X-Elastic-Product", "Elasticsearch")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _any
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
 
 
 @pytest.fixture
@@ -128,20 +72,8 @@ def _baseline(settings: Settings, feed: Feed) -> list[str]:
 
 def test_bulk_items_rejected_with_429_are_retried(fresh_settings: Settings, es: Elasticsearch,
                                                   northwire: Feed, proxied) -> None:
-    rejected = []
-
-    def first_bulk_overloaded(method: str, path: str, body: bytes) -> object:
-        if "/_bulk" not in path or rejected:
-            return None
-        lines = [json.loads(line) for line in body.splitlines() if line.strip()]
-        items = [{op: {"_index": meta.get("_index", "x"), "_id": meta["_id"], "status": 429,
-                       "error": {"type": "es_rejected_execution_exception",
-                                 "reason": "rejected execution (queue capacity 200)"}}}
-                 for entry in lines[::2] for op, meta in entry.items()]
-        rejected.extend(items)
-        return 200, json.dumps({"took": 1, "errors": True, "items": items}).encode()
-
-    through, proxy = proxied(fresh_settings, first_bulk_overloaded)
+    rejected: list[dict[str, object]] = []
+    through, proxy = proxied(fresh_settings, first_bulk_rejected(rejected))
     with Ingestor(through, es=connect(through)) as ingestor:
         report = ingestor.ingest_feed(northwire, "run-429")
     assert rejected and proxy.bulks >= 2
@@ -151,8 +83,7 @@ def test_bulk_items_rejected_with_429_are_retried(fresh_settings: Settings, es: 
 
 def test_node_gone_mid_bulk_loses_nothing(fresh_settings: Settings, es: Elasticsearch,
                                           northwire: Feed, proxied) -> None:
-    through, _ = proxied(fresh_settings,
-                         lambda method, path, body: "drop" if "/_bulk" in path else None)
+    through, _ = proxied(fresh_settings, gone_at_bulk)
     with Ingestor(through, es=connect(through)) as ingestor, \
             pytest.raises((TransportError, ApiError)):
         ingestor.ingest_feed(northwire, "run-crash")
@@ -171,17 +102,7 @@ def test_a_document_the_mapping_refuses_is_quarantined(fresh_settings: Settings,
                                                        es: Elasticsearch, northwire: Feed,
                                                        proxied) -> None:
     victim: list[str] = []
-
-    def corrupt_one(method: str, path: str, body: bytes) -> object:
-        if "/_bulk" not in path or victim:
-            return None
-        lines = body.splitlines()
-        doc = json.loads(lines[1])
-        doc["doc"]["published_at"] = doc["upsert"]["published_at"] = "the day after tomorrow"
-        victim.append(doc["doc"]["url"])
-        return b"\n".join([lines[0], json.dumps(doc).encode(), *lines[2:]]) + b"\n"
-
-    through, _ = proxied(fresh_settings, corrupt_one)
+    through, _ = proxied(fresh_settings, one_document_unmappable(victim))
     with Ingestor(through, es=connect(through)) as ingestor:
         report = ingestor.ingest_feed(northwire, "run-conflict")
     (url,) = victim

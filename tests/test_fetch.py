@@ -7,12 +7,13 @@ import itertools
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import ClassVar
 
 import pytest
 
-from pipeline.fetch import HttpClient, check_address
+from pipeline.fetch import MAX_RETRY_AFTER, HttpClient, check_address, retry_after
 from pipeline.records import ItemError
 from pipeline.settings import HttpSettings, parse_nets
 
@@ -216,3 +217,12 @@ def test_two_feeds_on_one_host_never_exceed_the_cap(counting_server: str) -> Non
     starts = sorted(_CountingHandler.starts)
     assert len(starts) == 12
     assert min(b - a for a, b in itertools.pairwise(starts)) >= 0.04
+
+
+def test_retry_after_reads_seconds_and_http_dates() -> None:
+    now = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+    assert retry_after("120", now) == 120
+    assert retry_after("Thu, 26 Nov 2026 12:30:00 GMT", now) == 1800
+    assert retry_after("9999999", now) == MAX_RETRY_AFTER  # a day at most
+    for unusable in (None, "", "soon", "0", "Thu, 26 Nov 2026 11:00:00 GMT"):
+        assert retry_after(unusable, now) is None, unusable
