@@ -23,7 +23,7 @@ from pipeline.extract import default_rules, extract_article
 from pipeline.fetch import HttpClient
 from pipeline.gazetteer import Gazetteer
 from pipeline.health import FeedHealth
-from pipeline.ingest import ingest
+from pipeline.ingest import COUNTS, ingest
 from pipeline.ledger import Ledger
 from pipeline.localnode import LocalNode, LocalNodeError
 from pipeline.maintenance import prune_ledger, reindex
@@ -139,14 +139,16 @@ def _ingest(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report, ensure_ascii=False))
     else:
-        counts = " ".join(f"{k}={report[k]}" for k in
-                          ("seen", "fetched", "indexed", "duplicate", "irrelevant", "failed"))
-        print(f"run {run_id}: {counts}")
+        print(f"run {run_id}: {_counts(report)}")
         for feed in report["feeds"]:
             print(f"  {feed['name']}: {feed['status']}, {feed['indexed']} indexed")
             for error in feed["errors"]:
                 print(f"    {error['reason']}: {error['url']} ({error['error']})")
     return 0
+
+
+def _counts(report: dict[str, Any]) -> str:
+    return " ".join(f"{key}={report[key]}" for key in COUNTS)
 
 
 def _backfill(args: argparse.Namespace) -> int:
@@ -168,9 +170,7 @@ def _backfill(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report, ensure_ascii=False))
         return 0
-    counts = " ".join(f"{k}={report[k]}" for k in
-                      ("seen", "fetched", "indexed", "duplicate", "irrelevant", "failed"))
-    print(f"run {run_id} ({args.first} to {args.last}): {counts}")
+    print(f"run {run_id} ({args.first} to {args.last}): {_counts(report)}")
     for source in report["feeds"]:
         outside = source["out_of_window"]
         print(f"  {source['name']}: {source['status']}, {source['seen']} listed, "
