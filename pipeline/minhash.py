@@ -22,6 +22,7 @@ import numpy as np
 from pipeline.settings import ConfigError, load_yaml
 
 _PRIME = (1 << 31) - 1
+_CHUNK = 4096  # shingles hashed at once
 _WORDS = re.compile(r"[\u3400-\u9fff]|[^\W_]+")
 
 
@@ -69,8 +70,14 @@ class MinHasher:
             return [_PRIME] * self.permutations
         a, b = self._coefficients
         x = np.fromiter(shingles, dtype=np.uint64, count=len(shingles)) % np.uint64(_PRIME)
-        hashed = (a[:, None] * x[None, :] + b[:, None]) % np.uint64(_PRIME)
-        return [int(v) for v in hashed.min(axis=1)]
+        minima = np.full(self.permutations, _PRIME, dtype=np.uint64)
+        # In chunks, so that a page of megabytes of text never needs a permutations x shingles
+        # matrix at once (128 x 800,000 values would be 800 MB).
+        for start in range(0, len(x), _CHUNK):
+            part = x[start:start + _CHUNK]
+            hashed = (a[:, None] * part[None, :] + b[:, None]) % np.uint64(_PRIME)
+            np.minimum(minima, hashed.min(axis=1), out=minima)
+        return [int(v) for v in minima]
 
     def band_tokens(self, signature: list[int]) -> list[str]:
         """One keyword per band: the band's number and the hash of its rows."""

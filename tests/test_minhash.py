@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pipeline import minhash
 from pipeline.minhash import MinHasher
 from pipeline.settings import CONFIG_DIR
 
@@ -40,3 +41,13 @@ def test_mixed_script_copy_is_cut_like_its_original() -> None:
 def test_empty_text_has_no_shingles() -> None:
     assert HASHER.shingles("") == set() and HASHER.shingles("  —  ") == set()
     assert len(HASHER.shingles("one two")) == 1
+
+
+def test_long_texts_are_hashed_in_chunks_with_the_same_signature(monkeypatch) -> None:
+    """A page of megabytes is hashed a chunk of shingles at a time (bounded memory), and the
+    signature is the one hashing every shingle at once gives."""
+    long_text = " ".join(f"{word} {i}" for i, word in enumerate(TEXT.split() * 300))
+    assert len(HASHER.shingles(long_text)) > 3 * minhash._CHUNK
+    chunked = HASHER.signature(long_text)
+    monkeypatch.setattr(minhash, "_CHUNK", 10**9)
+    assert HASHER.signature(long_text) == chunked
