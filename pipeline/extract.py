@@ -17,18 +17,10 @@ from urllib.parse import urlsplit
 
 import lxml.html
 import trafilatura
-from lxml import etree
 from trafilatura.settings import Document
-from trafilatura.utils import decode_file
+from trafilatura.utils import decode_file, load_html
 
-from pipeline.clean import (
-    Block,
-    CleaningRules,
-    article_blocks,
-    drop_boilerplate_blocks,
-    join_blocks,
-    preclean,
-)
+from pipeline.clean import Block, CleaningRules, body_blocks, drop_boilerplate_blocks, join_blocks
 from pipeline.metadata import (
     MetadataRules,
     canonical_url,
@@ -40,13 +32,15 @@ from pipeline.metadata import (
 )
 from pipeline.records import Article, FeedItem, ItemError, Page, Source
 from pipeline.settings import CONFIG_DIR
-from pipeline.text import squash, word_count
+from pipeline.text import word_count
 
-MIN_WORDS = 40
 # Characters XML (and so lxml, and trafilatura's XML tree) cannot hold: C0 controls other than
 # tab and line breaks, DEL, and the non-characters U+FFFE/U+FFFF. Pages do carry them.
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff]")
 _HTML_TYPES = {"text/html", "application/xhtml+xml", None}
+# A page whose first characters are more than this share of controls and replacement
+# characters is binary data served as HTML (text in any charset has next to none).
+_SAMPLE, _MAX_JUNK = 10_000, 0.02
 
 
 @dataclass(frozen=True)
@@ -72,10 +66,13 @@ def extract_article(page: Page, item: FeedItem | None = None, *,
     rules = rules or default_rules()
     if page.content_type not in _HTML_TYPES:
         raise ItemError("not_html", f"{page.final_url} is {page.content_type}")
-    try:
-        tree = lxml.html.fromstring(_NOT_XML.sub("", decode_html(page.body, page.charset)))
-    except (etree.ParserError, ValueError) as exc:
-        raise ItemError("bad_html", f"{page.final_url}: {exc}") from exc
+    html = decode_html(page.body, page.charset)
+    sample = html[:_SAMPLE]
+    if len(_NOT_XML.findall(sample)) + sample.count("\ufffd") > _MAX_JUNK * len(sample):
+        raise ItemError("bad_html", f"{page.final_url}: binary content, not text")
+    tree = load_html(_NOT_XML.sub("", html))
+    if tree is None:
+        raise ItemError("bad_html", f"{page.final_url}: not an HTML document")
 
     # Metadata first: cleaning removes the headers and bylines that carry some of it.
     canonical = canonical_url(tree, page.final_url)
@@ -85,13 +82,8 @@ def extract_article(page: Page, item: FeedItem | None = None, *,
     authors = page_authors(tree)
     site = site_name(tree)
 
-    preclean(tree, rules.cleaning)
-    # trafilatura's own extractor alone (fast) is enough with our cleaning around it; its
-    # fallback extractors are tried only when that finds too little.
-    text = _article_text(tree, page.final_url, title, rules.cleaning, fast=True)
-    if word_count(text) < MIN_WORDS:
-        text = _article_text(tree, page.final_url, title, rules.cleaning, fast=False)
-    if word_count(text) < MIN_WORDS:
+    text = _article_text(tree, page.final_url, title, rules.cleaning)
+    if word_count(text) < rules.cleaning.min_words:
         raise ItemError("too_short", f"{page.final_url}: {word_count(text)} words of text")
 
     if published is None and item is not None:
@@ -112,17 +104,45 @@ def extract_article(page: Page, item: FeedItem | None = None, *,
     )
 
 
-def _article_text(tree: lxml.html.HtmlElement, url: str, title: str, rules: CleaningRules, *,
-                  fast: bool) -> str:
+def _article_text(tree: lxml.html.HtmlElement, url: str, title: str,
+                  rules: CleaningRules) -> str:
+    """trafilatura's article, cleaned. Where trafilatura's balanced extraction holds less than
+    half of the page's paragraph text, its recall mode is tried and taken when it finds twice
+    as much; where our cleaning would leave too little, trafilatura's text stands."""
+    blocks = _trafilatura_blocks(tree, url, recall=False)
+    found = _chars(blocks)
+    if found < 0.5 * _paragraph_chars(tree):
+        recalled = _trafilatura_blocks(tree, url, recall=True)
+        if _chars(recalled) > 2 * found:
+            blocks = recalled
+    cleaned = drop_boilerplate_blocks(blocks, title, rules)
+    if _words(cleaned) < rules.min_words <= _words(blocks):
+        cleaned = blocks
+    return join_blocks(cleaned)
+
+
+def _trafilatura_blocks(tree: lxml.html.HtmlElement, url: str, *, recall: bool) -> list[Block]:
     document = trafilatura.bare_extraction(
         tree, url=url, with_metadata=False, include_comments=False, include_tables=True,
-        favor_precision=True, fast=fast)
+        favor_recall=recall)
     if not isinstance(document, Document) or document.body is None:
-        return ""
-    extracted = [squash(" ".join(element.itertext())) for element in document.body]
-    blocks = (article_blocks(tree, extracted)
-              or [Block("paragraph", text) for text in extracted if text])
-    return join_blocks(drop_boilerplate_blocks(blocks, title, rules))
+        return []
+    return body_blocks(document.body)
+
+
+def _words(blocks: list[Block]) -> int:
+    return sum(word_count(block.text) for block in blocks)
+
+
+def _chars(blocks: list[Block]) -> int:
+    return sum(len(block.text) for block in blocks)
+
+
+def _paragraph_chars(tree: lxml.html.HtmlElement) -> int:
+    """Characters in the page's paragraphs of a sentence or more: what an article holds at
+    least."""
+    lengths = (len(paragraph.text_content()) for paragraph in tree.iter("p"))
+    return sum(length for length in lengths if length >= 80)
 
 
 def decode_html(body: bytes, charset: str | None) -> str:

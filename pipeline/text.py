@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 
 CJK = re.compile(r"[\u3400-\u9fff]")
 _SPACE = re.compile(r"\s+")
@@ -12,6 +13,14 @@ _NON_WORD = re.compile(r"[\W_]+")
 def squash(text: str) -> str:
     """Runs of white space as one space, trimmed."""
     return _SPACE.sub(" ", text).strip()
+
+
+def visible(text: str) -> str:
+    """`text` in Unicode NFC without the characters that print nothing (soft hyphens,
+    zero-width spaces and joiners, byte-order marks, controls), spacing squashed."""
+    if not text.isprintable():
+        text = "".join(c for c in text if c.isprintable() or c.isspace())
+    return squash(unicodedata.normalize("NFC", text))
 
 
 def fold(text: str) -> str:

@@ -10,12 +10,14 @@ alias of the real node), linked-entity precision / recall / F1, and every miss.
 
 from __future__ import annotations
 
+import os
 import sys
 import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import trafilatura
@@ -310,6 +312,15 @@ def main() -> int:
           f"recall {recall:.4f}, F1 {f1:.4f}")
     for miss in entity_misses:
         print(f"  {miss}")
+
+    corpora = os.environ.get("EVAL_CORPORA")
+    if corpora:
+        from tests.eval import real
+
+        real.extraction(Path(corpora))
+    else:
+        print("\nReal pages and texts: not measured (set EVAL_CORPORA; see "
+              "tests/eval/real/README.md)")
     return 0
 
 
