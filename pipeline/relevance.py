@@ -1,8 +1,20 @@
-"""relevance: is an article about relations between Russia and China? A scored, explainable
-rule over the gazetteer and config/topic.yaml (see the comments there for the features)."""
+"""relevance: is an article about relations between Russia and China? An explainable score over
+the gazetteer and config/topic.yaml, the same for every language the lists cover.
+
+The article is read sentence by sentence. A side is named by its gazetteer entities (countries,
+capitals, leaders, ministries, companies...) and cue words; a sentence that enumerates places
+or names ("Brazil, Russia, India, China and South Africa") is a list, and the sides it names
+do not count. Relations show where the two sides meet: a sentence, or two adjacent ones, that
+names both; the more of the article does, the likelier it is about the two of them, all the
+more with the terms of what they do together (talks, gas, trade, sanctions, drills...). Lists,
+blocs of which both are members (BRICS, SCO, G20, the UN), sport and travel writing count
+against. Each feature is a number from 0 to 1; the score is the logistic of their weighted sum,
+with the weights in config/topic.yaml, and the reasons name what the article showed.
+"""
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,124 +23,168 @@ from typing import Any
 from pipeline.gazetteer import SIDES, Gazetteer, TermMatcher
 from pipeline.records import Relevance
 from pipeline.settings import ConfigError, load_yaml
+from pipeline.text import UNSPACED, word_count
 
-_SECTIONS = ("title", "lead", "body")
-_SENTENCE_END = re.compile(r"(?<=[.!?。！？;；])\s*|\n+")
+FEATURES = ("both_share", "both_topic_share", "both_count", "both_topic_count",
+            "both_in_title", "joint", "topic", "negative", "bloc_in_both", "bloc_share",
+            "weaker_side_share", "both_sides")
+_SENTENCES = re.compile(r"(?<=[.!?。！？;；])\s*|\n\s*\n")
+_ENUMERATION = re.compile(r"[,、;；，]")
 
 
 @dataclass(frozen=True)
 class TopicModel:
     threshold: float
-    lead_paragraphs: int
+    bias: float
     weights: dict[str, float]
-    pair_saturation: float
-    topic_saturation: float
-    negative_saturation: float
-    position_weights: dict[str, float]
+    saturation: dict[str, float]
+    list_min_places: int
+    list_min_names: int
     side_matchers: dict[str, TermMatcher]  # side -> gazetteer aliases + cue words
-    side_terms: dict[str, frozenset[str]]
     joint: TermMatcher
     topic: TermMatcher
     negative: TermMatcher
+    blocs: TermMatcher
     gazetteer: Gazetteer
-    list_min_places: int
 
     @classmethod
     def load(cls, path: Path, gazetteer: Gazetteer) -> TopicModel:
         raw = load_yaml(path)
-        keys = {"threshold", "lead_paragraphs", "weights", "pair_saturation", "topic_saturation",
-                "negative_saturation", "position_weights", "side_cues", "joint", "topic",
-                "negative", "list_min_places"}
+        keys = {"threshold", "bias", "weights", "saturation", "list_min_places",
+                "list_min_names", "side_cues", "joint", "topic", "negative", "blocs"}
         if set(raw) != keys:
             raise ConfigError(f"{path}: expected keys {sorted(keys)}, got {sorted(raw)}")
-        if set(raw["weights"]) != {"pair", "joint", "topic", "negative"}:
-            raise ConfigError(f"{path}: weights are pair, joint, topic, negative")
-        if set(raw["position_weights"]) != set(_SECTIONS):
-            raise ConfigError(f"{path}: position_weights are {_SECTIONS}")
+        if set(raw["weights"]) != set(FEATURES):
+            raise ConfigError(f"{path}: weights are {', '.join(FEATURES)}")
         side_terms = {
-            side: frozenset(
-                [alias for e in gazetteer.entities if e.side == side
-                 for alias in (e.name, *e.aliases)] + list(raw["side_cues"].get(side, []))
-            )
+            side: [alias for e in gazetteer.entities if e.side == side
+                   for alias in (e.name, *e.aliases)] + _all_languages(raw["side_cues"][side])
             for side in SIDES
         }
         return cls(
             threshold=float(raw["threshold"]),
-            lead_paragraphs=int(raw["lead_paragraphs"]),
+            bias=float(raw["bias"]),
             weights={k: float(v) for k, v in raw["weights"].items()},
-            pair_saturation=float(raw["pair_saturation"]),
-            topic_saturation=float(raw["topic_saturation"]),
-            negative_saturation=float(raw["negative_saturation"]),
-            position_weights={k: float(v) for k, v in raw["position_weights"].items()},
+            saturation={k: float(v) for k, v in raw["saturation"].items()},
+            list_min_places=int(raw["list_min_places"]),
+            list_min_names=int(raw["list_min_names"]),
             side_matchers={side: TermMatcher(terms) for side, terms in side_terms.items()},
-            side_terms=side_terms,
             joint=TermMatcher(_all_languages(raw["joint"])),
             topic=TermMatcher(_all_languages(raw["topic"])),
             negative=TermMatcher(_all_languages(raw["negative"])),
+            blocs=TermMatcher(_all_languages(raw["blocs"])),
             gazetteer=gazetteer,
-            list_min_places=int(raw["list_min_places"]),
         )
 
 
+@dataclass
+class _Sentence:
+    russia: bool
+    china: bool
+    topic: bool
+    bloc: bool
+    listed: bool
+
+
 def score_relevance(title: str, text: str, model: TopicModel) -> Relevance:
-    """Score `title` + `text`; the reasons name each feature that contributed."""
-    paragraphs = [p for p in text.split("\n\n") if p.strip()]
-    sections = {
-        "title": title,
-        "lead": "\n\n".join(paragraphs[: model.lead_paragraphs]),
-        "body": "\n\n".join(paragraphs[model.lead_paragraphs:]),
-    }
-    full = "\n\n".join(sections.values())
-    joint_hits = model.joint.find(full)
-
-    reasons: list[str] = []
-    strength: dict[str, float] = {}
-    for side in SIDES:
-        total = 0.0
-        listed = 0
-        for section, section_text in sections.items():
-            hits = 0
-            for sentence in _SENTENCE_END.split(section_text):
-                found = (len(model.side_matchers[side].find(sentence))
-                         + len(model.joint.find(sentence)))  # "Sino-Russian" names both sides
-                if found and _is_list(sentence, model):
-                    listed += found  # one of many countries in a list: a passing mention
-                else:
-                    hits += found
-            if hits:
-                reasons.append(f"{side}:{section}:{hits}")
-            total += model.position_weights[section] * hits
-        if listed:
-            reasons.append(f"{side}:in_lists:{listed}")
-        strength[side] = total
-
-    both = all(strength[side] > 0 for side in SIDES)
-    pair = min(1.0, min(strength.values()) / model.pair_saturation)
-    joint = 1.0 if joint_hits else 0.0
-    topic_terms = sorted({m.term for m in model.topic.find(full)})
-    topic = min(1.0, len(topic_terms) / model.topic_saturation)
-    negative_hits = model.negative.find(full)
-    negative = min(1.0, len(negative_hits) / model.negative_saturation)
-
-    if joint_hits:
-        reasons.append(f"joint:{joint_hits[0].term}")
-    reasons.extend(f"topic:{term}" for term in topic_terms)
-    reasons.extend(f"negative:{term}" for term in sorted({m.term for m in negative_hits}))
-
-    w = model.weights
-    score = w["pair"] * pair + w["joint"] * joint + w["topic"] * topic - w["negative"] * negative
-    score = round(max(0.0, score), 4)
-    relevant = both and score >= model.threshold
-    if not both:
-        reasons.append("missing_side:" + ",".join(s for s in SIDES if strength[s] == 0))
+    """Score `title` + `text`; the reasons name what the article showed."""
+    features, reasons = article_features(title, text, model)
+    logit = model.bias + sum(model.weights[name] * value for name, value in features.items())
+    score = round(1 / (1 + math.exp(-logit)), 4)
+    relevant = bool(features["both_sides"]) and score >= model.threshold
     return Relevance(score=score, relevant=relevant, reasons=tuple(reasons))
 
 
+def article_features(title: str, text: str,
+                     model: TopicModel) -> tuple[dict[str, float], list[str]]:
+    """The article's features (named as in FEATURES, each from 0 to 1) and the reasons that
+    show them."""
+    title_sentences = _split(title)
+    sentences = [_read(s, model) for s in (*title_sentences, *_split(text))]
+    in_title = sentences[:len(title_sentences)]
+    count = max(1, len(sentences))
+
+    # A sentence naming a side, with the other side in it or in the next (a pronoun often
+    # carries it over).
+    both = both_topic = 0
+    for i, sentence in enumerate(sentences):
+        window = sentences[i:i + 2]
+        if ((sentence.russia or sentence.china) and any(s.russia for s in window)
+                and any(s.china for s in window)):
+            both += 1
+            both_topic += any(s.topic for s in window)
+    together = [s for s in sentences if s.russia and s.china]
+    sides = {side: sum(getattr(s, side) for s in sentences) for side in SIDES}
+    full = f"{title}\n{text}"
+    joint = model.joint.find(full)
+    topic_terms = sorted({m.term for m in model.topic.find(full)})
+    negative_terms = sorted({m.term for m in model.negative.find(full)})
+    blocs = sum(s.bloc for s in sentences)
+    listed = sum(s.listed for s in sentences)
+
+    saturation = model.saturation
+    features = {
+        "both_share": min(1.0, both / count * saturation["share"]),
+        "both_topic_share": min(1.0, both_topic / count * saturation["share"]),
+        "both_count": min(1.0, both / saturation["count"]),
+        "both_topic_count": min(1.0, both_topic / saturation["count"]),
+        "both_in_title": float(any(s.russia for s in in_title) and any(s.china for s in in_title)),
+        "joint": float(bool(joint)),
+        "topic": min(1.0, len(topic_terms) / saturation["topic"]),
+        "negative": min(1.0, len(negative_terms) / saturation["negative"]),
+        "bloc_in_both": sum(s.bloc for s in together) / max(1, len(together)),
+        "bloc_share": min(1.0, blocs / count * saturation["bloc_share"]),
+        "weaker_side_share": min(1.0, min(sides.values()) / count * saturation["side_share"]),
+        "both_sides": float(all(sides.values())),
+    }
+    reasons = [f"{side}:{n}" for side, n in sides.items() if n]
+    if features["both_in_title"]:
+        reasons.append("both:title")
+    if both:
+        reasons.append(f"both:{both}" + (f",with_topic:{both_topic}" if both_topic else ""))
+    if joint:
+        reasons.append(f"joint:{joint[0].term}")
+    reasons.extend(f"topic:{term}" for term in topic_terms)
+    reasons.extend(f"negative:{term}" for term in negative_terms)
+    if blocs:
+        reasons.append(f"bloc:{blocs}")
+    if listed:
+        reasons.append(f"in_lists:{listed}")
+    if not all(sides.values()):
+        reasons.append("missing_side:" + ",".join(side for side, n in sides.items() if not n))
+    return features, reasons
+
+
+def _split(text: str) -> list[str]:
+    return [s for s in _SENTENCES.split(text) if s and s.strip()]
+
+
+def _read(sentence: str, model: TopicModel) -> _Sentence:
+    joint = bool(model.joint.find(sentence))  # "Sino-Russian" names both sides
+    russia = joint or bool(model.side_matchers["russia"].find(sentence))
+    china = joint or bool(model.side_matchers["china"].find(sentence))
+    listed = (russia or china) and _is_list(sentence, model)
+    return _Sentence(russia=russia and not listed, china=china and not listed,
+                     topic=bool(model.topic.find(sentence)),
+                     bloc=bool(model.blocs.find(sentence)), listed=listed)
+
+
 def _is_list(sentence: str, model: TopicModel) -> bool:
-    """A sentence naming many places (countries, cities) is a list, not a story about them."""
-    places = {entity.name for entity, _ in model.gazetteer.find(sentence)
+    """A sentence naming many places, some of them neither side's, or enumerating names
+    ("Brazil, Russia, India, China, South Africa"; "中国、俄罗斯、印度、巴西") is a list, not a
+    story about the places in it."""
+    places = {(entity.name, entity.side) for entity, _ in model.gazetteer.find(sentence)
               if entity.type == "location"}
-    return len(places) >= model.list_min_places
+    others = sum(1 for _, side in places if side is None)
+    if len(places) >= model.list_min_places and others >= 2:
+        return True
+    names = 0
+    for part in _ENUMERATION.split(sentence):
+        part = part.strip()
+        if 0 < word_count(part) <= 3 and len(part) <= 30 and (
+                part[:1].isupper() or UNSPACED.match(part)):
+            names += 1
+    return names >= model.list_min_names
 
 
 def _all_languages(by_language: dict[str, Any]) -> list[str]:

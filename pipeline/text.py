@@ -1,11 +1,19 @@
-"""Small text helpers shared by the stages: spacing, folding for comparison, Chinese script."""
+"""Small text helpers shared by the stages: spacing, folding for comparison, scripts written
+without spaces, Chinese in one script."""
 
 from __future__ import annotations
 
 import re
 import unicodedata
+from functools import lru_cache
 
-CJK = re.compile(r"[\u3400-\u9fff]")
+import opencc
+
+CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+# Scripts written without spaces between words: Thai, Lao, Myanmar, Khmer, Japanese kana and
+# Chinese characters. Two of their characters count as a word.
+UNSPACED = re.compile(r"[\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff\u3040-\u30ff"
+                      r"\u3400-\u9fff\uf900-\ufaff]")
 _SPACE = re.compile(r"\s+")
 _NON_WORD = re.compile(r"[\W_]+")
 
@@ -29,5 +37,18 @@ def fold(text: str) -> str:
 
 
 def word_count(text: str) -> int:
-    """Words, counting two Chinese characters as one."""
-    return len(CJK.findall(text)) // 2 + len(CJK.sub(" ", text).split())
+    """Words, counting two characters of a script written without spaces (Chinese, Japanese,
+    Thai...) as one."""
+    return len(UNSPACED.findall(text)) // 2 + len(UNSPACED.sub(" ", text).split())
+
+
+def simplified(text: str) -> str:
+    """`text` with traditional Chinese characters in their simplified forms (OpenCC t2s), so
+    that one list of Chinese terms finds both scripts; text without Chinese is returned as it
+    is."""
+    return _t2s().convert(text) if CJK.search(text) else text
+
+
+@lru_cache(maxsize=1)
+def _t2s() -> opencc.OpenCC:
+    return opencc.OpenCC("t2s")

@@ -318,6 +318,7 @@ def main() -> int:
         from tests.eval import real
 
         real.extraction(Path(corpora))
+        real.relevance(Path(corpora))
     else:
         print("\nReal pages and texts: not measured (set EVAL_CORPORA; see "
               "tests/eval/real/README.md)")

@@ -114,3 +114,48 @@ def _spaced(text: str) -> str:
 def _mean(values: Iterator[float] | list[float]) -> float:
     values = list(values)
     return sum(values) / max(1, len(values))
+
+
+def relevance(root: Path) -> None:
+    """Precision and recall of the relevance rule on the labelled real texts, by language (en,
+    ru, zh, the others together) and by half: `dev` (used to fit the rule; its misses are
+    listed) and `test` (held out). A text under `min_words` counts as not relevant, as
+    `newsroom ingest` would settle it `too_short`."""
+    from pipeline.extract import default_rules
+    from pipeline.gazetteer import Gazetteer
+    from pipeline.relevance import TopicModel, score_relevance
+    from pipeline.settings import CONFIG_DIR
+    from tests.eval.realtexts import labelled_texts
+
+    texts, missing = labelled_texts(root)
+    if not texts:
+        print(f"\nRelevance on real texts: none under {root}/relevance (see "
+              "tests/eval/real/README.md)")
+        return
+    model = TopicModel.load(CONFIG_DIR / "topic.yaml",
+                            Gazetteer.load(CONFIG_DIR / "entities.yaml"))
+    min_words = default_rules().cleaning.min_words
+    counts: dict[tuple[str, str], list[int]] = {}
+    misses = []
+    for text in texts:
+        if word_count(text.text) < min_words:
+            kept, why = False, "too_short"
+        else:
+            result = score_relevance(text.title, text.text, model)
+            kept, why = result.relevant, f"score {result.score}"
+        group = text.language if text.language in ("en", "ru", "zh") else "other"
+        tally = counts.setdefault((text.split, group), [0, 0, 0])  # tp, fp, fn
+        tally[0] += kept and text.relevant
+        tally[1] += kept and not text.relevant
+        tally[2] += text.relevant and not kept
+        if kept != text.relevant and text.split == "dev":
+            misses.append(f"  dev {'false positive' if kept else 'missed'} {text.id} "
+                          f"({text.language}, {text.category}, {why}): "
+                          f"{(text.title or text.text)[:70]!r}")
+    print(f"\nRelevance on {len(texts)} real news texts ({sum(t.relevant for t in texts)} "
+          f"relevant; {len(missing)} labelled but not present):")
+    for (split, group), (tp, fp, fn) in sorted(counts.items()):
+        print(f"  {split:<5} {group:<6} precision {tp / max(1, tp + fp):.3f}  "
+              f"recall {tp / max(1, tp + fn):.3f}  ({tp + fn} relevant, {fp} false, "
+              f"{fn} missed)")
+    print("\n".join(misses))
