@@ -227,7 +227,8 @@ def _extract(args: argparse.Namespace) -> int:
         return 1
     gazetteer = Gazetteer.load(settings.config_dir / "entities.yaml")
     relevance = score_relevance(article.title, article.text,
-                                TopicModel.load(settings.config_dir / "topic.yaml", gazetteer))
+                                TopicModel.load(settings.config_dir / "topic.yaml", gazetteer),
+                                article.language)
     fields: dict[str, Any] = {
         "url": article.url,
         "title": article.title,

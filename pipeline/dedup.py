@@ -4,7 +4,8 @@ The same canonical URL is the same document (its id is the URL's hash); the same
 text under another URL is a copy of the document that has it; a text whose MinHash estimate of
 Jaccard similarity with an indexed one reaches the threshold in config/dedup.yaml is a
 near-copy of it (syndicated wire copy with a new headline, a trimmed lead or tail, other
-boilerplate). Candidates come from one query on the LSH band tokens stored on every document,
+boilerplate), and so is a text mostly contained in an indexed one or containing most of it (a
+copy cut to its first paragraphs). Candidates come from one query on the LSH band tokens stored on every document,
 scored by the number of bands shared, so the lookup costs the same at any corpus size.
 """
 
@@ -145,9 +146,8 @@ class Deduplicator:
         for original, signature in candidates:
             if original.doc_id == doc_id:
                 continue  # an updated version of this very document
-            similarity = self._hasher.similarity(list(print_.signature), list(signature))
-            if similarity >= self._hasher.threshold and (best is None
-                                                         or similarity > best.similarity):
+            similarity = self._hasher.copy_similarity(print_.signature, signature)
+            if similarity and (best is None or similarity > best.similarity):
                 best = DuplicateOf(original.doc_id, original.url, "near_copy", similarity,
                                    original.published_at)
         return best

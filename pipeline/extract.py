@@ -1,9 +1,10 @@
 """extract: a fetched page -> an `Article` with clean text and metadata.
 
-The page is decoded (HTTP charset, else what the page declares), its metadata read while the
-page is whole (`pipeline.metadata`), then cleaned around trafilatura (`pipeline.clean`): the
-text is the article's paragraphs, subheadings, list items and quotes, separated by blank lines,
-without the boilerplate news sites put in the body.
+The page is decoded (HTTP charset, else what the page declares) and parsed once. Its text is
+trafilatura's article, cleaned only where sure (`pipeline.clean`): paragraphs, subheadings,
+list items, quotes and table rows separated by blank lines. Its metadata (canonical URL,
+headline, authors, publication time, language) is read from the whole page
+(`pipeline.metadata`); trafilatura works on a copy.
 """
 
 from __future__ import annotations
@@ -74,26 +75,25 @@ def extract_article(page: Page, item: FeedItem | None = None, *,
     if tree is None:
         raise ItemError("bad_html", f"{page.final_url}: not an HTML document")
 
-    # Metadata first: cleaning removes the headers and bylines that carry some of it.
+    # trafilatura works on a copy: the page stays whole for the metadata.
     canonical = canonical_url(tree, page.final_url)
-    title = page_title(tree) or (item.title if item else None) or ""
-    language_hint = (tree.get("lang") or "")[:2].lower() or detect_language(title, rules.metadata)
-    published = published_time(tree, language_hint, rules.metadata)
-    authors = page_authors(tree)
     site = site_name(tree)
-
+    title = page_title(tree, site) or (item.title if item else None) or ""
     text = _article_text(tree, page.final_url, title, rules.cleaning)
     if word_count(text) < rules.cleaning.min_words:
         raise ItemError("too_short", f"{page.final_url}: {word_count(text)} words of text")
-
-    if published is None and item is not None:
-        published = item.published_at
+    language = detect_language(f"{title}\n{text}", rules.metadata)
+    # the feed's time, when there is one, is a better last resort than htmldate's guess
+    feed_time = item.published_at if item else None
+    published = published_time(tree, (tree.get("lang") or "")[:2].lower() or language,
+                               rules.metadata, guess=feed_time is None) or feed_time
+    authors = page_authors(tree, site)
     domain = urlsplit(canonical).hostname or ""
     return Article(
         url=canonical,
         title=title,
         text=text,
-        language=detect_language(f"{title}\n{text}", rules.metadata),
+        language=language,
         published_at=_not_in_future(published, page.fetched_at),
         authors=authors,
         source=Source(name=source_name or site or domain, domain=domain,
@@ -115,10 +115,10 @@ def _article_text(tree: lxml.html.HtmlElement, url: str, title: str,
         recalled = _trafilatura_blocks(tree, url, recall=True)
         if _chars(recalled) > 2 * found:
             blocks = recalled
-    cleaned = drop_boilerplate_blocks(blocks, title, rules)
-    if _words(cleaned) < rules.min_words <= _words(blocks):
-        cleaned = blocks
-    return join_blocks(cleaned)
+    text = join_blocks(drop_boilerplate_blocks(blocks, title, rules))
+    if word_count(text) < rules.min_words:
+        return join_blocks(blocks)  # too little left to be sure of: trafilatura's text stands
+    return text
 
 
 def _trafilatura_blocks(tree: lxml.html.HtmlElement, url: str, *, recall: bool) -> list[Block]:
@@ -128,10 +128,6 @@ def _trafilatura_blocks(tree: lxml.html.HtmlElement, url: str, *, recall: bool) 
     if not isinstance(document, Document) or document.body is None:
         return []
     return body_blocks(document.body)
-
-
-def _words(blocks: list[Block]) -> int:
-    return sum(word_count(block.text) for block in blocks)
 
 
 def _chars(blocks: list[Block]) -> int:

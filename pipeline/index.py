@@ -46,8 +46,8 @@ def article_document(article: Article, print_: Fingerprint, story_id: str, run_i
         "text": article.text,
         "summary": article.summary,
         "authors": list(article.authors),
-        "published_at": _iso(article.published_at),
-        "fetched_at": _iso(article.fetched_at),
+        "published_at": utc_iso(article.published_at),
+        "fetched_at": utc_iso(article.fetched_at),
         "indexed_at": datetime.now(UTC).isoformat(),
         "language": article.language,
         "source": {"name": article.source.name, "domain": article.source.domain,
@@ -163,8 +163,10 @@ def add_duplicate(es: Elasticsearch, alias: str, original_id: str, url: str, sou
                   seen_at: datetime) -> None:
     """Record `url` (from `source`) as a copy of the document `original_id`, once."""
     add_duplicates(es, alias, original_id, [{"url": url, "source": source,
-                                             "seen_at": _iso(seen_at)}])
+                                             "seen_at": utc_iso(seen_at)}])
 
 
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
+def utc_iso(value: datetime | None) -> str | None:
+    """A time as the corpus stores and compares it: ISO 8601 in UTC (so that times of pages in
+    different offsets sort as strings too)."""
+    return value.astimezone(UTC).isoformat() if value else None

@@ -28,7 +28,13 @@ from pipeline.extract import default_rules, extract_article
 from pipeline.fetch import HttpClient
 from pipeline.gazetteer import Gazetteer
 from pipeline.health import FeedHealth, health_document
-from pipeline.index import add_duplicate, article_document, index_documents, quarantine
+from pipeline.index import (
+    add_duplicate,
+    article_document,
+    index_documents,
+    quarantine,
+    utc_iso,
+)
 from pipeline.ledger import FeedStates, Ledger, LedgerEntry
 from pipeline.minhash import MinHasher
 from pipeline.reconcile import Indexed, reconcile
@@ -250,14 +256,14 @@ class Ingestor:
                 and article.published_at not in batch.window):
             batch.report.out_of_window += 1  # listed under another day: its own run takes it
             return
-        relevance = score_relevance(article.title, article.text, self.topic)
+        relevance = score_relevance(article.title, article.text, self.topic, article.language)
         article = replace(article, relevance=relevance)
         if not relevance.relevant:
             batch.entries.append(batch.entry(item, Outcome.IRRELEVANT, reason="not_relevant",
                                              error=f"score {relevance.score}"))
             return
         print_ = fingerprint(article.text, self.hasher)
-        published = article.published_at.isoformat() if article.published_at else None
+        published = utc_iso(article.published_at)
         original = dedup.check(article.url, print_, published)
         if original is not None and original.match == "same_url" and (
                 batch.reprocess or not self._claimed(original.doc_id, batch)):
@@ -306,8 +312,7 @@ class Ingestor:
                           batch.feed.source_name, article.fetched_at)
         # Copies indexed meanwhile by other workers, or published later than ours: one stays.
         demoted = reconcile(self.es, alias, self.ledger, self.hasher, [
-            Indexed(url_id(article.url), article.url, print_,
-                    article.published_at.isoformat() if article.published_at else None)
+            Indexed(url_id(article.url), article.url, print_, utc_iso(article.published_at))
             for _, article, print_ in batch.accepted if article.url not in rejected])
         for item, article, _ in batch.accepted:
             failure = rejected.get(article.url)

@@ -5,22 +5,26 @@ resort. Settings are data in config/metadata.yaml."""
 
 from __future__ import annotations
 
+import html
 import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
+from email.utils import parsedate_to_datetime
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import htmldate
 from lxml.html import HtmlElement
 from py3langid.langid import MODEL_FILE, LanguageIdentifier
+from trafilatura.metadata import examine_meta, extract_meta_json
 
 from pipeline.settings import ConfigError, load_yaml
-from pipeline.text import CJK, fold, squash
+from pipeline.text import UNSPACED, fold, squash
 from pipeline.urls import normalize_url
 
 _DATE_META = (
@@ -38,54 +42,64 @@ _DATE_META = (
 )
 _UPDATED = re.compile(r"(updated|modified|edited|обновлен|изменен|更新|修改)\W{0,3}$", re.IGNORECASE)
 _OFFSET = re.compile(r"^([+-])(\d{1,2})(?::?(\d{2}))?$")
-_TIME = r"(?:[\sT,]*(?:at\s+|в\s+)?(\d{1,2})[:.](\d{2})(?::\d{2})?\s*([ap]\.?m\.?)?)?"
-_ZONE = r"\s*(?:\(?\s*(?:GMT|UTC)\s*([+-]\d{1,2}(?::?\d{2})?)\)?|([+-]\d{2}:?\d{2})\b|([A-Za-zА-Яа-я\u4e00-\u9fff]{2,5}))?"
+# A time: "14:05", "at 2:05 p.m.", "в 10:22", "下午3:48", "午後3時"; am/pm only where the hour is
+# a 12-hour one ("15:48 am Dienstag" is German for "on Tuesday", not 3:48 in the morning).
+_TIME = (r"(?:[\sT,]*(?:at\s+|в\s+|(?P<cjk_half>上午|下午|晚上|凌晨|中午|早上|午前|午後)\s*)?"
+         r"(?P<hour>\d{1,2})[:.时時](?P<minute>\d{2})(?::\d{2})?\s*"
+         r"(?P<meridiem>[ap]\.?\s?m\.?(?![^\W\d_]))?)?")
+_ZONE = (r"\s*(?:\(?\s*(?:GMT|UTC)\s*(?P<gmt>[+-]\d{1,2}(?::?\d{2})?)\)?|(?P<offset>[+-]\d{2}:?\d{2})\b"
+         r"|(?P<abbreviation>[A-Za-zА-Яа-я\u4e00-\u9fff]{2,5}))?")
 _DATE_PATTERNS = (
     # 2026-11-03 14:05, 2026/11/03, 2026年11月03日 14:05
-    ("ymd", re.compile(r"(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?" + _TIME + _ZONE,
-                       re.IGNORECASE)),
+    re.compile(r"(?P<year>\d{4})\s*[-/.年]\s*(?P<month>\d{1,2})\s*[-/.月]\s*(?P<day>\d{1,2})\s*日?"
+               + _TIME + _ZONE, re.IGNORECASE),
     # 03.11.2026 14:05
-    ("dmy", re.compile(r"(\d{1,2})\.(\d{1,2})\.(\d{4})" + _TIME + _ZONE, re.IGNORECASE)),
+    re.compile(r"(?P<day>\d{1,2})\.(?P<month>\d{1,2})\.(?P<year>\d{4})" + _TIME + _ZONE,
+               re.IGNORECASE),
     # 3 November 2026, 14:05 MSK; 3 ноября 2026 в 14:05
-    ("d_month_y", re.compile(r"(\d{1,2})\s+([^\W\d_]{3,})\.?,?\s+(\d{4})\s*(?:г\.?|года)?"
-                             + _TIME + _ZONE, re.IGNORECASE)),
+    re.compile(r"(?P<day>\d{1,2})\s+(?P<month_name>[^\W\d_]{3,})\.?,?\s+(?P<year>\d{4})\s*"
+               r"(?:г\.?|года)?" + _TIME + _ZONE, re.IGNORECASE),
     # November 3, 2026 10:22 AM GMT+3
-    ("month_d_y", re.compile(r"([^\W\d_]{3,})\.?\s+(\d{1,2}),?\s+(\d{4})" + _TIME + _ZONE, re.IGNORECASE)),
+    re.compile(r"(?P<month_name>[^\W\d_]{3,})\.?\s+(?P<day>\d{1,2}),?\s+(?P<year>\d{4})"
+               + _TIME + _ZONE, re.IGNORECASE),
 )
+_AFTERNOON = {"下午", "晚上", "午後"}
+UNDETERMINED = "und"  # ISO 639-2: a language not determined
 
 
 @dataclass(frozen=True)
 class MetadataRules:
-    languages: tuple[str, ...]
+    min_letters: int
     language_prior: dict[str, float]
-    local_offsets: dict[str, str]
-    zones: dict[str, str]
+    prior_max_chars: int
+    local_zones: dict[str, str]  # language -> zone of its outlets' printed times
+    zones: dict[str, str]  # abbreviation -> UTC offset or IANA zone
     months: dict[str, int]
     date_elements: tuple[str, ...]
 
     @classmethod
     def load(cls, path: Path) -> MetadataRules:
         raw = load_yaml(path)
-        keys = {"languages", "language_prior", "local_utc_offset", "zones", "months",
+        keys = {"min_letters", "language_prior", "prior_max_chars", "local_zone", "zones", "months",
                 "date_elements"}
         if set(raw) != keys:
             raise ConfigError(f"{path}: expected keys {sorted(keys)}, got {sorted(raw)}")
-        rules = cls(languages=tuple(raw["languages"]),
+        rules = cls(min_letters=int(raw["min_letters"]),
                     language_prior={str(k): float(v) for k, v in raw["language_prior"].items()},
-                    local_offsets={str(k): str(v) for k, v in raw["local_utc_offset"].items()},
+                    prior_max_chars=int(raw["prior_max_chars"]),
+                    local_zones={str(k): str(v) for k, v in raw["local_zone"].items()},
                     zones={str(k): str(v) for k, v in raw["zones"].items()},
                     months={str(k).lower(): int(v) for k, v in raw["months"].items()},
                     date_elements=tuple(str(w).lower() for w in raw["date_elements"]))
-        for offset in (*rules.local_offsets.values(), *rules.zones.values()):
-            if _tz(offset) is None:
-                raise ConfigError(f"{path}: {offset!r} is not a UTC offset like +03:00")
+        for zone in (*rules.local_zones.values(), *rules.zones.values()):
+            if _zone(zone) is None:
+                raise ConfigError(f"{path}: {zone!r} is neither a UTC offset like +03:00 nor an "
+                                  "IANA zone like Europe/Moscow")
         return rules
 
     @cached_property
     def identifier(self) -> LanguageIdentifier:
-        identifier = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
-        identifier.set_languages(list(self.languages))
-        return identifier
+        return LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
 
 
 def canonical_url(tree: HtmlElement, page_url: str) -> str:
@@ -99,43 +113,88 @@ def canonical_url(tree: HtmlElement, page_url: str) -> str:
     return normalize_url(page_url)
 
 
-def page_title(tree: HtmlElement) -> str | None:
-    """The headline: the `<h1>` that the page's declared title names, else the declared title
-    (Open Graph, JSON-LD, Twitter card), else the first real `<h1>`, else `<title>`."""
+def page_title(tree: HtmlElement, site: str | None = None) -> str | None:
+    """The headline: the page's `<h1>` (the one its declared title names, else the first
+    outside the page's header and navigation), else the declared title (Open Graph, JSON-LD,
+    Twitter card), else `<title>`; the site's name and its separator are taken off a declared
+    title ("Headline | Site")."""
     declared = (_meta(tree, "property", "og:title") or _json_ld_value(tree, "headline")
                 or _meta(tree, "name", "twitter:title"))
-    headings = [squash(h.text_content()) for h in tree.iter("h1")]
-    headings = [h for h in headings if len(h.split()) >= 2 or CJK.search(h)]
+    site = site or site_name(tree)
+    headings = [h for h in (squash(e.text_content()) for e in tree.iter("h1")
+                            if not _in_page_furniture(e))
+                if (len(h.split()) >= 2 or UNSPACED.search(h)) and fold(h) != fold(site or "")]
     if declared:
         # "Headline | Site": the h1 that is most of the declared title, not the site's logo
         named = [h for h in headings
                  if fold(h) and fold(h) in fold(declared)
                  and len(fold(h)) >= 0.4 * len(fold(declared))]
-        return max(named, key=len) if named else declared
+        if named:
+            return max(named, key=len)
     if headings:
         return headings[0]
+    if declared:
+        return _without_site(declared, site)
     title = tree.find(".//title")
-    return squash(title.text_content()) if title is not None else None
+    return _without_site(squash(title.text_content()), site) if title is not None else None
 
 
-def page_authors(tree: HtmlElement) -> tuple[str, ...]:
-    names: list[str] = []
+def page_authors(tree: HtmlElement, site: str | None = None) -> tuple[str, ...]:
+    """The people who wrote the article, as the page names them: in its JSON-LD (people, not
+    organisations), its author meta tags, else its byline markup. Joint bylines are split;
+    an e-mail, a URL, a handle, a number, the site or an organisation is never an author."""
+    site = site or site_name(tree)
+    raw: list[str] = []
+    people: set[str] = set()  # names the page types as a Person: a one-person site's owner
     for node in _json_ld_nodes(tree):
-        for author in _as_list(node.get("author")):
-            name = author.get("name") if isinstance(author, dict) else author
-            if isinstance(name, str):
-                names.append(name)
-        if names:
+        for author in (*_as_list(node.get("author")), *_as_list(node.get("creator"))):
+            if isinstance(author, dict):
+                kinds = {str(k).lower() for k in _as_list(author.get("@type"))}
+                if kinds and "person" not in kinds:
+                    continue  # an Organization, a NewsMediaOrganization...
+                author = author.get("name")
+                if isinstance(author, str) and kinds:
+                    people.add(squash(author))
+            if isinstance(author, str):
+                raw.append(author)
+        if raw:
             break
-    if not names:
-        for value in tree.xpath('//meta[@name="author" or @property="article:author"]/@content'):
-            if not str(value).startswith("http"):
-                names.extend(re.split(r"\s*(?:,|;|\band\b|&)\s*", str(value)))
-    seen: list[str] = []
-    for name in (squash(n) for n in names):
-        if name and name not in seen:
-            seen.append(name)
-    return tuple(seen)
+    if not raw:
+        for name in _AUTHOR_META:
+            raw.extend(str(v) for v in tree.xpath(f'//meta[@name="{name}" or @property="{name}"]'
+                                                  "/@content"))
+    if not raw:
+        # trafilatura's reading of the page's meta tags and JSON-LD (broken JSON included),
+        # then the page's byline markup
+        found = extract_meta_json(tree, examine_meta(tree)).author
+        raw.extend(found.split("; ") if found else _byline_texts(tree))
+    names: list[str] = []
+    for value in raw:
+        for name in split_names(value):
+            if _is_person(name, None if value in people else site) and name not in names:
+                names.append(name)
+    # the fullest form of a name only ("Ivanov" beside "Ivan Ivanov")
+    return tuple(n for n in names if not any(n != m and n in m for m in names))
+
+
+def split_names(byline: str) -> list[str]:
+    """The names in a byline: "By Anna Petrova and Li Wei" -> Anna Petrova, Li Wei; joint
+    bylines are split on commas, semicolons, "and" in the major languages, "&", "|", "/";
+    credentials after a name ("MD", "Ph.D.") and titles before it ("Dr.") are left out."""
+    text = html.unescape(squash(byline))
+    text = _BYLINE_PREFIX.sub("", text)
+    names = []
+    for part in _NAME_SEPARATOR.split(text):
+        if re.search(r"\([^)]*(\.\w{2,}|www)[^)]*\)", part):
+            continue  # "Deutsche Welle (www.dw.com)": an outlet and its address
+        part = re.sub(r"\([^)]*\)", " ", part)  # "(Reuters)", "(LTV)"
+        part = _ROLE.sub("", squash(_BYLINE_PREFIX.sub("", part)))
+        part = _HONORIFIC.sub("", squash(part.strip(" .,:;-–—»›")))
+        if UNSPACED.search(part) and all(2 <= len(w) <= 4 for w in part.split()):
+            names.extend(part.split())  # "王明 李华": Chinese names side by side
+        elif part and not _CREDENTIAL.fullmatch(part):
+            names.append(part)
+    return names
 
 
 def site_name(tree: HtmlElement) -> str | None:
@@ -149,40 +208,52 @@ def site_name(tree: HtmlElement) -> str | None:
     return None
 
 
-def published_time(tree: HtmlElement, language: str | None,
-                   rules: MetadataRules) -> datetime | None:
-    """When the page says it was published, in UTC: declared metadata first, then a date the
-    page prints where pages print them, then htmldate's reading of the markup and URL."""
+def published_time(tree: HtmlElement, language: str | None, rules: MetadataRules, *,
+                   guess: bool = True) -> datetime | None:
+    """When the page says it was published, in the page's own offset: declared metadata first,
+    then a date the page prints where pages print them, then (with `guess`) htmldate's reading
+    of the markup, text and URL. A time without a zone is read in the zone usual for the page's
+    language."""
+    local = _local_zone(language, rules)
     for value in _declared_dates(tree):
-        parsed = parse_iso(value, _local_zone(language, rules))
+        parsed = parse_iso(value, local)
         if parsed:
             return parsed
     for element in _date_elements(tree, rules):
         parsed = parse_printed_date(squash(element.text_content()), language, rules)
         if parsed:
             return parsed
+    if not guess:
+        return None
     try:
-        found = htmldate.find_date(tree, extensive_search=False, original_date=True)
+        found = htmldate.find_date(tree, extensive_search=True, original_date=True)
     except (ValueError, TypeError):
         found = None
-    return parse_iso(found, _local_zone(language, rules)) if found else None
+    return parse_iso(found, local) if found else None
 
 
-def parse_iso(value: str | None, local: timezone = UTC) -> datetime | None:
-    """ISO 8601 date or date-time as aware UTC; without a zone it is read in `local`; a date
-    alone is noon there (so its day survives the move to UTC)."""
+def parse_iso(value: str | None, local: tzinfo = UTC) -> datetime | None:
+    """An ISO 8601 date or date-time (or an RFC 2822 one, as some meta tags carry), aware, in
+    its own offset; without a zone it is read in `local`; a date alone is noon there (so its
+    day survives the move to UTC)."""
     if not value:
         return None
-    text = value.strip().replace("Z", "+00:00").replace(" ", "T", 1)
+    text = value.strip()
+    normalised = re.sub(r"\s*(?:GMT|UTC)\s*([+-]\d{1,2})(?::?(\d{2}))?$",
+                        lambda m: f"{m.group(1)[0]}{int(m.group(1)[1:]):02d}:{m.group(2) or '00'}",
+                        text.replace("Z", "+00:00").replace(" ", "T", 1))
     try:
-        parsed = datetime.fromisoformat(text)
+        parsed = datetime.fromisoformat(normalised)
     except ValueError:
-        return None
+        try:
+            parsed = parsedate_to_datetime(text)
+        except (TypeError, ValueError, IndexError):
+            return None
     if len(text) <= 10:
         parsed = parsed.replace(hour=12)
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=local)
-    return parsed.astimezone(UTC)
+    return parsed
 
 
 def parse_printed_date(text: str, language: str | None,
@@ -191,59 +262,57 @@ def parse_printed_date(text: str, language: str | None,
     "03.11.2026 14:05", "2026年11月03日 14:05", "Nov 3, 2026 10:22 AM GMT+3"), skipping one
     labelled as an update."""
     found: list[tuple[int, datetime]] = []
-    for kind, pattern in _DATE_PATTERNS:
+    for pattern in _DATE_PATTERNS:
         for match in pattern.finditer(text):
             if _UPDATED.search(text[max(0, match.start() - 20):match.start()]):
                 continue
-            parsed = _printed(kind, match, language, rules)
+            parsed = _printed(match, language, rules)
             if parsed:
                 found.append((match.start(), parsed))
                 break
     return min(found, key=lambda item: item[0])[1] if found else None
 
 
-def detect_language(text: str, rules: MetadataRules) -> str | None:
-    """ISO 639-1 code of the text's language among `rules.languages`, the detector's
-    probabilities weighted by the corpus's prior (which settles short, ambiguous texts such as
-    headlines); None for no text."""
+def detect_language(text: str, rules: MetadataRules) -> str:
+    """ISO 639-1 code of the text's language, any of the 97 py3langid knows; `und` when the
+    text has too few letters to tell. A short text (a headline) whose words fit several
+    languages goes to the one likelier in this corpus (`language_prior`)."""
     sample = text[:1500].strip()  # plenty for the detector; more only costs time
-    if not sample:
-        return None
+    head = sample[:300]
+    # a character of a script without spaces (Chinese, Japanese...) says as much as a short word
+    if sum(c.isalpha() for c in head) + 2 * len(UNSPACED.findall(head)) < rules.min_letters:
+        return UNDETERMINED
     ranked = rules.identifier.rank(sample)
+    if len(sample) >= rules.prior_max_chars:
+        return str(ranked[0][0])
     code, _ = max(ranked, key=lambda pair: pair[1] * rules.language_prior.get(pair[0], 1.0))
     return str(code)
 
 
-def _printed(kind: str, match: re.Match[str], language: str | None,
+def _printed(match: re.Match[str], language: str | None,
              rules: MetadataRules) -> datetime | None:
-    groups = match.groups()
-    if kind == "ymd":
-        year, month, day = int(groups[0]), int(groups[1]), int(groups[2])
-    elif kind == "dmy":
-        day, month, year = int(groups[0]), int(groups[1]), int(groups[2])
-    elif kind == "d_month_y":
-        day, year = int(groups[0]), int(groups[2])
-        month = _month(groups[1], rules) or 0
-    else:
-        month, day, year = _month(groups[0], rules) or 0, int(groups[1]), int(groups[2])
-    hour, minute, meridiem = groups[3], groups[4], groups[5]
-    gmt_offset, numeric_offset, abbreviation = groups[6], groups[7], groups[8]
-    zone = (_tz(gmt_offset or numeric_offset or "")
-            or (_tz(rules.zones[abbreviation]) if abbreviation in rules.zones else None)
+    found = match.groupdict()
+    year, day = int(found["year"]), int(found["day"])
+    month = int(found["month"]) if found.get("month") else _month(found["month_name"], rules) or 0
+    abbreviation = found["abbreviation"]
+    zone = (_zone(found["gmt"] or found["offset"] or "")
+            or (_zone(rules.zones[abbreviation]) if abbreviation in rules.zones else None)
             or _local_zone(language, rules))
-    if hour is None:
+    if found["hour"] is None:
         hours, minutes = 12, 0  # a date alone: noon keeps its day in UTC
     else:
-        hours, minutes = int(hour), int(minute)
-        if meridiem:
+        hours, minutes = int(found["hour"]), int(found["minute"])
+        meridiem, half = found["meridiem"], found["cjk_half"]
+        if meridiem and 1 <= hours <= 12:
             hours = hours % 12 + (12 if meridiem.lower().startswith("p") else 0)
-    try:
-        local = datetime(year, month, day, hours, minutes, tzinfo=zone)
-    except ValueError:
-        return None
+        elif half in _AFTERNOON and hours < 12:
+            hours += 12
     if not 1990 <= year <= datetime.now(UTC).year + 1:
         return None
-    return local.astimezone(UTC)
+    try:
+        return datetime(year, month, day, hours, minutes, tzinfo=zone)
+    except ValueError:
+        return None
 
 
 def _month(name: str, rules: MetadataRules) -> int | None:
@@ -251,20 +320,27 @@ def _month(name: str, rules: MetadataRules) -> int | None:
     return rules.months.get(lowered[:3])
 
 
-def _local_zone(language: str | None, rules: MetadataRules) -> timezone:
-    zone = _tz(rules.local_offsets.get(language or "", rules.local_offsets["default"]))
+def _local_zone(language: str | None, rules: MetadataRules) -> tzinfo:
+    zone = _zone(rules.local_zones.get(language or "", rules.local_zones["default"]))
     return zone or UTC
 
 
-def _tz(offset: str) -> timezone | None:
-    match = _OFFSET.match(offset.strip()) if offset else None
-    if not match:
+def _zone(spec: str) -> tzinfo | None:
+    """A UTC offset ("+03:00") or an IANA zone ("Europe/Moscow": its offset follows daylight
+    saving on the day in question)."""
+    if not spec:
         return None
-    sign = -1 if match.group(1) == "-" else 1
-    hours, minutes = int(match.group(2)), int(match.group(3) or 0)
-    if hours > 14 or minutes >= 60:
+    match = _OFFSET.match(spec.strip())
+    if match:
+        sign = -1 if match.group(1) == "-" else 1
+        hours, minutes = int(match.group(2)), int(match.group(3) or 0)
+        if hours > 14 or minutes >= 60:
+            return None
+        return timezone(sign * timedelta(hours=hours, minutes=minutes))
+    try:
+        return ZoneInfo(spec.strip())
+    except (ZoneInfoNotFoundError, ValueError):
         return None
-    return timezone(sign * timedelta(hours=hours, minutes=minutes))
 
 
 def _declared_dates(tree: HtmlElement) -> Iterator[str]:
@@ -330,3 +406,105 @@ def _meta(tree: HtmlElement, attribute: str, name: str) -> str | None:
 
 def _as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value] if value else []
+
+
+# Meta tags that name an article's author.
+_AUTHOR_META = ("author", "article:author", "parsely-author", "sailthru.author", "dc.creator",
+                "DC.creator", "byl", "citation_author")
+_BYLINE_PREFIX = re.compile(
+    r"^\s*((more|all|view all)\s+)?((posts|articles|stories|text|words|story|reporting|photos)\s+)?"
+    r"(about|by|from|written by|posted by|von|par|por|di|door|av|af|autor(es|zy|a)?|auteur|autore|"
+    r"auteurs|yazar|автор(ы)?|текст|作者|文|记者|本报记者)\s*[:：|-]?\s+", re.IGNORECASE)
+_NAME_SEPARATOR = re.compile(
+    r"\s*(?:[,;|/、，；»›]|\s[-–—]\s|\s(?:and|und|et|y|e|i|en|og|och|ve|и|та|або)\s|&|\+|和|与|及)\s*",
+    re.IGNORECASE)
+# A role after a name ("Stephen Jesudunsin AI Writer"): the name ends before it.
+_ROLE = re.compile(
+    r"\s+(?:[A-Z]{2,}\s+)?(?:senior\s+|staff\s+|chief\s+|contributing\s+|special\s+)?"
+    r"(writer|editor|reporter|correspondent|contributor|columnist|journalist|producer|analyst|"
+    r"expert|consultant|founder|co-founder|ceo|cto|director|manager|attorney|author|blogger|"
+    r"redakteur(in)?|korrespondent(in)?|journaliste|periodista|giornalista|корреспондент|"
+    r"обозреватель|журналист)\b.*$", re.IGNORECASE)
+_HONORIFIC = re.compile(r"^(dr|prof|professor|mr|mrs|ms|sir|dame)\.?\s+", re.IGNORECASE)
+# Credentials and post-nominals: MD, RD, Ph.D., MBA, CFA, FACP, E-RYT 200...
+_CREDENTIAL = re.compile(r"(?:[A-Z][A-Z]?\.?){1,4}(?:-[A-Z]+)?(?:\s+\d+)?®?|(?i:ph\.?\s?d\.?|m\.?d\.?|"
+                         r"jr\.?|sr\.?|esq\.?)")
+_NOT_A_NAME = re.compile(r"[@/\\]|https?:|www\.|\.(com|org|net|ru|cn|de|uk)\b|\d", re.IGNORECASE)
+# Words that make a name an organisation's, in the major languages.
+_ORGANISATION = re.compile(
+    r"\b(news|times|post|daily|herald|journal|tribune|gazette|agency|press|media|group|inc|ltd|"
+    r"llc|corp|gmbh|team|staff|desk|editorial|editors?|newsroom|redaktion|rédaction|redacción|"
+    r"redazione|redakcja|redactie|online|magazine|network|tv|radio|service|associated|reuters|afp|"
+    r"bloomberg|xinhua|tass|ria|interfax|sputnik|cnn|bbc|dpa|efe|ansa|kyodo|yonhap|welle|"
+    r"rundfunk|broadcasting|television|zeitung|nachrichten|foundation|institute|university|"
+    r"company|bank|ministry|department|council|association|club|"
+    r"редакция|агентство|новости|新华社|编辑部|记者站|通讯社|日报|晚报)\b", re.IGNORECASE)
+
+
+def _is_person(name: str, site: str | None) -> bool:
+    if not 2 <= len(name) <= 60 or len(name.split()) > 5 or _NOT_A_NAME.search(name):
+        return False
+    if not any(c.isalpha() for c in name) or _ORGANISATION.search(name):
+        return False
+    if re.match(r"(the|la|le|les|el|los|il|der|die|das|de|het)\s", name, re.IGNORECASE):
+        return False  # "The Commercial Appeal", "Le Monde": a name with an article is a title
+    if site and fold(name) in (fold(site), fold(site).replace(" ", "")):
+        return False
+    # a lone lower-case token is a user name ("kffnirmitap"), not a byline
+    return not (name.islower() and " " not in name and not UNSPACED.search(name))
+
+
+def _byline_texts(tree: HtmlElement) -> list[str]:
+    """Texts of the page's byline markup: rel=author links and itemprop=author, else the
+    first short element whose class or id names a byline, an author or a writer (not a bio,
+    a box of links or a photo)."""
+    found: list[str] = []
+    for element in tree.xpath('//*[@rel="author"] | //*[@itemprop="author"]'):
+        names = element.xpath('.//*[@itemprop="name"]')
+        value = (_spaced_text(names[0]) if names else None) or element.get("content") \
+            or _spaced_text(element)
+        if value and len(value) <= 80:
+            found.append(value)
+    if found:
+        return found[:6]
+    body = tree.find("body")
+    for element in (body if body is not None else tree).iter():
+        if not isinstance(element.tag, str) or element.tag in ("script", "style", "meta"):
+            continue
+        names = f"{element.get('class', '')} {element.get('id', '')}".lower()
+        if _BYLINE_CLASS.search(names) and not _NOT_BYLINE_CLASS.search(names):
+            value = _spaced_text(element)
+            if 0 < len(value) <= 80:
+                return [value]
+    return []
+
+
+_BYLINE_CLASS = re.compile(r"byline|author|writer|posted-?by|submitted-?by|reporter")
+_NOT_BYLINE_CLASS = re.compile(r"bio|box|about|avatar|image|img|photo|social|follow|more|list")
+
+
+def _spaced_text(element: HtmlElement) -> str:
+    return squash(" ".join(element.itertext()))
+
+
+def _in_page_furniture(element: HtmlElement) -> bool:
+    return any(a.tag in ("header", "nav", "footer", "aside") for a in element.iterancestors())
+
+
+def _without_site(title: str, site: str | None) -> str:
+    """"Headline | Site" -> "Headline": the first or last part of a title, beside a separator,
+    that is the site's name or its domain is dropped."""
+    separators = list(_TITLE_SEPARATOR.finditer(title))
+    if not separators or not site:
+        return title
+    site_key = fold(site).replace(" ", "")
+    last, first = separators[-1], separators[0]
+    for part, rest in ((title[last.end():], title[:last.start()]),
+                       (title[:first.start()], title[first.end():])):
+        key = fold(part).replace(" ", "")
+        if key and rest.strip() and (key in site_key or site_key in key):
+            return squash(rest)
+    return title
+
+
+_TITLE_SEPARATOR = re.compile(r"\s+[|–—\-·»:/]\s+|\s*\|\s*|\s+::\s+")

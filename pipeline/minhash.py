@@ -6,6 +6,12 @@ each Chinese character is a token), and summarised by `permutations` minimum has
 token with a probability that rises steeply with their Jaccard similarity, so one `terms` query
 on a new text's tokens finds its near-copies whatever the corpus size; the fraction of equal
 signature values then estimates the Jaccard similarity that confirms them.
+
+A copy that keeps only part of its original (a wire story cut to its first paragraphs) has a
+Jaccard similarity below the threshold while nearly all of it is in the original: so the
+signatures also estimate each text's number of shingles (the minima of n uniform hashes average
+about 1/(n+1) of the range) and from those and the Jaccard estimate the containment of the
+shorter text in the longer. Either one reaching its threshold makes a copy.
 """
 
 from __future__ import annotations
@@ -31,18 +37,22 @@ class MinHasher:
     shingle_size: int  # tokens per shingle: words, and single Chinese characters
     permutations: int
     bands: int
+    fine_bands: int  # a second, finer banding that finds partial copies as candidates
     threshold: float  # estimated Jaccard similarity at or above which a text is a copy
+    containment: float  # estimated share of the shorter text in the longer that makes a copy
+    min_shingles: int  # ...when the shorter text has at least this many shingles
     seed: int
 
     @classmethod
     def load(cls, path: Path) -> MinHasher:
         raw = load_yaml(path).get("near_duplicates") or {}
-        keys = {"shingle_size", "permutations", "bands", "threshold", "seed"}
+        keys = {"shingle_size", "permutations", "bands", "fine_bands", "threshold", "containment",
+                "min_shingles", "seed"}
         if set(raw) != keys:
             raise ConfigError(f"{path}: expected keys {sorted(keys)}, got {sorted(raw)}")
         hasher = cls(**{key: raw[key] for key in keys})
-        if hasher.permutations % hasher.bands:
-            raise ConfigError(f"{path}: permutations must be a multiple of bands")
+        if hasher.permutations % hasher.bands or hasher.permutations % hasher.fine_bands:
+            raise ConfigError(f"{path}: permutations must be a multiple of bands and fine_bands")
         return hasher
 
     @cached_property
@@ -80,11 +90,17 @@ class MinHasher:
         return [int(v) for v in minima]
 
     def band_tokens(self, signature: list[int]) -> list[str]:
-        """One keyword per band: the band's number and the hash of its rows."""
-        rows = self.permutations // self.bands
+        """One keyword per band: the band's number and the hash of its rows; then one per band
+        of the finer banding, marked "f" (fewer rows a band: a text sharing a third of its
+        shingles with another, a copy cut to its first paragraphs, still shares some)."""
+        return [*self._bands(signature, self.bands, ""),
+                *self._bands(signature, self.fine_bands, "f")]
+
+    def _bands(self, signature: list[int], bands: int, mark: str) -> list[str]:
+        rows = self.permutations // bands
         return [
-            f"{band}:{zlib.crc32(np.asarray(signature[band * rows:(band + 1) * rows], dtype=np.uint64).tobytes()):08x}"
-            for band in range(self.bands)
+            f"{mark}{band}:{zlib.crc32(np.asarray(signature[band * rows:(band + 1) * rows], dtype=np.uint64).tobytes()):08x}"
+            for band in range(bands)
         ]
 
     @staticmethod
@@ -93,3 +109,33 @@ class MinHasher:
         if not first or len(first) != len(second):
             return 0.0
         return sum(x == y for x, y in zip(first, second, strict=True)) / len(first)
+
+    def size(self, signature: tuple[int, ...] | list[int]) -> float:
+        """Estimated number of distinct shingles behind a signature: k minima of n uniform
+        values in [0, 1) sum to about k / (n + 1); (k - 1) / sum is the unbiased estimate."""
+        total = sum(v / _PRIME for v in signature)
+        return (len(signature) - 1) / total if total > 0 else float("inf")
+
+    def containment_of(self, first: tuple[int, ...] | list[int],
+                       second: tuple[int, ...] | list[int]) -> float:
+        """Estimated share of the smaller text's shingles that are in the other text, from the
+        Jaccard estimate J and the sizes: shared = J (|A| + |B|) / (1 + J)."""
+        jaccard = self.similarity(list(first), list(second))
+        a, b = self.size(first), self.size(second)
+        if not jaccard or min(a, b) <= 0 or max(a, b) == float("inf"):
+            return 0.0
+        return min(1.0, jaccard * (a + b) / (1 + jaccard) / min(a, b))
+
+    def copy_similarity(self, first: tuple[int, ...] | list[int],
+                second: tuple[int, ...] | list[int]) -> float:
+        """How strongly one text is a copy of the other: the Jaccard estimate when it reaches
+        the threshold, else the containment of the shorter one when that reaches its own (and
+        the shorter text is long enough to tell); 0 when neither does."""
+        jaccard = self.similarity(list(first), list(second))
+        if jaccard >= self.threshold:
+            return jaccard
+        if min(self.size(first), self.size(second)) >= self.min_shingles:
+            contained = self.containment_of(first, second)
+            if contained >= self.containment:
+                return contained
+        return 0.0

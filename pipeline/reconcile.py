@@ -99,8 +99,7 @@ def _copies(es: Elasticsearch, alias: str, hasher: MinHasher, print_: Fingerprin
     for hit in hits:
         dedup = hit["_source"].get("dedup", {})
         same = dedup.get("content_hash") == print_.content_hash
-        similar = hasher.similarity(list(print_.signature),
-                                    list(dedup.get("signature") or [])) >= hasher.threshold
+        similar = bool(hasher.copy_similarity(print_.signature, tuple(dedup.get("signature") or ())))
         if same or similar:
             found.append((hit["_id"], hit["_source"].get("published_at")))
     return found

@@ -46,6 +46,7 @@ class TopicModel:
     negative: TermMatcher
     blocs: TermMatcher
     gazetteer: Gazetteer
+    languages: frozenset[str]  # the languages the topic terms are written in
 
     @classmethod
     def load(cls, path: Path, gazetteer: Gazetteer) -> TopicModel:
@@ -74,6 +75,7 @@ class TopicModel:
             negative=TermMatcher(_all_languages(raw["negative"])),
             blocs=TermMatcher(_all_languages(raw["blocs"])),
             gazetteer=gazetteer,
+            languages=frozenset(raw["topic"]),
         )
 
 
@@ -86,9 +88,14 @@ class _Sentence:
     listed: bool
 
 
-def score_relevance(title: str, text: str, model: TopicModel) -> Relevance:
-    """Score `title` + `text`; the reasons name what the article showed."""
+def score_relevance(title: str, text: str, model: TopicModel,
+                    language: str | None = None) -> Relevance:
+    """Score `title` + `text`; the reasons name what the article showed, and say so when the
+    article's `language` is one the term lists do not cover (the gazetteer's names may still
+    find both sides, but topic terms and cues cannot count)."""
     features, reasons = article_features(title, text, model)
+    if language is not None and language not in model.languages:
+        reasons.append(f"language_not_covered:{language}")
     logit = model.bias + sum(model.weights[name] * value for name, value in features.items())
     score = round(1 / (1 + math.exp(-logit)), 4)
     relevant = bool(features["both_sides"]) and score >= model.threshold

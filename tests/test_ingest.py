@@ -12,7 +12,7 @@ from typing import Any
 
 from elasticsearch import Elasticsearch
 
-from pipeline.settings import Settings
+from pipeline.settings import CONFIG_DIR, Settings, load_yaml
 from pipeline.urls import url_id
 from tests.conftest import assert_sample_corpus_landed, sample_articles
 from tests.sample_site.server import SampleSite
@@ -56,7 +56,8 @@ def test_ingest_sample_corpus_twice(fresh_settings: Settings, es: Elasticsearch,
     one = es.get(index=alias, id=url_id(relevant[0].raw["canonical"].replace("{BASE_URL}",
                                                                              base)))["_source"]
     assert one["language"] == relevant[0].raw["language"]
-    assert one["published_at"] and one["relevance"]["score"] >= 0.5 and one["entities"]
+    threshold = load_yaml(CONFIG_DIR / "topic.yaml")["threshold"]
+    assert one["published_at"] and one["relevance"]["score"] >= threshold and one["entities"]
     assert one["ingest"] == {"run_id": report["run_id"], "mode": "poll"}
 
     # An outlet with two feeds is one source.

@@ -39,7 +39,31 @@ def _page(head: str = "", body: str = "") -> lxml.html.HtmlElement:
 ])
 def test_printed_dates(text: str, language: str, expected: str) -> None:
     parsed = parse_printed_date(text, language, RULES)
-    assert parsed is not None and parsed.isoformat().startswith(expected), parsed
+    assert parsed is not None and parsed.astimezone(UTC).isoformat().startswith(expected), parsed
+
+
+@pytest.mark.parametrize(("text", "language", "local"), [
+    ("Oct 10, 2026 3:48 p.m. ET", "en", "2026-10-10T15:48:00-04:00"),   # daylight saving
+    ("Jan 10, 2026 3:48 pm ET", "en", "2026-01-10T15:48:00-05:00"),     # standard time
+    ("2026年10月10日 下午3:48", "zh", "2026-10-10T15:48:00+08:00"),         # 下午: afternoon
+    ("10.10.2026 15:48 am Dienstag", "de", "2026-10-10T15:48:00+02:00"),  # "am" is German
+    ("10 October 2026, 15:48 GMT+2", "en", "2026-10-10T15:48:00+02:00"),
+])
+def test_printed_times_keep_the_minute_and_the_offset(text: str, language: str,
+                                                      local: str) -> None:
+    parsed = parse_printed_date(text, language, RULES)
+    assert parsed is not None and parsed.isoformat() == local
+
+
+@pytest.mark.parametrize(("value", "local"), [
+    ("2026-10-10T15:48:00+0200", "2026-10-10T15:48:00+02:00"),
+    ("2026-10-10 15:48:00+02:00", "2026-10-10T15:48:00+02:00"),
+    ("Sat, 10 Oct 2026 15:48:00 +0200", "2026-10-10T15:48:00+02:00"),  # RFC 2822 in meta tags
+    ("2026-10-10T15:48:00 GMT+2", "2026-10-10T15:48:00+02:00"),
+])
+def test_declared_times_keep_the_page_offset(value: str, local: str) -> None:
+    parsed = parse_iso(value)
+    assert parsed is not None and parsed.isoformat() == local
 
 
 def test_an_update_time_is_not_the_publication_time() -> None:
@@ -98,6 +122,57 @@ def test_authors_and_site_name() -> None:
     assert page_authors(meta) == ("Anna Petrova", "Li Wei") and site_name(meta) == "The Herald"
 
 
+@pytest.mark.parametrize(("byline", "names"), [
+    ("By Anna Petrova and Li Wei", ("Anna Petrova", "Li Wei")),
+    ("Anna Petrova, Li Wei & Tom Hale", ("Anna Petrova", "Li Wei", "Tom Hale")),
+    ("Von Hans Müller und Eva Schmidt", ("Hans Müller", "Eva Schmidt")),
+    ("Par Jean Dupont et Marie Curie", ("Jean Dupont", "Marie Curie")),
+    ("Por Ana Gómez y Luis Pérez", ("Ana Gómez", "Luis Pérez")),
+    ("Автор: Иван Петров и Анна Сидорова", ("Иван Петров", "Анна Сидорова")),
+    ("记者 王明 李华", ("王明", "李华")),
+    ("王明和李华", ("王明", "李华")),
+    ("Dylan Bailey, MS, RD", ("Dylan Bailey",)),
+    ("Dr. Andrew Kim, Ph.D.", ("Andrew Kim",)),
+    ("Stephen Park - Northern Wire Staff", ("Stephen Park",)),
+])
+def test_joint_bylines_are_split_into_people(byline: str, names: tuple[str, ...]) -> None:
+    tree = _page(f'<meta name="author" content="{byline}">')
+    assert page_authors(tree) == names
+
+
+@pytest.mark.parametrize("byline", [
+    "news@northern-wire.example", "https://northern-wire.example/staff", "@annapetrova",
+    "2026", "Deutsche Welle (www.dw.com)", "Northern Wire", "Reuters", "The Eastern Herald",
+    "Northern Wire Media Group", "Editorial Team",
+])
+def test_an_address_a_number_or_an_organisation_is_never_an_author(byline: str) -> None:
+    tree = _page(f'<meta name="author" content="{byline}">'
+                 '<meta property="og:site_name" content="Northern Wire">')
+    assert page_authors(tree) == ()
+
+
+def test_json_ld_organisation_is_not_an_author_a_person_is() -> None:
+    tree = _page('<script type="application/ld+json">{"@type": "NewsArticle", "author": '
+                 '[{"@type": "Organization", "name": "Northern Wire"}, '
+                 '{"@type": "Person", "name": "Anna Petrova"}]}</script>')
+    assert page_authors(tree) == ("Anna Petrova",)
+
+
+def test_byline_markup_when_nothing_is_declared() -> None:
+    tree = _page(body='<h1>Putin and Xi talk trade</h1><div class="article-byline">'
+                      '<span>By</span> <a rel="author" href="/staff/ap">Anna Petrova</a></div>'
+                      '<p>Text.</p>')
+    assert page_authors(tree) == ("Anna Petrova",)
+
+
+def test_site_name_is_taken_off_a_declared_title() -> None:
+    tree = _page('<meta property="og:title" content="Putin and Xi talk trade | Northern Wire">'
+                 '<meta property="og:site_name" content="Northern Wire">')
+    assert page_title(tree) == "Putin and Xi talk trade"
+    tree = _page("<title>Russia - China trade hits a record</title>")
+    assert page_title(tree) == "Russia - China trade hits a record"  # no site: nothing cut
+
+
 @pytest.mark.parametrize(("text", "language"), [
     ("Putin, Xi sign energy deals", "en"),
     ("Путин и Си подписали соглашения", "ru"),
@@ -106,3 +181,20 @@ def test_authors_and_site_name() -> None:
 ])
 def test_language_of_short_texts(text: str, language: str) -> None:
     assert detect_language(text, RULES) == language
+
+
+@pytest.mark.parametrize(("text", "language"), [
+    (("Regjeringen la fram statsbudsjettet i dag, og finansministeren sa at veksten i norsk "
+      "økonomi vil fortsette neste år."), "no"),
+    (("Regeringen presenterade budgeten i dag och finansministern sade att tillväxten i den "
+      "svenska ekonomin fortsätter nästa år."), "sv"),
+    (("Pemerintah mengumumkan anggaran baru hari ini dan menteri keuangan mengatakan "
+      "pertumbuhan ekonomi akan berlanjut tahun depan."), "id"),
+])
+def test_any_language_the_detector_knows(text: str, language: str) -> None:
+    assert detect_language(text, RULES) == language
+
+
+@pytest.mark.parametrize("text", ["", "12:05", "AP", "© 2026", "Фото"])
+def test_too_short_to_tell_is_und(text: str) -> None:
+    assert detect_language(text, RULES) == "und"

@@ -17,7 +17,7 @@ def test_signatures_are_deterministic_and_banded() -> None:
     assert signature == MinHasher.load(CONFIG_DIR / "dedup.yaml").signature(TEXT)
     assert len(signature) == HASHER.permutations
     tokens = HASHER.band_tokens(signature)
-    assert len(tokens) == HASHER.bands == len(set(tokens))
+    assert len(tokens) == HASHER.bands + HASHER.fine_bands == len(set(tokens))
 
 
 def test_similarity_estimates_jaccard() -> None:
@@ -51,3 +51,32 @@ def test_long_texts_are_hashed_in_chunks_with_the_same_signature(monkeypatch) ->
     chunked = HASHER.signature(long_text)
     monkeypatch.setattr(minhash, "_CHUNK", 10**9)
     assert HASHER.signature(long_text) == chunked
+
+
+def _article(seed: int, paragraphs: int = 8) -> str:
+    import random
+
+    rng = random.Random(seed)
+    words = ["pipeline", "gas", "Moscow", "Beijing", "talks", "contract", "price", "volume", "summit", "delegation", "trade", "yuan", "ruble", "bank", "payments", "border", "bridge", "railway", "customs", "sanctions", "exports", "imports", "drills", "navy", "patrol", "ministry", "statement", "agreement", "partnership", "energy", "coal", "oil", "grain", "wheat", "soybeans", "tourists", "visa", "logistics", "freight", "cargo", "terminal", "port", "Arctic", "route"]
+    return "\n\n".join(" ".join(rng.choice(words) for _ in range(40)) for _ in range(paragraphs))
+
+
+def test_size_is_estimated_from_the_signature() -> None:
+    text = _article(1)
+    size = len(HASHER.shingles(text))
+    assert abs(HASHER.size(HASHER.signature(text)) - size) < 0.3 * size
+
+
+def test_a_copy_cut_to_its_first_paragraphs_is_a_copy() -> None:
+    original = _article(2)
+    cut = ("MOSCOW, Dec 3 (Agency) - " + original[:int(len(original) * 0.4)]
+           + "\n\nReporting by staff correspondents. Follow us for more news.")
+    first, second = HASHER.signature(original), HASHER.signature(cut)
+    assert HASHER.similarity(first, second) < HASHER.threshold  # not by Jaccard alone
+    assert HASHER.copy_similarity(first, second) >= HASHER.containment
+    assert set(HASHER.band_tokens(first)) & set(HASHER.band_tokens(second))  # a candidate
+
+
+def test_other_articles_are_not_copies_whatever_their_lengths() -> None:
+    long, other = HASHER.signature(_article(3, 12)), HASHER.signature(_article(4, 3))
+    assert HASHER.copy_similarity(long, other) == 0.0

@@ -124,3 +124,13 @@ def test_a_passing_mention_in_a_list_does_not_count() -> None:
     assert not relevance.relevant
     assert "in_lists:1" in relevance.reasons
     assert "missing_side:russia,china" in relevance.reasons
+
+
+def test_a_language_the_term_lists_do_not_cover_is_said_so() -> None:
+    relevance = score_relevance("Urusi na China zasaini makubaliano",
+                                "Urusi na China zimesaini makubaliano ya gesi mjini Moscow.",
+                                MODEL, language="sw")
+    assert "language_not_covered:sw" in relevance.reasons
+    covered = score_relevance("Putin and Xi sign gas deal", "Russia and China signed it.",
+                              MODEL, language="en")
+    assert not any(r.startswith("language_not_covered") for r in covered.reasons)

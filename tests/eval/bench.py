@@ -14,6 +14,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import replace
+from typing import Any
 
 from elasticsearch import helpers
 
@@ -24,14 +25,14 @@ from pipeline.gazetteer import Gazetteer
 from pipeline.minhash import MinHasher
 from pipeline.settings import CONFIG_DIR, Settings
 from pipeline.store import check_available, connect, ensure_indices
-from tests.eval.corpus import GoldPage, held_out_pages, sample_pages
+from tests.eval.corpus import held_out_pages, sample_pages
 from tests.eval.evaluate import ours, plain_trafilatura
 
 ROUNDS = 5
 EARLIER, LATER = "2026-01-01T00:00:00+00:00", "2026-06-01T00:00:00+00:00"  # indexed, probes
 
 
-def _pages_per_second(pages: list[GoldPage], extract: Callable[[GoldPage], str]) -> float:
+def _pages_per_second(pages: list[Any], extract: Callable[[Any], str]) -> float:
     started = time.perf_counter()
     for page in pages:
         extract(page)
@@ -133,19 +134,41 @@ def dedup(sizes: tuple[int, ...] = (1_000, 10_000, 100_000), queries: int = 100)
           f"{costs[large][1] / costs[small][1]:.2f}")
 
 
+def extraction(rounds: int = ROUNDS) -> None:
+    """Pages per second of our extraction and of plain `trafilatura.extract`, interleaved round
+    by round over the same pages, and their ratio: on the real page sets when EVAL_CORPORA names
+    their folder (every fourth page of each, for time), and on our own pages."""
+    from pathlib import Path
+
+    from tests.eval import real
+    from tests.eval.realpages import load_sets
+
+    suites: list[tuple[str, list[Any], Callable[[Any], str], Callable[[Any], str]]] = []
+    corpora = os.environ.get("EVAL_CORPORA")
+    if corpora:
+        sampled = [page for pages in load_sets(Path(corpora)).values() for page in pages[::4]]
+        if sampled:
+            suites.append((f"{len(sampled)} real pages", sampled, real.ours,
+                           real.plain_trafilatura))
+    own = held_out_pages() + sample_pages()
+    suites.append((f"{len(own)} pages of our own", own, ours, plain_trafilatura))
+    for label, pages, our_extract, plain_extract in suites:
+        our_extract(pages[0]), plain_extract(pages[0])  # warm up: imports, rules, models
+        rates: dict[str, list[float]] = {"ours": [], "plain trafilatura": []}
+        for _ in range(rounds):
+            rates["ours"].append(_pages_per_second(pages, our_extract))
+            rates["plain trafilatura"].append(_pages_per_second(pages, plain_extract))
+        best = {name: max(values) for name, values in rates.items()}
+        print(f"Extraction throughput over {label}, best of {rounds} interleaved rounds:")
+        for name, rate in best.items():
+            print(f"  {name:<18} {rate:8.1f} pages/s   (rounds: "
+                  + ", ".join(f"{r:.1f}" for r in rates[name]) + ")")
+        print(f"  ratio ours / plain trafilatura: "
+              f"{best['ours'] / best['plain trafilatura']:.3f}")
+
+
 def main() -> int:
-    pages = held_out_pages() + sample_pages()
-    ours(pages[0]), plain_trafilatura(pages[0])  # warm up: imports, model and rule loading
-    rates: dict[str, list[float]] = {"ours": [], "plain trafilatura": []}
-    for _ in range(ROUNDS):
-        rates["ours"].append(_pages_per_second(pages, ours))
-        rates["plain trafilatura"].append(_pages_per_second(pages, plain_trafilatura))
-    best = {name: max(values) for name, values in rates.items()}
-    print(f"Extraction throughput over {len(pages)} pages, best of {ROUNDS} interleaved rounds:")
-    for name, rate in best.items():
-        print(f"  {name:<18} {rate:8.1f} pages/s   (rounds: "
-              + ", ".join(f"{r:.1f}" for r in rates[name]) + ")")
-    print(f"  ratio ours / plain trafilatura: {best['ours'] / best['plain trafilatura']:.3f}")
+    extraction()
     enrichment()
     sizes = tuple(int(n) for n in os.environ.get("BENCH_DEDUP_SIZES", "1000,10000,100000")
                   .split(","))

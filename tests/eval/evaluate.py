@@ -109,7 +109,7 @@ def metadata_scores(pages: list[GoldPage]) -> dict[str, Accuracy]:
             continue
         got = article.published_at
         scores["date"].add(got is not None and page.published is not None
-                           and got.date() == page.published.date(),
+                           and got.astimezone(UTC).date() == page.published.date(),
                            f"{name}: got {got}, gold {page.published}")
         scores["url"].add(article.url == normalize_url(page.canonical),
                           f"{name}: got {article.url}, gold {page.canonical}")
@@ -184,7 +184,8 @@ def near_duplicate_scores(documents: dict[str, dict[str, Any]], pairs: list[dict
     for pair in pairs:
         a, b = prints[pair["a"]], prints[pair["b"]]
         similarity = hasher.similarity(list(a.signature), list(b.signature))
-        predicted = (a.content_hash == b.content_hash or similarity >= hasher.threshold)
+        predicted = a.content_hash == b.content_hash or bool(hasher.copy_similarity(a.signature,
+                                                                              b.signature))
         if pair["duplicate"]:
             candidates += bool(set(a.lsh) & set(b.lsh))
         if predicted and pair["duplicate"]:
@@ -318,7 +319,9 @@ def main() -> int:
         from tests.eval import real
 
         real.extraction(Path(corpora))
+        real.metadata(Path(corpora))
         real.relevance(Path(corpora))
+        real.near_copies(Path(corpora))
     else:
         print("\nReal pages and texts: not measured (set EVAL_CORPORA; see "
               "tests/eval/real/README.md)")
