@@ -226,7 +226,9 @@ def published_time(tree: HtmlElement, language: str | None, rules: MetadataRules
     if not guess:
         return None
     try:
-        found = htmldate.find_date(tree, extensive_search=True, original_date=True)
+        # the quick search (markup, URL) first; the text searched only when that finds nothing
+        found = (htmldate.find_date(tree, extensive_search=False, original_date=True)
+                 or htmldate.find_date(tree, extensive_search=True, original_date=True))
     except (ValueError, TypeError):
         found = None
     return parse_iso(found, local) if found else None
