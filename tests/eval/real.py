@@ -16,6 +16,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import trafilatura
 
@@ -160,6 +161,24 @@ def relevance(root: Path) -> None:
               f"recall {tp / max(1, tp + fn):.3f}  ({tp + fn} relevant, {fp} false, "
               f"{fn} missed)")
     print("\n".join(misses))
+    _languages(texts)
+
+
+def _languages(texts: list[Any]) -> None:
+    """Language of the labelled real texts, ours beside plain `py3langid.classify`: whole, and
+    their first 60 characters (as short as a headline)."""
+    import py3langid
+
+    from pipeline.extract import default_rules
+    from pipeline.metadata import detect_language
+
+    rules = default_rules().metadata
+    for label, cut in (("whole texts", None), ("first 60 characters", 60)):
+        samples = [(t.text[:cut], t.language) for t in texts]
+        ours_right = sum(detect_language(text, rules) == language for text, language in samples)
+        plain_right = sum(py3langid.classify(text)[0] == language for text, language in samples)
+        print(f"  language of the {len(samples)} texts, {label}: ours {ours_right / len(samples):.3f}"
+              f", plain py3langid {plain_right / len(samples):.3f}")
 
 
 @dataclass(frozen=True)
