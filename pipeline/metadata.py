@@ -19,6 +19,7 @@ from urllib.parse import urljoin, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import htmldate
+from lxml import etree
 from lxml.html import HtmlElement
 from py3langid.langid import MODEL_FILE, LanguageIdentifier
 from trafilatura.metadata import examine_meta, extract_meta_json
@@ -96,6 +97,11 @@ class MetadataRules:
                 raise ConfigError(f"{path}: {zone!r} is neither a UTC offset like +03:00 nor an "
                                   "IANA zone like Europe/Moscow")
         return rules
+
+    @cached_property
+    def date_element_names(self) -> re.Pattern[str]:
+        """Matches the lower-cased class, id or itemprop of an element that may print a date."""
+        return re.compile("|".join(re.escape(word) for word in self.date_elements))
 
     @cached_property
     def identifier(self) -> LanguageIdentifier:
@@ -346,30 +352,50 @@ def _zone(spec: str) -> tzinfo | None:
 
 
 def _declared_dates(tree: HtmlElement) -> Iterator[str]:
+    """Publication dates the page declares, likeliest first: JSON-LD, the meta tags in the order
+    of `_DATE_META`, itemprop=datePublished, then <time datetime>."""
     for node in _json_ld_nodes(tree):
         value = node.get("datePublished")
         if isinstance(value, str):
             yield value
-    for attribute, name in _DATE_META:
-        for value in tree.xpath(f'//meta[@{attribute}="{name}"]/@content'):
-            yield str(value)
-    for element in tree.xpath('//*[@itemprop="datePublished"]'):
-        value = element.get("datetime") or element.get("content")
-        if value:
-            yield value
-    for value in tree.xpath("//time[@datetime]/@datetime"):
-        yield str(value)
+    metas: list[tuple[int, str]] = []
+    itemprops: list[str] = []
+    times: list[str] = []
+    for element in _DECLARED_DATE(tree):  # one walk of the tree for all of them
+        if element.tag == "meta":
+            rank = min(_DATE_META_RANK.get((a, element.get(a)), len(_DATE_META))
+                       for a in ("property", "name", "itemprop"))
+            metas.append((rank, element.get("content", "")))
+        elif element.get("itemprop") == "datePublished":
+            itemprops.append(element.get("datetime") or element.get("content") or "")
+        else:
+            times.append(element.get("datetime", ""))
+    yield from (value for _, value in sorted(metas, key=lambda pair: pair[0]))
+    yield from (value for value in (*itemprops, *times) if value)
 
 
+_DATE_META_RANK = {pair: rank for rank, pair in enumerate(_DATE_META)}
+_DECLARED_DATE = etree.XPath(
+    "//meta[@content][" + " or ".join(f'@{a}="{n}"' for a, n in _DATE_META) + "]"
+    ' | //*[@itemprop="datePublished"][not(self::meta)] | //time[@datetime]')
 def _date_elements(tree: HtmlElement, rules: MetadataRules) -> Iterator[HtmlElement]:
-    body = tree.find("body")
-    for element in (body if body is not None else tree).iter():
-        if not isinstance(element.tag, str) or element.tag in ("script", "style"):
-            continue
-        names = " ".join(element.get(a, "") for a in ("class", "id", "itemprop")).lower()
-        named = element.tag == "time" or any(w in names for w in rules.date_elements)
+    for element in _body_elements(tree):
+        named = element.tag == "time" or rules.date_element_names.search(_names(element))
         if named and len(element.text_content()) < 300:
             yield element
+
+
+def _body_elements(tree: HtmlElement) -> Iterator[HtmlElement]:
+    """The body's elements in document order, script, style and meta aside."""
+    body = tree.find("body")
+    for element in (body if body is not None else tree).iter(etree.Element):
+        if element.tag not in ("script", "style", "meta"):
+            yield element
+
+
+def _names(element: HtmlElement) -> str:
+    """An element's class, id and itemprop, lower-cased."""
+    return f"{element.get('class', '')} {element.get('id', '')} {element.get('itemprop', '')}".lower()
 
 
 def _json_ld_nodes(tree: HtmlElement) -> Iterator[dict[str, Any]]:
@@ -469,11 +495,8 @@ def _byline_texts(tree: HtmlElement) -> list[str]:
             found.append(value)
     if found:
         return found[:6]
-    body = tree.find("body")
-    for element in (body if body is not None else tree).iter():
-        if not isinstance(element.tag, str) or element.tag in ("script", "style", "meta"):
-            continue
-        names = f"{element.get('class', '')} {element.get('id', '')}".lower()
+    for element in _body_elements(tree):
+        names = _names(element)
         if _BYLINE_CLASS.search(names) and not _NOT_BYLINE_CLASS.search(names):
             value = _spaced_text(element)
             if 0 < len(value) <= 80:

@@ -18,6 +18,7 @@ import yaml
 from elasticsearch import Elasticsearch
 
 from pipeline.localnode import LocalNode
+from pipeline.polite import HostLimiter
 from pipeline.records import Page
 from pipeline.settings import Settings, parse_nets
 from pipeline.store import connect, ensure_indices
@@ -71,6 +72,16 @@ def write_feeds_file(path: Path, base: str) -> Path:
     text = (SAMPLE / "feeds.yaml").read_text(encoding="utf-8").replace(SAMPLE_BASE, base)
     path.write_text(text, encoding="utf-8")
     return path
+
+
+@pytest.fixture(autouse=True)
+def _no_host_state_between_tests() -> Iterator[None]:
+    """Each test starts with no host paused or delayed. The limiter is process-wide, and test
+    servers on loopback reuse ports: a `Retry-After: 3600` one test provoked would otherwise
+    pause whichever later server gets the same port."""
+    HostLimiter._registry.clear()
+    yield
+    HostLimiter._registry.clear()
 
 
 @pytest.fixture(scope="session")
