@@ -117,7 +117,7 @@ class HttpClient:
             if paused > self._settings.max_pause:
                 raise ItemError("rate_limited", f"{urlsplit(current).netloc} asked for a pause "
                                                 f"({paused:.0f} s left)", transient=True,
-                                retry_after=paused)
+                                retry_after=paused, attempted=False)
             if self._settings.respect_robots and not self._robots.allowed(current):
                 raise ItemError("robots_disallowed", f"robots.txt disallows {current}")
             status, response_headers, body = self._get_once(current, headers or {})

@@ -27,14 +27,31 @@ _DUPLICATE_RETRIES = 30
 @dataclass(frozen=True)
 class IndexFailure:
     """A document Elasticsearch did not take: refused for good (`index_rejected`, e.g. a
-    mapping conflict: quarantined), or still overloaded after the retries (`index_busy`,
-    429: tried again on a later run)."""
+    mapping conflict: quarantined), or for now (`index_busy`: 429 or 5xx still after the
+    retries; `index_blocked`: a write block, as maintenance puts on an index; `index_conflict`:
+    other writers kept updating it), tried again on a later run at no cost to the item's
+    attempts: none of these is the page's fault."""
 
     url: str
     reason: str
     detail: str
     transient: bool = False
     document: dict[str, Any] | None = None
+
+
+# Times a bulk update is retried when another writer changed the document meanwhile.
+RETRY_ON_CONFLICT = 5
+
+
+def _failure_reason(status: int, error_type: str | None) -> str | None:
+    """Why a bulk item failed for now, or None when it was refused for good."""
+    if status == 429 or status >= 500:
+        return "index_busy"
+    if status == 403 and error_type == "cluster_block_exception":
+        return "index_blocked"
+    if status == 409:
+        return "index_conflict"
+    return None
 
 
 def article_document(article: Article, print_: Fingerprint, story_id: str, run_id: str,
@@ -96,6 +113,7 @@ def index_documents(es: Elasticsearch, alias: str, documents: Iterable[dict[str,
             "_op_type": "update",
             "_index": alias,
             "_id": url_id(doc["url"]),
+            "retry_on_conflict": RETRY_ON_CONFLICT,
             "doc": doc,
             "upsert": {**doc, "duplicates": [], "duplicate_count": 0},
         }
@@ -112,13 +130,13 @@ def index_documents(es: Elasticsearch, alias: str, documents: Iterable[dict[str,
         if not ok:
             result = item["update"]
             error = result.get("error", {})
-            busy = result.get("status") == 429 or int(result.get("status", 0)) >= 500
+            transient = _failure_reason(int(result.get("status", 0)), error.get("type"))
             document = by_id[result["_id"]]
             failures.append(IndexFailure(
                 url=document["url"],
-                reason="index_busy" if busy else "index_rejected",
+                reason=transient or "index_rejected",
                 detail=f"{error.get('type')}: {error.get('reason')}",
-                transient=busy,
+                transient=transient is not None,
                 document=document,
             ))
     return failures

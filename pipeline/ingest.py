@@ -230,7 +230,7 @@ class Ingestor:
             except ItemError as exc:
                 log.info("item %s failed: %s", item.url, exc)
                 batch.fail(item, exc.reason, exc.detail, retryable=exc.transient,
-                           retry_after=exc.retry_after)
+                           retry_after=exc.retry_after, attempted=exc.attempted)
             except (ApiError, TransportError):
                 raise
             except Exception as exc:  # a bug or a page that breaks a library: keep going
@@ -320,7 +320,9 @@ class Ingestor:
             if failure:
                 if not failure.transient:
                     quarantine(self.es, self.settings.quarantine_index, failure, batch.run_id)
-                batch.fail(item, failure.reason, failure.detail, retryable=failure.transient)
+                # a transient refusal is Elasticsearch's state, not the page's fault
+                batch.fail(item, failure.reason, failure.detail, retryable=failure.transient,
+                           attempted=not failure.transient)
             elif doc_id in demoted:
                 batch.entries.append(batch.entry(item, Outcome.DUPLICATE, reason="near_copy",
                                                  duplicate_of=demoted[doc_id]))
@@ -353,11 +355,14 @@ class _Batch:
         return LedgerEntry(item.url, self.feed.name, status, self.run_id, self.mode, **details)
 
     def fail(self, item: FeedItem, reason: str, error: str, retryable: bool = False,
-             retry_after: float | None = None) -> None:
+             retry_after: float | None = None, attempted: bool = True) -> None:
+        """Record a failure; one that came before the page was asked, or from our own side,
+        (`attempted` false) does not count towards the item's `max_attempts`."""
         not_before = (datetime.now(UTC) + timedelta(seconds=retry_after)
                       if retry_after else None)
         self.entries.append(self.entry(item, Outcome.FAILED, reason=reason, error=error,
-                                       retryable=retryable, not_before=not_before))
+                                       retryable=retryable, not_before=not_before,
+                                       attempts=1 if attempted else 0))
         self.report.errors.append({"url": item.url, "reason": reason, "error": error})
 
 

@@ -147,11 +147,28 @@ def page_title(tree: HtmlElement, site: str | None = None) -> str | None:
 
 def page_authors(tree: HtmlElement, site: str | None = None) -> tuple[str, ...]:
     """The people who wrote the article, as the page names them: in its JSON-LD (people, not
-    organisations), its author meta tags, else its byline markup. Joint bylines are split;
-    an e-mail, a URL, a handle, a number, the site or an organisation is never an author."""
+    organisations), else its author meta tags, else trafilatura's reading of them (broken JSON
+    included), else its byline markup; the first of these that names a person wins. Joint
+    bylines are split; an e-mail, a URL, a handle, a number, the site or an organisation is
+    never an author."""
     site = site or site_name(tree)
+    for raw, people in _author_sources(tree):
+        names: list[str] = []
+        for value in raw:
+            for name in split_names(value):
+                if _is_person(name, None if value in people else site) and name not in names:
+                    names.append(name)
+        if names:
+            # the fullest form of a name only ("Ivanov" beside "Ivan Ivanov")
+            return tuple(n for n in names if not any(n != m and n in m for m in names))
+    return ()
+
+
+def _author_sources(tree: HtmlElement) -> Iterator[tuple[list[str], set[str]]]:
+    """What the page says about its authors, one source after another, each with the names it
+    types as a Person (a one-person site's owner may share the site's name)."""
     raw: list[str] = []
-    people: set[str] = set()  # names the page types as a Person: a one-person site's owner
+    people: set[str] = set()
     for node in _json_ld_nodes(tree):
         for author in (*_as_list(node.get("author")), *_as_list(node.get("creator"))):
             if isinstance(author, dict):
@@ -165,22 +182,14 @@ def page_authors(tree: HtmlElement, site: str | None = None) -> tuple[str, ...]:
                 raw.append(author)
         if raw:
             break
-    if not raw:
-        for name in _AUTHOR_META:
-            raw.extend(str(v) for v in tree.xpath(f'//meta[@name="{name}" or @property="{name}"]'
-                                                  "/@content"))
-    if not raw:
-        # trafilatura's reading of the page's meta tags and JSON-LD (broken JSON included),
-        # then the page's byline markup
-        found = extract_meta_json(tree, examine_meta(tree)).author
-        raw.extend(found.split("; ") if found else _byline_texts(tree))
-    names: list[str] = []
-    for value in raw:
-        for name in split_names(value):
-            if _is_person(name, None if value in people else site) and name not in names:
-                names.append(name)
-    # the fullest form of a name only ("Ivanov" beside "Ivan Ivanov")
-    return tuple(n for n in names if not any(n != m and n in m for m in names))
+    yield raw, people
+    yield [*(str(value) for name in _AUTHOR_META
+             for value in tree.xpath(f'//meta[@name="{name}" or @property="{name}"]/@content')),
+           *_labelled_meta(tree, "written by", "author", "by")], set()
+    found = extract_meta_json(tree, examine_meta(tree)).author
+    yield (found.split("; ") if found else []), set()
+    for texts in _byline_texts(tree):
+        yield texts, set()
 
 
 def split_names(byline: str) -> list[str]:
@@ -189,6 +198,7 @@ def split_names(byline: str) -> list[str]:
     credentials after a name ("MD", "Ph.D.") and titles before it ("Dr.") are left out."""
     text = html.unescape(squash(byline))
     text = _BYLINE_PREFIX.sub("", text)
+    text = _BYLINE_TAIL.split(text, maxsplit=1)[0]  # "Anna Petrova 3 June 2025, 7 min read"
     names = []
     for part in _NAME_SEPARATOR.split(text):
         if re.search(r"\([^)]*(\.\w{2,}|www)[^)]*\)", part):
@@ -442,9 +452,10 @@ _AUTHOR_META = ("author", "article:author", "parsely-author", "sailthru.author",
 _BYLINE_PREFIX = re.compile(
     r"^\s*((more|all|view all)\s+)?((posts|articles|stories|text|words|story|reporting|photos)\s+)?"
     r"(about|by|from|written by|posted by|von|par|por|di|door|av|af|autor(es|zy|a)?|auteur|autore|"
-    r"auteurs|yazar|автор(ы)?|текст|作者|文|记者|本报记者)\s*[:：|-]?\s+", re.IGNORECASE)
+    r"auteurs|yazar|автор(ы)?|текст|作者|文|记者|本报记者)\s*[:：|-]?(\s+|$)", re.IGNORECASE)
 _NAME_SEPARATOR = re.compile(
-    r"\s*(?:[,;|/、，；»›]|\s[-–—]\s|\s(?:and|und|et|y|e|i|en|og|och|ve|и|та|або)\s|&|\+|和|与|及)\s*",
+    r"\s*(?:[,;]\s*(?:and|und|et|y|e|i|en|og|och|ve|и|та|або)\s|[,;|/、，；»›]|\s[-–—]\s|"
+    r"\s(?:and|und|et|y|e|i|en|og|och|ve|и|та|або)\s|&|\+|和|与|及)\s*",
     re.IGNORECASE)
 # A role after a name ("Stephen Jesudunsin AI Writer"): the name ends before it.
 _ROLE = re.compile(
@@ -457,7 +468,12 @@ _HONORIFIC = re.compile(r"^(dr|prof|professor|mr|mrs|ms|sir|dame)\.?\s+", re.IGN
 # Credentials and post-nominals: MD, RD, Ph.D., MBA, CFA, FACP, E-RYT 200...
 _CREDENTIAL = re.compile(r"(?:[A-Z][A-Z]?\.?){1,4}(?:-[A-Z]+)?(?:\s+\d+)?®?|(?i:ph\.?\s?d\.?|m\.?d\.?|"
                          r"jr\.?|sr\.?|esq\.?)")
-_NOT_A_NAME = re.compile(r"[@/\\]|https?:|www\.|\.(com|org|net|ru|cn|de|uk)\b|\d", re.IGNORECASE)
+_NOT_A_NAME = re.compile(r"[@/\\*]|https?:|\bwww\b|\.(com|org|net|ru|cn|de|uk)\b|\d", re.IGNORECASE)
+# Where the names of a byline end and its date, reading time or update note begin.
+_BYLINE_TAIL = re.compile(
+    r"(?:^|\s+)(?=\d|(?:published|updated|posted|last updated|veröffentlicht|aktualisiert|publié|"
+    r"опубликовано|обновлено)\b|(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?\s+\d)",
+    re.IGNORECASE)
 # Words that make a name an organisation's, in the major languages.
 _ORGANISATION = re.compile(
     r"\b(news|times|post|daily|herald|journal|tribune|gazette|agency|press|media|group|inc|ltd|"
@@ -482,10 +498,21 @@ def _is_person(name: str, site: str | None) -> bool:
     return not (name.islower() and " " not in name and not UNSPACED.search(name))
 
 
-def _byline_texts(tree: HtmlElement) -> list[str]:
-    """Texts of the page's byline markup: rel=author links and itemprop=author, else the
-    first short element whose class or id names a byline, an author or a writer (not a bio,
-    a box of links or a photo)."""
+def _labelled_meta(tree: HtmlElement, *labels: str) -> Iterator[str]:
+    """Values of the label/data meta pairs that summary cards carry ("twitter:label1" "Written
+    by", "twitter:data1" "Anna Petrova") whose label is one of `labels`."""
+    for label in tree.xpath('//meta[starts-with(@name, "twitter:label")]'):
+        if squash(label.get("content", "")).lower() in labels:
+            number = label.get("name", "")[len("twitter:label"):]
+            yield from (str(v) for v in
+                        tree.xpath(f'//meta[@name="twitter:data{number}"]/@content'))
+
+
+def _byline_texts(tree: HtmlElement) -> list[list[str]]:
+    """Texts of the page's byline markup, in candidate groups: rel=author links and
+    itemprop=author together, else the first element whose class or id names a byline, an author or a writer (not a bio, a
+    box of links or a photo): the texts of its byline elements, innermost first, then its own,
+    each a candidate on its own."""
     found: list[str] = []
     for element in tree.xpath('//*[@rel="author"] | //*[@itemprop="author"]'):
         names = element.xpath('.//*[@itemprop="name"]')
@@ -494,14 +521,21 @@ def _byline_texts(tree: HtmlElement) -> list[str]:
         if value and len(value) <= 80:
             found.append(value)
     if found:
-        return found[:6]
+        return [found[:6]]
     for element in _body_elements(tree):
-        names = _names(element)
-        if _BYLINE_CLASS.search(names) and not _NOT_BYLINE_CLASS.search(names):
-            value = _spaced_text(element)
-            if 0 < len(value) <= 80:
-                return [value]
+        if _is_byline_element(element):
+            # the byline's name elements first ("author-name" inside "author-date-block"),
+            # then the whole
+            inner = [e for e in element.iterdescendants(etree.Element)
+                     if _is_byline_element(e) and "name" in _names(e)]
+            texts = (_spaced_text(e) for e in (*inner, element))
+            return [[text] for text in texts if 0 < len(text) <= 80]
     return []
+
+
+def _is_byline_element(element: HtmlElement) -> bool:
+    names = f"{element.get('class', '')} {element.get('id', '')}".lower()
+    return bool(_BYLINE_CLASS.search(names)) and not _NOT_BYLINE_CLASS.search(names)
 
 
 _BYLINE_CLASS = re.compile(r"byline|author|writer|posted-?by|submitted-?by|reporter")

@@ -19,16 +19,19 @@ class Outcome(str, Enum):
 
 class ItemError(Exception):
     """A feed item could not go further. `reason` is a short stable code (e.g. `http_404`)
-    that is counted and stored in the ledger; `transient` says whether a retry may help, and
-    `retry_after` how many seconds the site asked us to wait before one (`Retry-After`)."""
+    that is counted and stored in the ledger; `transient` says whether a retry may help,
+    `retry_after` how many seconds the site asked us to wait before one (`Retry-After`), and
+    `attempted` whether the page was asked at all (a failure before any request, such as a host
+    still paused, costs the item none of its `max_attempts`)."""
 
     def __init__(self, reason: str, detail: str, *, transient: bool = False,
-                 retry_after: float | None = None) -> None:
+                 retry_after: float | None = None, attempted: bool = True) -> None:
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
         self.detail = detail
         self.transient = transient
         self.retry_after = retry_after
+        self.attempted = attempted
 
 
 @dataclass(frozen=True)

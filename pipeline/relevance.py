@@ -177,14 +177,22 @@ def _read(sentence: str, model: TopicModel) -> _Sentence:
 
 
 def _is_list(sentence: str, model: TopicModel) -> bool:
-    """A sentence naming many places, some of them neither side's, or enumerating names
-    ("Brazil, Russia, India, China, South Africa"; "中国、俄罗斯、印度、巴西") is a list, not a
-    story about the places in it."""
-    places = {(entity.name, entity.side) for entity, _ in model.gazetteer.find(sentence)
-              if entity.type == "location"}
-    others = sum(1 for _, side in places if side is None)
-    if len(places) >= model.list_min_places and others >= 2:
-        return True
+    """A sentence naming many places one after another, some of them neither side's, or
+    enumerating names ("Brazil, Russia, India, China, South Africa"; "中国、俄罗斯、印度、巴西")
+    is a list, not a story about the places in it. Places a sentence names far apart ("the US
+    weighs sanctions on Chinese firms that help Russia in Ukraine") are not a list."""
+    found = sorted(((match.start, match.end, entity.name, entity.side)
+                    for entity, match in model.gazetteer.find(sentence)
+                    if entity.type == "location"), key=lambda mention: mention[0])
+    places = {(name, side) for _, _, name, side in found}
+    if len(places) >= model.list_min_places and sum(1 for _, side in places if side is None) >= 2:
+        # ...named one after another, between commas and "and"s: three at least in a row
+        run, end = 0, 0
+        for start, stop, _, _ in found:
+            run = run + 1 if run and _only_separators(sentence[end:start]) else 1
+            end = stop
+            if run >= 3:
+                return True
     names = 0
     for part in _ENUMERATION.split(sentence):
         part = part.strip()
@@ -192,6 +200,18 @@ def _is_list(sentence: str, model: TopicModel) -> bool:
                 part[:1].isupper() or UNSPACED.match(part)):
             names += 1
     return names >= model.list_min_names
+
+
+def _only_separators(gap: str) -> bool:
+    """Whether what lies between two names is only commas, dashes, "and", "or", "the"..."""
+    words = _GAP_SEPARATORS.sub(" ", gap).split()
+    return all(word.lower() in _CONNECTIVES for word in words)
+
+
+_GAP_SEPARATORS = re.compile(r"[\s,、，;；/&+·—–()\-]+|(?<=[和与及或])|(?=[和与及或])")
+_CONNECTIVES = {"and", "or", "the", "as", "well", "plus", "und", "oder", "die", "et", "ou", "les",
+                "la", "le", "y", "o", "los", "e", "i", "il", "en", "of", "и", "или", "а", "和",
+                "与", "及", "或", "以及"}
 
 
 def _all_languages(by_language: dict[str, Any]) -> list[str]:

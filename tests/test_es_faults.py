@@ -120,3 +120,30 @@ def test_a_document_the_mapping_refuses_is_quarantined(fresh_settings: Settings,
     assert record == [] and [f["reason"] for f in failed] == ["index_rejected"]
     assert failed[0]["retryable"] is False
     assert es.get(index=fresh_settings.ledger_index, id=ledger_id(failed[0]["url"]))
+
+
+def test_articles_written_during_a_write_block_land_on_the_next_run(
+        fresh_settings: Settings, es: Elasticsearch, northwire: Feed) -> None:
+    # a reindex blocks writes to the live index: the run records its articles as failed for
+    # now, at no cost to their attempts, quarantines nothing, and the next run indexes them
+    alias = fresh_settings.index_alias
+    es.indices.add_block(index=alias, block="write")
+    try:
+        with Ingestor(fresh_settings, es=es) as ingestor:
+            blocked = ingestor.ingest_feed(northwire, "run-blocked")
+    finally:
+        es.indices.put_settings(index=alias, settings={"index.blocks.write": False})
+    assert blocked.failed > 0 and {e["reason"] for e in blocked.errors} == {"index_blocked"}
+    es.indices.refresh(index=fresh_settings.ledger_index)
+    held = [h["_source"] for h in es.search(index=fresh_settings.ledger_index, size=100, query={
+        "term": {"reason": "index_blocked"}})["hits"]["hits"]]
+    assert len(held) == blocked.failed
+    assert all(r["retryable"] and r["attempts"] == 0 for r in held)
+    assert es.count(index=fresh_settings.quarantine_index)["count"] == 0
+    for _ in range(fresh_settings.max_attempts):  # more runs than attempts: none is given up
+        with Ingestor(fresh_settings, es=es) as ingestor:
+            after = ingestor.ingest_feed(northwire, "run-after")
+        if not after.failed:
+            break
+    assert after.failed == 0 and _stored(es, fresh_settings) == _baseline(fresh_settings,
+                                                                           northwire)

@@ -134,6 +134,10 @@ def test_authors_and_site_name() -> None:
     ("Dylan Bailey, MS, RD", ("Dylan Bailey",)),
     ("Dr. Andrew Kim, Ph.D.", ("Andrew Kim",)),
     ("Stephen Park - Northern Wire Staff", ("Stephen Park",)),
+    ("Anna Petrova, Li Wei, and Tom Hale", ("Anna Petrova", "Li Wei", "Tom Hale")),
+    ("By Anna Petrova Published on July 18, 2026", ("Anna Petrova",)),
+    ("Anna Petrova 30 Sep 2026, 11:07am", ("Anna Petrova",)),
+    ("Li Wei June 3, 2026 · 7 min read", ("Li Wei",)),
 ])
 def test_joint_bylines_are_split_into_people(byline: str, names: tuple[str, ...]) -> None:
     tree = _page(f'<meta name="author" content="{byline}">')
@@ -163,6 +167,19 @@ def test_byline_markup_when_nothing_is_declared() -> None:
                       '<span>By</span> <a rel="author" href="/staff/ap">Anna Petrova</a></div>'
                       '<p>Text.</p>')
     assert page_authors(tree) == ("Anna Petrova",)
+
+
+def test_the_next_source_is_read_when_one_names_no_person() -> None:
+    # the author meta tag holds a profile URL; the summary card and the byline name the writer
+    card = _page('<meta name="author" content="https://social.example/annapetrova">'
+                 '<meta name="twitter:label1" content="Written by">'
+                 '<meta name="twitter:data1" content="Anna Petrova">')
+    assert page_authors(card) == ("Anna Petrova",)
+    byline = _page('<meta name="author" content="https://social.example/annapetrova">',
+                   '<div class="author-date-block"><b>By <span class="author-name">Anna Petrova'
+                   '</span></b> <span class="author-role">Energy Writer</span> 18 July 2026</div>'
+                   '<p>Text.</p>')
+    assert page_authors(byline) == ("Anna Petrova",)
 
 
 def test_site_name_is_taken_off_a_declared_title() -> None:

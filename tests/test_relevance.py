@@ -126,6 +126,17 @@ def test_a_passing_mention_in_a_list_does_not_count() -> None:
     assert "missing_side:russia,china" in relevance.reasons
 
 
+@pytest.mark.parametrize("sentence", [
+    ("Washington weighs sanctions on Chinese firms that help Russia in its war in Ukraine, "
+     "officials in the United States said."),
+    "美国正考虑制裁协助俄罗斯攻打乌克兰的中国企业，这将是美方首次把责任归咎到北京身上。",
+])
+def test_places_named_far_apart_are_not_a_list(sentence: str) -> None:
+    relevance = score_relevance("", sentence, MODEL)
+    assert not any(reason.startswith("in_lists") for reason in relevance.reasons)
+    assert not any(reason.startswith("missing_side") for reason in relevance.reasons)
+
+
 def test_a_language_the_term_lists_do_not_cover_is_said_so() -> None:
     relevance = score_relevance("Urusi na China zasaini makubaliano",
                                 "Urusi na China zimesaini makubaliano ya gesi mjini Moscow.",

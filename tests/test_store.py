@@ -166,3 +166,40 @@ def test_ledger_settles_and_counts_attempts(es: Elasticsearch, fresh_settings: S
     assert again["first_seen"] == records["https://x.example/a"]["first_seen"]
     assert ledger.counts("run1") == {"indexed": 1, "failed": 1}
     assert ledger.counts("run2") == {"failed": 1}
+
+
+def test_concurrent_upserts_of_one_document_all_land(es: Elasticsearch,
+                                                     fresh_settings: Settings) -> None:
+    # several workers writing the same article at once: version conflicts are retried inside
+    # the bulk request, never reported as a refusal (which would quarantine the article)
+    alias = fresh_settings.index_alias
+    url = "https://example.org/contended"
+    failures: list[object] = []
+
+    def upsert(worker: int) -> None:
+        for round_ in range(25):
+            failures.extend(index_documents(es, alias, [_doc(url, f"Russia and China signed "
+                                                              f"deal {worker}-{round_}.")],
+                                            refresh=False))
+
+    threads = [threading.Thread(target=upsert, args=(i,)) for i in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    es.indices.refresh(index=alias)
+    assert es.count(index=alias)["count"] == 1
+
+
+def test_a_write_block_is_a_refusal_for_now(es: Elasticsearch, fresh_settings: Settings) -> None:
+    # maintenance puts a write block on the live index: what arrives meanwhile is tried again
+    # later, not quarantined as refused for good
+    alias = fresh_settings.index_alias
+    es.indices.add_block(index=alias, block="write")
+    try:
+        failures = index_documents(es, alias, [_doc("https://example.org/during-maintenance")])
+    finally:
+        es.indices.put_settings(index=alias, settings={"index.blocks.write": False})
+    assert [(f.reason, f.transient) for f in failures] == [("index_blocked", True)]
+    assert index_documents(es, alias, [_doc("https://example.org/during-maintenance")]) == []

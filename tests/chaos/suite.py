@@ -544,8 +544,9 @@ def rate_limited(stage: Stage) -> Check:
     """An article answering 429 with `Retry-After: 2` pauses its host: the next item there is
     requested no sooner than 2 s later, in the same run, and the next run indexes the article,
     once. A second host answering 429 with `Retry-After: 3600` (over `max_pause`) is not
-    waited for: its other item fails `rate_limited` (retryable) without a request, and neither
-    is asked for again by the later runs (the ledger holds them until the hour is up)."""
+    waited for: its other item fails `rate_limited` (retryable) without a request and without
+    spending one of its attempts, and neither is asked for again by the later runs (the ledger
+    holds them until the hour is up)."""
     key = "northwire/stories/2026/10/22/power-of-siberia-2-talks.html"
     body = sample_page(key, stage.server.base_url)
     busy = stage.server.route("/" + key, chaos.fail_then([(429, {"Retry-After": "2"})],
@@ -564,6 +565,9 @@ def rate_limited(stage: Stage) -> Check:
         problems = expect(out, busy, "indexed")
         problems += expect(out, closed, "failed", "http_429", retryable=True)
         problems += expect(out, waiting, "failed", "rate_limited", retryable=True)
+        if out.record(waiting).get("attempts") != 0:  # never asked: no attempt spent
+            problems.append(f"the item never asked spent {out.record(waiting).get('attempts')} "
+                            "of its attempts")
         runs = [len(stage.server.hits_for(path_of(busy), r)) for r in range(3)]
         if runs != [1, 1, 0]:
             problems.append(f"the 429 page was requested {runs} times in runs 0-2")
