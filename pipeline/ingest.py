@@ -43,7 +43,7 @@ from pipeline.relevance import TopicModel, score_relevance
 from pipeline.settings import Feed, Settings
 from pipeline.store import connect
 from pipeline.stories import StoryFinder, StoryRules
-from pipeline.urls import url_id
+from pipeline.urls import MAX_URL_CHARS, url_id
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +149,12 @@ class Ingestor:
         items = [*poll.items, *retries]
         report.seen = len(items)
         self._ingest_items(items, _Batch(feed=feed, run_id=run_id, mode=mode, report=report))
-        state = self.feed_states.save_success(feed, poll.state, items_seen=len(poll.items))
+        # An item whose ledger record was not written must be listed again: the feed's new
+        # validators are not kept, so that the next poll reads the whole feed.
+        unrecorded = any(e["reason"] == "ledger_write_failed" for e in report.errors)
+        state = self.feed_states.save_success(
+            feed, replace(poll.state, etag=state.etag, last_modified=state.last_modified)
+            if unrecorded else poll.state, items_seen=len(poll.items))
         self._record_health(feed, report, state, run_id, mode)
         return report
 
@@ -237,7 +242,12 @@ class Ingestor:
                 log.exception("item %s failed unexpectedly", item.url)
                 batch.fail(item, "internal_error", f"{type(exc).__name__}: {exc}")
         self._write(batch)
-        self.ledger.record(batch.entries, previous)
+        for url, error in self.ledger.record(batch.entries, previous):
+            # not recorded: the next run takes the item again (its article, if indexed, is
+            # recognised as its own)
+            log.error("ledger record of %s not written: %s", url[:200], error)
+            batch.report.errors.append({"url": url, "reason": "ledger_write_failed",
+                                        "error": error})
         for entry in batch.entries:
             setattr(batch.report, entry.status.value,
                     getattr(batch.report, entry.status.value) + 1)
@@ -245,6 +255,9 @@ class Ingestor:
     def _take(self, item: FeedItem, batch: _Batch, dedup: Deduplicator) -> None:
         """Fetch, extract, judge and dedup one item: it joins the batch's articles, its copies,
         or its settled entries."""
+        if len(item.url) > MAX_URL_CHARS:
+            raise ItemError("url_too_long", f"{len(item.url)} characters; at most "
+                                            f"{MAX_URL_CHARS} are taken")
         page = self._fetch(item.url, batch.report)
         try:
             article = extract_article(page, item, source_name=None if batch.source_from_page

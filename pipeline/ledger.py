@@ -17,6 +17,7 @@ from elasticsearch import Elasticsearch, helpers
 from pipeline.discover import FeedState
 from pipeline.records import Outcome
 from pipeline.settings import Feed, PollSettings
+from pipeline.urls import MAX_URL_CHARS
 
 SETTLED = {Outcome.INDEXED, Outcome.DUPLICATE, Outcome.IRRELEVANT}
 
@@ -91,13 +92,16 @@ class Ledger:
         return [hit["_source"]["url"] for hit in response["hits"]["hits"]]
 
     def record(self, entries: Iterable[LedgerEntry],
-               previous: dict[str, dict[str, Any]] | None = None) -> None:
+               previous: dict[str, dict[str, Any]] | None = None) -> list[tuple[str, str]]:
         """Write the entries (refreshing so the next run sees them); attempts accumulate over
-        the `previous` records of failed items."""
+        the `previous` records of failed items. Returns the (url, error) of each record
+        Elasticsearch did not take after its retries: one refused record never costs the
+        others theirs."""
         now = datetime.now(UTC).isoformat()
         previous = previous or {}
         actions = []
-        for entry in entries:
+        entries_list = list(entries)
+        for entry in entries_list:
             before = previous.get(entry.url) or {}
             attempts = entry.attempts
             if entry.status is Outcome.FAILED and before.get("status") == Outcome.FAILED.value:
@@ -107,7 +111,7 @@ class Ledger:
                 "_index": self._index,
                 "_id": ledger_id(entry.url),
                 "_source": {
-                    "url": entry.url,
+                    "url": entry.url[:MAX_URL_CHARS],  # the id holds the whole URL's hash
                     "feed": entry.feed,
                     "status": entry.status.value,
                     "reason": entry.reason,
@@ -123,8 +127,19 @@ class Ledger:
                     "updated_at": now,
                 },
             })
-        if actions:
-            helpers.bulk(self._es, actions, refresh="wait_for")
+        if not actions:
+            return []
+        urls = {ledger_id(entry.url): entry.url for entry in entries_list}
+        refused = []
+        for ok, item in helpers.streaming_bulk(self._es, actions, raise_on_error=False,
+                                               raise_on_exception=True, refresh="wait_for",
+                                               max_retries=3, initial_backoff=1):
+            if not ok:
+                result = item["index"]
+                error = result.get("error", {})
+                refused.append((urls[result["_id"]], f"{error.get('type')}: "
+                                                     f"{error.get('reason')}"[:500]))
+        return refused
 
     def repoint(self, loser_id: str, winner_id: str) -> None:
         """A document became a copy of another: the items that were indexed as it become

@@ -26,7 +26,7 @@ from trafilatura.metadata import examine_meta, extract_meta_json
 
 from pipeline.settings import ConfigError, load_yaml
 from pipeline.text import UNSPACED, fold, squash
-from pipeline.urls import normalize_url
+from pipeline.urls import MAX_URL_CHARS, normalize_url
 
 _DATE_META = (
     ("property", "article:published_time"),
@@ -110,11 +110,12 @@ class MetadataRules:
 
 def canonical_url(tree: HtmlElement, page_url: str) -> str:
     """`<link rel=canonical>` (then og:url) resolved against the page, normalised; else the
-    page URL normalised."""
+    page URL normalised. A declared URL longer than `MAX_URL_CHARS` is no address."""
     for xpath in ('//link[@rel="canonical"]/@href', '//meta[@property="og:url"]/@content'):
         for href in tree.xpath(xpath):
             candidate = urljoin(page_url, str(href).strip())
-            if urlsplit(candidate).scheme in ("http", "https"):
+            if urlsplit(candidate).scheme in ("http", "https") \
+                    and len(candidate) <= MAX_URL_CHARS:
                 return normalize_url(candidate)
     return normalize_url(page_url)
 

@@ -12,6 +12,9 @@ _TRACKING_PARAMS = {
     "ocid", "cmpid", "ncid", "spm", "share", "ref_src", "smid",
 }
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+# The longest URL we take (what browsers and CDNs serve, and well under the 32,766 bytes
+# Elasticsearch indexes as one keyword): a longer one is no article's address.
+MAX_URL_CHARS = 8192
 _AMP_PARAMS = {"amp", "outputtype", "amp_js_v", "usqp"}
 _AMP_SUFFIX = re.compile(r"^(.+?)\.amp(\.html?)?$", re.IGNORECASE)
 

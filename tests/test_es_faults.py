@@ -24,6 +24,7 @@ from tests.chaos.es_proxy import (
     first_bulk_rejected,
     gone_at_bulk,
     one_document_unmappable,
+    one_ledger_record_refused,
 )
 from tests.sample_site.server import SampleSite
 
@@ -147,3 +148,25 @@ def test_articles_written_during_a_write_block_land_on_the_next_run(
             break
     assert after.failed == 0 and _stored(es, fresh_settings) == _baseline(fresh_settings,
                                                                            northwire)
+
+
+def test_a_ledger_record_refused_costs_the_others_nothing(fresh_settings: Settings,
+                                                          es: Elasticsearch, northwire: Feed,
+                                                          proxied) -> None:
+    # one record of the batch's ledger write is refused: the others are written, the run
+    # reports the one and goes on, and the next run records its item without a duplicate
+    victim: list[str] = []
+    through, _ = proxied(fresh_settings, one_ledger_record_refused(victim))
+    with Ingestor(through, es=connect(through)) as ingestor:
+        report = ingestor.ingest_feed(northwire, "run-refused")
+    (url,) = victim
+    assert [(e["url"], e["reason"]) for e in report.errors] == [(url, "ledger_write_failed")]
+    es.indices.refresh(index=fresh_settings.ledger_index)
+    recorded = es.count(index=fresh_settings.ledger_index)["count"]
+    assert recorded == report.seen - 1
+    assert not es.exists(index=fresh_settings.ledger_index, id=ledger_id(url))
+    with Ingestor(fresh_settings, es=es) as ingestor:
+        again = ingestor.ingest_feed(northwire, "run-again")
+    assert again.errors == [] and es.exists(index=fresh_settings.ledger_index, id=ledger_id(url))
+    stored = _stored(es, fresh_settings)
+    assert stored == _baseline(fresh_settings, northwire) and len(stored) == len(set(stored))

@@ -252,3 +252,36 @@ def test_small_batches_leave_the_same_corpus(fresh_settings: Settings, es: Elast
                                                            expand_wildcards="all")
         whole_es.options(ignore_status=404).indices.delete_index_template(
             name=f"{whole.index_alias}-template")
+
+
+def test_an_item_the_ledger_cannot_hold_fails_alone(tmp_path: Path, es: Elasticsearch,
+                                                    fresh_settings: Settings) -> None:
+    """A feed item with a 33,000-character URL (over what Elasticsearch indexes as one
+    keyword) fails on its own, `url_too_long`, settled, beside a healthy item that lands; the
+    ledger write does not fail for the batch, and the next run takes neither again."""
+    import shutil
+
+    from pipeline.ingest import Ingestor
+    from pipeline.ledger import ledger_id
+    from pipeline.settings import Feed
+
+    story = next(a for a in sample_articles() if a.raw["relevant"] and a.outlet == "northwire")
+    root = tmp_path / "site"
+    (root / "f").mkdir(parents=True)
+    shutil.copy(story.page_path, root / "f" / "story.html")
+    with SampleSite(root=root) as site, Ingestor(fresh_settings, es=es) as ingestor:
+        healthy = f"{site.base_url}/f/story.html"
+        huge = f"{site.base_url}/f/story.html?q=" + "x" * 33_000
+        (root / "f" / "rss.xml").write_text(
+            '<?xml version="1.0"?><rss version="2.0"><channel><title>F</title><link>x</link>'
+            f"<description>d</description><item><title>Huge</title><link>{huge}</link></item>"
+            f"<item><title>Fine</title><link>{healthy}</link></item></channel></rss>")
+        feed = Feed(name="F", url=f"{site.base_url}/f/rss.xml")
+        first = ingestor.ingest_feed(feed, "run-1")
+        assert first.indexed == 1 and [e["reason"] for e in first.errors] == ["url_too_long"]
+        record = es.get(index=fresh_settings.ledger_index, id=ledger_id(huge))["_source"]
+        assert record["status"] == "failed" and record["retryable"] is False
+        assert huge.startswith(record["url"])
+        (root / "f" / "rss.xml").write_text((root / "f" / "rss.xml").read_text() + " ")
+        second = ingestor.ingest_feed(feed, "run-2")  # the feed changed: both listed again
+        assert second.fetched == 0 and second.errors == []

@@ -124,3 +124,19 @@ def one_document_unmappable(victim: list[str]) -> Fault:
         victim.append(doc["doc"]["url"])
         return b"\n".join([lines[0], json.dumps(doc).encode(), *lines[2:]]) + b"\n"
     return fault
+
+
+def one_ledger_record_refused(victim: list[str]) -> Fault:
+    """The first ledger write's first record gets an `attempts` no integer mapping accepts;
+    its URL is appended to `victim`."""
+    def fault(method: str, path: str, body: bytes) -> object:
+        if "/_bulk" not in path or victim:
+            return None
+        lines = body.splitlines()
+        if b"-ledger" not in lines[0]:
+            return None
+        record = json.loads(lines[1])
+        record["attempts"] = "many"
+        victim.append(record["url"])
+        return b"\n".join([lines[0], json.dumps(record).encode(), *lines[2:]]) + b"\n"
+    return fault
