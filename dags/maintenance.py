@@ -2,8 +2,10 @@
 
 1. reindex: when `version` in config/mappings/articles.json has changed, copy the corpus into
    the new index version and swap the alias (`pipeline.maintenance.reindex`);
-2. prune_ledger: delete ledger records settled longer ago than `ingest.ledger_retention_days`;
-3. reenrich: re-link the entities of every document enriched under another version of the
+2. replay_quarantine: index again the documents the mapping refused, now that it may take them
+   (`pipeline.maintenance.replay_quarantine`);
+3. prune_ledger: delete ledger records settled longer ago than `ingest.ledger_retention_days`;
+4. reenrich: re-link the entities of every document enriched under another version of the
    gazetteer or model (`pipeline.reenrich`), in batches, resumably, without fetching pages.
 Orchestration only.
 """
@@ -33,7 +35,16 @@ def news_maintenance() -> None:
         from pipeline.store import open_store
 
         settings = Settings.load()
-        return reindex(open_store(settings), settings).as_dict()
+        return reindex(open_store(settings, reindexing=True), settings).as_dict()
+
+    @task
+    def replay_quarantine() -> dict[str, int]:
+        from pipeline.maintenance import replay_quarantine
+        from pipeline.settings import Settings
+        from pipeline.store import open_store
+
+        settings = Settings.load()
+        return replay_quarantine(open_store(settings), settings)
 
     @task
     def prune_ledger() -> int:
@@ -53,7 +64,7 @@ def news_maintenance() -> None:
         settings = Settings.load()
         return reenrich(open_store(settings), settings).as_dict()
 
-    reindex() >> prune_ledger() >> reenrich_corpus()
+    reindex() >> replay_quarantine() >> prune_ledger() >> reenrich_corpus()
 
 
 news_maintenance()

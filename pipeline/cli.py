@@ -26,7 +26,7 @@ from pipeline.health import FeedHealth
 from pipeline.ingest import COUNTS, ingest
 from pipeline.ledger import Ledger
 from pipeline.localnode import LocalNode, LocalNodeError
-from pipeline.maintenance import prune_ledger, reindex
+from pipeline.maintenance import prune_ledger, reindex, replay_quarantine
 from pipeline.provision import setup
 from pipeline.records import ItemError, Page
 from pipeline.reenrich import reenrich
@@ -113,6 +113,11 @@ def _parser() -> argparse.ArgumentParser:
                                             "(copy, then swap the alias)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=_reindex)
+
+    p = commands.add_parser("replay-quarantine", help="index again the documents the mapping "
+                                                      "refused, once it takes them")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=_replay_quarantine)
 
     p = commands.add_parser("prune-ledger", help="delete settled ledger records older than "
                                                  "the retention")
@@ -303,7 +308,7 @@ def _reenrich(args: argparse.Namespace) -> int:
 
 def _reindex(args: argparse.Namespace) -> int:
     settings = Settings.load()
-    report = reindex(open_store(settings), settings)
+    report = reindex(open_store(settings, reindexing=True), settings)
     if args.json:
         print(json.dumps(report.as_dict()))
     elif report.status == "current":
@@ -311,6 +316,17 @@ def _reindex(args: argparse.Namespace) -> int:
     else:
         print(f"copied {report.copied} documents from {', '.join(report.sources)} into "
               f"{report.target}; {settings.index_alias} now points there")
+    return 0
+
+
+def _replay_quarantine(args: argparse.Namespace) -> int:
+    settings = Settings.load()
+    counts = replay_quarantine(open_store(settings), settings)
+    if args.json:
+        print(json.dumps(counts))
+    else:
+        print(f"replayed {counts['replayed']} quarantined documents; "
+              f"{counts['still_refused']} still refused (see {settings.quarantine_index})")
     return 0
 
 

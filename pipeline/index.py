@@ -142,11 +142,14 @@ def index_documents(es: Elasticsearch, alias: str, documents: Iterable[dict[str,
     return failures
 
 
-def quarantine(es: Elasticsearch, index: str, failure: IndexFailure, run_id: str) -> None:
-    """Keep a document Elasticsearch refused for good, with its reason, for an operator to
-    look at (and re-index once the mapping is fixed); one record per URL."""
+def quarantine(es: Elasticsearch, index: str, failure: IndexFailure, run_id: str,
+               item_url: str | None = None) -> None:
+    """Keep a document Elasticsearch refused for good, with its reason and the feed item that
+    brought it, for an operator to look at and to replay once the mapping is fixed
+    (`pipeline.maintenance.replay_quarantine`); one record per URL."""
     es.index(index=index, id=url_id(failure.url), refresh="wait_for", document={
-        "url": failure.url, "reason": failure.reason, "detail": failure.detail,
+        "url": failure.url, "item_url": item_url or failure.url,
+        "reason": failure.reason, "detail": failure.detail,
         "run_id": run_id, "quarantined_at": datetime.now(UTC).isoformat(),
         "document": failure.document,
     })

@@ -332,7 +332,8 @@ class Ingestor:
             doc_id = url_id(article.url)
             if failure:
                 if not failure.transient:
-                    quarantine(self.es, self.settings.quarantine_index, failure, batch.run_id)
+                    quarantine(self.es, self.settings.quarantine_index, failure, batch.run_id,
+                               item.url)
                 # a transient refusal is Elasticsearch's state, not the page's fault
                 batch.fail(item, failure.reason, failure.detail, retryable=failure.transient,
                            attempted=not failure.transient)

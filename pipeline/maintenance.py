@@ -1,10 +1,11 @@
-"""maintenance: move the corpus to a new mapping version, and keep the ledger from growing
-without end.
+"""maintenance: move the corpus to a new mapping version, index again what the mapping refused
+once it takes it, and keep the ledger from growing without end.
 
 Reindexing is client-side (scan + bulk), since the local node has no reindex module, and safe
-against a concurrent ingest: the old index is made read-only first, so a run that writes
-meanwhile fails before settling anything and its rerun writes through the alias into the new
-index. The alias moves in one atomic `update_aliases` call, after the copy is counted.
+against a concurrent ingest: the old index is made read-only first, so the articles a run
+writes meanwhile fail `index_blocked` (retried by its next run, which writes through the alias
+into the new index); a reindex that fails takes the block off again. The alias moves in one
+atomic `update_aliases` call, after the copy is counted.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from typing import Any
 
 from elasticsearch import Elasticsearch, helpers
 
-from pipeline.ledger import SETTLED
+from pipeline.index import index_documents
+from pipeline.ledger import SETTLED, ledger_id
 from pipeline.records import Outcome
 from pipeline.settings import Settings
 from pipeline.store import alias_indices, articles_index, articles_version
@@ -44,9 +46,32 @@ def reindex(es: Elasticsearch, settings: Settings, batch_size: int = 500) -> Rei
     sources = [index for index in alias_indices(es, alias) if index != target]
     if not sources:
         return ReindexReport(status="current", target=target, sources=[])
+    # Writes wait while the corpus is copied: ingest records them `index_blocked`, retried on
+    # its next run at no cost. Whatever stops the copy, the block comes off again.
     es.indices.put_settings(index=",".join(sources), settings={"index.blocks.write": True})
+    try:
+        copied = _copy(es, sources, target, batch_size)
+        es.indices.update_aliases(actions=[
+            *({"remove": {"index": index, "alias": alias}} for index in sources),
+            {"add": {"index": target, "alias": alias, "is_write_index": True}},
+        ])
+    except BaseException:
+        es.indices.put_settings(index=",".join(sources),
+                                settings={"index.blocks.write": None})
+        raise
+    es.indices.delete(index=",".join(sources))
+    log.info("reindexed %s documents from %s into %s", copied, sources, target)
+    return ReindexReport(status="reindexed", target=target, sources=sources, copied=copied)
+
+
+def _copy(es: Elasticsearch, sources: list[str], target: str, batch_size: int) -> int:
+    """Copy every document of `sources` into `target`; how many. Raises when `target` holds
+    fewer than the sources do."""
     if not es.indices.exists(index=target):
         es.indices.create(index=target)
+    # what was written just before the block is searchable, so copied and counted, before the
+    # sources are deleted
+    es.indices.refresh(index=",".join(sources))
     copied, _ = helpers.bulk(es, (
         {"_op_type": "index", "_index": target, "_id": hit["_id"], "_source": hit["_source"]}
         for hit in helpers.scan(es, index=",".join(sources), size=batch_size,
@@ -57,13 +82,38 @@ def reindex(es: Elasticsearch, settings: Settings, batch_size: int = 500) -> Rei
     if es.count(index=target)["count"] < expected:
         raise RuntimeError(f"reindex into {target} copied fewer documents than {sources} hold; "
                            "the alias was not moved, run again")
-    es.indices.update_aliases(actions=[
-        *({"remove": {"index": index, "alias": alias}} for index in sources),
-        {"add": {"index": target, "alias": alias, "is_write_index": True}},
-    ])
-    es.indices.delete(index=",".join(sources))
-    log.info("reindexed %s documents from %s into %s", copied, sources, target)
-    return ReindexReport(status="reindexed", target=target, sources=sources, copied=copied)
+    return copied
+
+
+def replay_quarantine(es: Elasticsearch, settings: Settings,
+                      batch_size: int = 200) -> dict[str, int]:
+    """Index again the documents Elasticsearch refused for good (after a mapping fix and a
+    reindex, say): each one it now takes leaves the quarantine and its item's ledger record
+    says `indexed`; one still refused stays, with the new reason. Counts of both."""
+    counts = {"replayed": 0, "still_refused": 0}
+    held = list(helpers.scan(es, index=settings.quarantine_index, size=batch_size,
+                             query={"query": {"match_all": {}}}))
+    now = datetime.now(UTC).isoformat()
+    for start in range(0, len(held), batch_size):
+        batch = held[start:start + batch_size]
+        documents = [hit["_source"]["document"] for hit in batch if hit["_source"].get("document")]
+        refused = {f.url: f for f in index_documents(es, settings.index_alias, documents)}
+        for hit in batch:
+            record = hit["_source"]
+            failure = refused.get(record["url"])
+            if failure is not None or not record.get("document"):
+                counts["still_refused"] += 1
+                if failure is not None:
+                    es.update(index=settings.quarantine_index, id=hit["_id"], doc={
+                        "reason": failure.reason, "detail": failure.detail})
+                continue
+            es.options(ignore_status=404).update(
+                index=settings.ledger_index, id=ledger_id(record.get("item_url") or record["url"]),
+                doc={"status": Outcome.INDEXED.value, "reason": None, "error": None,
+                     "retryable": False, "doc_id": hit["_id"], "updated_at": now})
+            es.delete(index=settings.quarantine_index, id=hit["_id"], refresh="wait_for")
+            counts["replayed"] += 1
+    return counts
 
 
 def prune_ledger(es: Elasticsearch, settings: Settings, older_than_days: int,

@@ -8,7 +8,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from elasticsearch import ApiError, Elasticsearch
+from elasticsearch import ApiError, BadRequestError, Elasticsearch
 from elasticsearch import ConnectionError as ESConnectionError
 
 from pipeline.settings import Settings
@@ -50,19 +50,23 @@ def check_available(es: Elasticsearch, settings: Settings) -> None:
         raise StoreUnavailable(f"Elasticsearch at {settings.elasticsearch_display_url} is red")
 
 
-def open_store(settings: Settings) -> Elasticsearch:
+def open_store(settings: Settings, *, reindexing: bool = False) -> Elasticsearch:
     """A client for a cluster that is up, with the indices in place; `StoreUnavailable`
-    otherwise. What every run does first."""
+    otherwise. What every run does first (`reindexing`: the run that moves the corpus to a new
+    mapping version, which may find the live index behind it)."""
     es = connect(settings)
     check_available(es, settings)
-    ensure_indices(es, settings)
+    ensure_indices(es, settings, reindexing=reindexing)
     return es
 
 
-def ensure_indices(es: Elasticsearch, settings: Settings) -> None:
+def ensure_indices(es: Elasticsearch, settings: Settings, *, reindexing: bool = False) -> None:
     """Create (idempotently) the article index template, the first versioned index with the
     alias on it, the ledger, the feed-state and the feed-health indices; fields added to a
-    mapping file reach the existing indices."""
+    mapping file reach the existing indices, even one behind the mapping version (so that new
+    documents are not refused until `newsroom reindex` runs). A live index behind a mapping
+    that changes a field stops every run but the reindex itself: its documents would be
+    refused."""
     alias = settings.index_alias
     articles = _mapping_body(settings.config_dir, "articles")
     version = articles.pop("version")
@@ -83,8 +87,16 @@ def ensure_indices(es: Elasticsearch, settings: Settings) -> None:
         # the version in the mapping file and reindex.
         es.indices.put_mapping(index=alias, properties=articles["mappings"]["properties"])
     else:
-        log.warning("%s is behind the mapping version %s: run `newsroom reindex`", alias,
-                    version)
+        behind = ", ".join(alias_indices(es, alias)) or alias
+        try:
+            es.indices.put_mapping(index=alias, properties=articles["mappings"]["properties"])
+        except BadRequestError as exc:
+            if not reindexing:
+                raise StoreUnavailable(
+                    f"{alias} is on {behind}, behind the mapping version {version}, which "
+                    f"changes a field ({exc.message}): run `newsroom reindex` first") from exc
+        log.warning("%s is on %s, behind the mapping version %s: run `newsroom reindex`",
+                    alias, behind, version)
     for index, mapping in ((settings.ledger_index, "ledger"),
                            (settings.feed_state_index, "feeds"),
                            (settings.feed_health_index, "feed_health"),

@@ -78,7 +78,7 @@ def test_dagbag_imports_without_errors(airflow_env: dict[str, str]) -> None:
     assert maintenance.catchup is False and maintenance.max_active_runs == 1
     assert maintenance.schedule == "@daily"
     assert [t.task_id for t in maintenance.topological_sort()] == [
-        "reindex", "prune_ledger", "reenrich_corpus"]
+        "reindex", "replay_quarantine", "prune_ledger", "reenrich_corpus"]
 
 
 def test_dag_files_are_thin_orchestration() -> None:

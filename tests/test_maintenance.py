@@ -22,7 +22,7 @@ from pipeline.maintenance import prune_ledger, reindex
 from pipeline.provision import import_saved_objects, setup
 from pipeline.records import Outcome
 from pipeline.settings import CONFIG_DIR, Settings
-from pipeline.store import alias_indices, ensure_indices
+from pipeline.store import StoreUnavailable, alias_indices, ensure_indices
 
 
 @pytest.fixture
@@ -60,6 +60,84 @@ def test_reindex_copies_everything_and_swaps_the_alias(fresh_settings: Settings,
     es.index(index=alias, id="new", document={"url": "https://example.org/new"})  # writable
     assert not es.indices.exists(index=f"{alias}-v1")
     assert reindex(es, next_version).status == "current"
+
+
+def test_new_fields_reach_an_index_behind_the_mapping_version(fresh_settings: Settings,
+                                                               es: Elasticsearch,
+                                                               next_version: Settings) -> None:
+    # before the reindex, documents with the field the new mapping adds are taken, not refused
+    # by the old index's strict mapping
+    alias = fresh_settings.index_alias
+    ensure_indices(es, next_version)
+    assert alias_indices(es, alias) == [f"{alias}-v1"]
+    es.index(index=alias, id="with-section", document={"url": "https://example.org/s",
+                                                        "section": "world"})
+    assert es.get(index=alias, id="with-section")["_source"]["section"] == "world"
+
+
+def test_a_changed_field_stops_runs_until_the_reindex(fresh_settings: Settings,
+                                                      es: Elasticsearch,
+                                                      next_version: Settings) -> None:
+    path = next_version.config_dir / "mappings" / "articles.json"
+    body = json.loads(path.read_text())
+    body["mappings"]["properties"]["persons"] = {"type": "text"}  # was keyword
+    path.write_text(json.dumps(body))
+    with pytest.raises(StoreUnavailable, match="newsroom reindex"):
+        ensure_indices(es, next_version)
+    ensure_indices(es, next_version, reindexing=True)  # the reindex itself may run
+    assert reindex(es, next_version).status == "reindexed"
+    ensure_indices(es, next_version)  # and afterwards every run does
+
+
+def test_a_reindex_that_fails_takes_its_write_block_off(fresh_settings: Settings,
+                                                        es: Elasticsearch,
+                                                        next_version: Settings,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    alias = fresh_settings.index_alias
+    for n in range(5):
+        es.index(index=alias, id=f"doc-{n}", document={"url": f"https://example.org/{n}"})
+    es.indices.refresh(index=alias)
+
+    def dies(*args: object, **kwargs: object) -> Iterator[dict[str, object]]:
+        yield from ()
+        raise ConnectionError("the node went away in the middle of the copy")
+
+    monkeypatch.setattr("pipeline.maintenance.helpers.scan", dies)
+    with pytest.raises(ConnectionError):
+        reindex(es, next_version)
+    assert alias_indices(es, alias) == [f"{alias}-v1"]
+    es.index(index=alias, id="after", document={"url": "https://example.org/after"})  # writable
+    monkeypatch.undo()
+    assert reindex(es, next_version).copied == 6
+
+
+def test_quarantined_documents_are_replayed_once_the_mapping_takes_them(
+        fresh_settings: Settings, es: Elasticsearch, next_version: Settings) -> None:
+    from pipeline.index import index_documents, quarantine
+    from pipeline.maintenance import replay_quarantine
+    from pipeline.urls import url_id
+
+    alias = fresh_settings.index_alias
+    item = "https://example.org/story?utm_source=feed"
+    taken_later = {"url": "https://example.org/story", "title": "Story", "section": "world"}
+    never = {"url": "https://example.org/never", "title": "Never", "published_at": "someday"}
+    refused = index_documents(es, alias, [taken_later, never])
+    assert {f.reason for f in refused} == {"index_rejected"}  # strict mapping: no `section`
+    for failure in refused:
+        quarantine(es, fresh_settings.quarantine_index, failure, "run-1",
+                   item if failure.url == taken_later["url"] else None)
+    ledger = Ledger(es, fresh_settings.ledger_index, max_attempts=3)
+    ledger.record([LedgerEntry(item, "F", Outcome.FAILED, "run-1", reason="index_rejected")])
+
+    assert replay_quarantine(es, fresh_settings) == {"replayed": 0, "still_refused": 2}
+    ensure_indices(es, next_version)  # the mapping now has `section`
+    assert replay_quarantine(es, next_version) == {"replayed": 1, "still_refused": 1}
+    assert es.get(index=alias, id=url_id(taken_later["url"]))["_source"]["section"] == "world"
+    record = es.get(index=fresh_settings.ledger_index, id=ledger_id(item))["_source"]
+    assert record["status"] == "indexed" and record["doc_id"] == url_id(taken_later["url"])
+    es.indices.refresh(index=fresh_settings.quarantine_index)
+    left = es.search(index=fresh_settings.quarantine_index)["hits"]["hits"]
+    assert [h["_source"]["url"] for h in left] == [never["url"]]
 
 
 def test_prune_ledger_keeps_recent_and_retryable_records(fresh_settings: Settings,
