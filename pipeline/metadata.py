@@ -26,7 +26,7 @@ from trafilatura.metadata import examine_meta, extract_meta_json
 
 from pipeline.settings import ConfigError, load_yaml
 from pipeline.text import UNSPACED, fold, squash
-from pipeline.urls import MAX_URL_CHARS, normalize_url
+from pipeline.urls import MAX_URL_CHARS, normalize_url, same_site
 
 _DATE_META = (
     ("property", "article:published_time"),
@@ -110,12 +110,14 @@ class MetadataRules:
 
 def canonical_url(tree: HtmlElement, page_url: str) -> str:
     """`<link rel=canonical>` (then og:url) resolved against the page, normalised; else the
-    page URL normalised. A declared URL longer than `MAX_URL_CHARS` is no address."""
+    page URL normalised. Only a URL on the page's own site is trusted (another site's page
+    naming an outlet's article as its canonical would otherwise take over that article's
+    document); a declared URL longer than `MAX_URL_CHARS` is no address."""
     for xpath in ('//link[@rel="canonical"]/@href', '//meta[@property="og:url"]/@content'):
         for href in tree.xpath(xpath):
             candidate = urljoin(page_url, str(href).strip())
             if urlsplit(candidate).scheme in ("http", "https") \
-                    and len(candidate) <= MAX_URL_CHARS:
+                    and len(candidate) <= MAX_URL_CHARS and same_site(candidate, page_url):
                 return normalize_url(candidate)
     return normalize_url(page_url)
 

@@ -6,6 +6,8 @@ import hashlib
 import re
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from tld import get_fld
+
 _TRACKING_PREFIXES = ("utm_", "mc_", "pk_", "piwik_", "hsa_", "_hs")
 _TRACKING_PARAMS = {
     "fbclid", "gclid", "dclid", "gbraid", "wbraid", "msclkid", "yclid", "igshid", "_ga", "_gl",
@@ -49,6 +51,17 @@ def _normalize_path(path: str) -> str:
 def url_id(url: str) -> str:
     """A stable document id for a URL (hash of its normalised form)."""
     return hashlib.sha256(normalize_url(url).encode("utf-8")).hexdigest()[:40]
+
+
+def same_site(url: str, other: str) -> bool:
+    """Whether two URLs belong to one site: the same registrable domain under the Public
+    Suffix List (`amp.example.co.uk` and `www.example.co.uk`; not `a.github.io` and
+    `b.github.io`), or, for hosts it does not cover (addresses, `localhost`), the same host and
+    port."""
+    first, second = (get_fld(u, fail_silently=True) for u in (url, other))
+    if first and second:
+        return bool(first == second)
+    return urlsplit(url).netloc.lower() == urlsplit(other).netloc.lower()
 
 
 def _is_tracking(key: str) -> bool:

@@ -77,6 +77,29 @@ def test_canonical_falls_back_to_normalised_page_url() -> None:
             == "https://example.org/a/b?id=7")
 
 
+@pytest.mark.parametrize(("page_url", "declared", "canonical"), [
+    # the outlet's own AMP host and its www host are one site
+    ("https://amp.northern-wire.co.uk/a.html", "https://www.northern-wire.co.uk/a.html",
+     "https://www.northern-wire.co.uk/a.html"),
+    # an aggregator naming the outlet's article as its own canonical is not believed
+    ("https://aggregator.example/story/9", "https://www.northern-wire.co.uk/a.html",
+     "https://aggregator.example/story/9"),
+    # two sites under one public suffix are two sites
+    ("https://someone.github.io/copy", "https://other.github.io/original",
+     "https://someone.github.io/copy"),
+    # addresses: the same host and port only
+    ("http://127.0.0.1:8001/copy", "http://127.0.0.1:8002/original",
+     "http://127.0.0.1:8001/copy"),
+])
+def test_canonical_on_another_site_is_not_trusted(page_url: str, declared: str,
+                                                   canonical: str) -> None:
+    import lxml.html
+
+    tree = lxml.html.fromstring(f'<html><head><link rel="canonical" href="{declared}"></head>'
+                                "<body><p>x</p></body></html>")
+    assert canonical_url(tree, page_url) == canonical
+
+
 def test_charset_from_header_and_from_meta() -> None:
     text = "Путин и Си Цзиньпин"
     assert decode_html(text.encode("cp1251"), "windows-1251") == text

@@ -285,3 +285,39 @@ def test_an_item_the_ledger_cannot_hold_fails_alone(tmp_path: Path, es: Elastics
         (root / "f" / "rss.xml").write_text((root / "f" / "rss.xml").read_text() + " ")
         second = ingestor.ingest_feed(feed, "run-2")  # the feed changed: both listed again
         assert second.fetched == 0 and second.errors == []
+
+
+def test_another_sites_page_claiming_an_article_does_not_take_it_over(
+        tmp_path: Path, es: Elasticsearch, fresh_settings: Settings, site: SampleSite,
+        feeds_file: Path) -> None:
+    """An aggregator's page that declares an outlet's article as its canonical URL is its
+    own page: a copy of the article, recorded on it, never written over it."""
+    from pipeline.ingest import Ingestor
+    from pipeline.ledger import ledger_id
+    from pipeline.settings import Feed, load_feeds
+
+    northwire = next(f for f in load_feeds(feeds_file) if f.name == "Northern Wire")
+    story = next(a for a in sample_articles() if a.raw["relevant"] and a.outlet == "northwire")
+    original_url = story.raw["canonical"].replace("{BASE_URL}", site.base_url)
+    root = tmp_path / "aggregator"
+    (root / "a").mkdir(parents=True)
+    (root / "a" / "copy.html").write_bytes(
+        story.page_path.read_bytes().replace(b"{BASE_URL}", site.base_url.encode()))
+    with Ingestor(fresh_settings, es=es) as ingestor:
+        ingestor.ingest_feed(northwire, "run-outlet")
+        before = es.get(index=fresh_settings.index_alias, id=url_id(original_url))["_source"]
+        with SampleSite(root=root) as aggregator:
+            copy_url = f"{aggregator.base_url}/a/copy.html"
+            (root / "a" / "rss.xml").write_text(
+                '<?xml version="1.0"?><rss version="2.0"><channel><title>Agg</title>'
+                f"<link>x</link><description>d</description><item><title>Copy</title>"
+                f"<link>{copy_url}</link></item></channel></rss>")
+            report = ingestor.ingest_feed(
+                Feed(name="Aggregator", url=f"{aggregator.base_url}/a/rss.xml"), "run-agg")
+    after = es.get(index=fresh_settings.index_alias, id=url_id(original_url))["_source"]
+    assert report.duplicate == 1 and report.indexed == 0
+    assert after["source"] == before["source"] and after["text"] == before["text"]
+    assert after["url"] == original_url
+    assert copy_url in {d["url"] for d in after["duplicates"]}
+    record = es.get(index=fresh_settings.ledger_index, id=ledger_id(copy_url))["_source"]
+    assert record["status"] == "duplicate" and record["duplicate_of"] == url_id(original_url)
