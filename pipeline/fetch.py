@@ -35,9 +35,12 @@ _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")  # the IPv4 address is the last 3
 _NON_PUBLIC_V6 = (ipaddress.IPv6Network("::/96"), ipaddress.IPv6Network("64:ff9b:1::/48"))
 
 
-def check_address(url: str, allow_nets: tuple[IPNetwork, ...]) -> None:
-    """Raise `ItemError('blocked_address')` unless `url` is http(s) to a public address
-    (or to one inside `allow_nets`)."""
+def check_address(url: str, allow_nets: tuple[IPNetwork, ...]) -> str:
+    """The address to connect to for `url` (IPv4 first), every address its host resolves to
+    having been checked; `ItemError('blocked_address')` unless they are all public (or inside
+    `allow_nets`) and the scheme is http(s). The request then goes to that address: the name
+    is never resolved again, so a second answer (DNS rebinding) cannot route around the
+    check."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https"):
         raise ItemError("blocked_scheme", f"refusing to fetch {parts.scheme or 'relative'}: URL")
@@ -55,6 +58,10 @@ def check_address(url: str, allow_nets: tuple[IPNetwork, ...]) -> None:
         if not is_public(address):
             raise ItemError("blocked_address",
                             f"{host} resolves to non-public address {address}")
+    addresses = [ipaddress.ip_address(info[4][0]) for info in infos]
+    if not addresses:
+        raise ItemError("dns_error", f"{host} resolves to no address", transient=True)
+    return str(min(addresses, key=lambda a: a.version))
 
 
 def is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
@@ -86,6 +93,7 @@ class HttpClient:
             headers={"User-Agent": settings.user_agent},
             timeout=httpx.Timeout(settings.read_timeout, connect=settings.connect_timeout),
             follow_redirects=False,
+            trust_env=False,  # no proxy variables or .netrc routing around the address guard
         )
         self._limiter = HostLimiter.shared(settings.per_host_concurrency,
                                            settings.per_host_delay)
@@ -112,7 +120,7 @@ class HttpClient:
         Returns the page for 2xx and 304 answers; raises `ItemError` for everything else."""
         current = url
         for _ in range(self._settings.max_redirects + 1):
-            check_address(current, self._settings.allow_nets)
+            address = check_address(current, self._settings.allow_nets)
             paused = self._limiter.wait_left(current)
             if paused > self._settings.max_pause:
                 raise ItemError("rate_limited", f"{urlsplit(current).netloc} asked for a pause "
@@ -120,7 +128,7 @@ class HttpClient:
                                 retry_after=paused, attempted=False)
             if self._settings.respect_robots and not self._robots.allowed(current):
                 raise ItemError("robots_disallowed", f"robots.txt disallows {current}")
-            status, response_headers, body = self._get_once(current, headers or {})
+            status, response_headers, body = self._get_once(current, address, headers or {})
             if status in (301, 302, 303, 307, 308):
                 location = response_headers.get("location")
                 if not location:
@@ -152,20 +160,31 @@ class HttpClient:
 
     def _fetch_robots(self, url: str) -> tuple[int, bytes] | None:
         try:
-            check_address(url, self._settings.allow_nets)
-            status, _, body = self._get_once(url, {})
+            address = check_address(url, self._settings.allow_nets)
+            status, _, body = self._get_once(url, address, {})
         except ItemError:
             return None
         return status, body
 
-    def _get_once(self, url: str, headers: Mapping[str, str]) -> tuple[int, httpx.Headers, bytes]:
+    def _get_once(self, url: str, address: str,
+                  headers: Mapping[str, str]) -> tuple[int, httpx.Headers, bytes]:
         with self._limiter.slot(url):
-            return self._request(url, headers)
+            return self._request(url, address, headers)
 
-    def _request(self, url: str, headers: Mapping[str, str]) -> tuple[int, httpx.Headers, bytes]:
+    def _request(self, url: str, address: str,
+                 headers: Mapping[str, str]) -> tuple[int, httpx.Headers, bytes]:
+        """GET `url` from `address` (checked by `check_address`): the connection goes to the
+        address, the Host header and TLS (SNI, certificate) name the URL's host."""
         deadline = time.monotonic() + self._settings.total_timeout
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        host_header = parts.netloc.rpartition("@")[2]  # never the user info
+        literal = f"[{address}]" if ":" in address else address
+        wire = parts._replace(netloc=literal if parts.port is None
+                              else f"{literal}:{parts.port}").geturl()
         try:
-            with self._client.stream("GET", url, headers=dict(headers)) as response:
+            with self._client.stream("GET", wire, headers={**headers, "Host": host_header},
+                                     extensions={"sni_hostname": host}) as response:
                 declared = response.headers.get("content-length")
                 if declared and declared.isdigit() and int(declared) > self._settings.max_bytes:
                     raise ItemError("too_large", f"{url} declares {declared} bytes, "

@@ -173,3 +173,54 @@ def test_redirect_to_loopback_outside_allow_nets_is_refused(fresh_settings: Sett
     assert other.hits == []
     assert [h.path for h in site.content_hits()] == ["/feed.xml", "/hop", f"/{HEALTHY}"]
     assert (report.indexed, report.failed) == (1, 1)
+
+
+def test_a_second_dns_answer_cannot_route_around_the_guard(
+        fresh_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """DNS rebinding: a name answering an allowed address when checked, then a forbidden one
+    (127.0.0.2, outside 127.0.0.1/32) to whoever asks next. The request goes to the address
+    that was checked; the forbidden server records zero hits."""
+    from pipeline.fetch import HttpClient
+
+    http = replace(fresh_settings.http, allow_nets=parse_nets("127.0.0.1/32"),
+                   per_host_delay=0.0, read_timeout=2.0, connect_timeout=2.0)
+    real = socket.getaddrinfo
+    answers: list[str] = []
+
+    with ChaosServer(host="127.0.0.2") as other:
+        other.route("/page", chaos.page(b"<html>internal</html>"))
+        with ChaosServer(port=other.port) as site:
+            site.route("/page", chaos.page(sample_page(HEALTHY, site.base_url)))
+
+            def getaddrinfo(host: str, port: Any, *args: Any, **kwargs: Any) -> list[Any]:
+                if host != "rebinding.test":
+                    return real(host, port, *args, **kwargs)
+                answers.append("127.0.0.1" if not answers else "127.0.0.2")
+                return [(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "",
+                         (answers[-1], port or 0))]
+
+            monkeypatch.setattr(pipeline.fetch.socket, "getaddrinfo", getaddrinfo)
+            with HttpClient(replace(http, respect_robots=False)) as client:
+                page = client.get(f"http://rebinding.test:{other.port}/page")
+    assert page.status == 200 and b"internal" not in page.body
+    assert [h.path for h in site.content_hits()] == ["/page"]
+    assert other.hits == []
+    assert answers == ["127.0.0.1"]  # resolved once, for the check
+
+
+def test_proxy_variables_do_not_route_around_the_guard(
+        fresh_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A proxy named in the environment is not used: it would resolve and connect on its own,
+    past the address guard."""
+    from pipeline.fetch import HttpClient
+
+    http = replace(fresh_settings.http, per_host_delay=0.0, respect_robots=False)
+    with ChaosServer() as proxy, ChaosServer() as site:
+        site.route("/page", chaos.page(sample_page(HEALTHY, site.base_url)))
+        for variable in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+            monkeypatch.setenv(variable, proxy.base_url)
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        with HttpClient(http) as client:
+            assert client.get(site.url("/page")).status == 200
+    assert proxy.hits == [] and [h.path for h in site.content_hits()] == ["/page"]
