@@ -28,7 +28,7 @@ from airflow.sdk import dag, task
     tags=["newsroom", "maintenance"],
 )
 def news_maintenance() -> None:
-    @task
+    @task(multiple_outputs=False)
     def reindex() -> dict[str, Any]:
         from pipeline.maintenance import reindex
         from pipeline.settings import Settings
@@ -37,7 +37,7 @@ def news_maintenance() -> None:
         settings = Settings.load()
         return reindex(open_store(settings, reindexing=True), settings).as_dict()
 
-    @task
+    @task(multiple_outputs=False)
     def replay_quarantine() -> dict[str, int]:
         from pipeline.maintenance import replay_quarantine
         from pipeline.settings import Settings
@@ -55,7 +55,7 @@ def news_maintenance() -> None:
         settings = Settings.load()
         return prune_ledger(open_store(settings), settings, settings.ledger_retention_days)
 
-    @task
+    @task(multiple_outputs=False)
     def reenrich_corpus() -> dict[str, Any]:
         from pipeline.reenrich import reenrich
         from pipeline.settings import Settings

@@ -53,26 +53,32 @@ def news_backfill() -> None:
         return [{"source": name, "feeds": [feed.as_dict() for feed in feeds]}
                 for name, feeds in groups.items()]
 
-    @task(max_active_tis_per_dagrun=4)
+    @task(max_active_tis_per_dagrun=4, multiple_outputs=False,
+          execution_timeout=timedelta(minutes=100))
     def fill_source(source: dict[str, Any]) -> dict[str, Any]:
         from pipeline.backfill import run_mode, run_window
-        from pipeline.ingest import Ingestor
+        from pipeline.ingest import XCOM_ERRORS, Ingestor
         from pipeline.settings import Feed, Settings
 
         context = get_current_context()
         params = context["params"]
-        window = run_window(context.get("data_interval_start"), context.get("data_interval_end"))
+        # a manual run without a data interval fills the day before it was triggered, on
+        # every try (run_after does not move when a retry comes after midnight)
+        window = run_window(context.get("data_interval_start"), context.get("data_interval_end"),
+                            now=context["dag_run"].run_after)
         with Ingestor(Settings.load()) as ingestor:
             return ingestor.ingest_archive(
                 [Feed.from_dict(feed) for feed in source["feeds"]], window, context["run_id"],
                 run_mode(str(context["dag_run"].run_type)), reprocess=params["reprocess"],
-                dry_run=params["dry_run"]).as_dict()
+                dry_run=params["dry_run"]).as_dict(max_errors=XCOM_ERRORS)
 
-    @task(retries=0)
+    @task(retries=0, multiple_outputs=False, trigger_rule="all_done")
     def report(source_reports: list[dict[str, Any]]) -> dict[str, Any]:
         from pipeline.ingest import summarize
 
-        summary = summarize(get_current_context()["run_id"], list(source_reports))
+        # a source whose task failed has no report: the others are summed all the same
+        summary = summarize(get_current_context()["run_id"],
+                            [r for r in source_reports if r is not None])
         for source in summary["feeds"]:
             log.info("news_backfill source %s: %s, listed %s, indexed %s, failed %s",
                      source["name"], source["status"], source["seen"], source["indexed"],

@@ -37,20 +37,24 @@ def news_ingest() -> None:
         open_store(settings)
         return [feed.as_dict() for feed in load_feeds(settings.feeds_file)]
 
-    @task(max_active_tis_per_dagrun=4)
+    @task(max_active_tis_per_dagrun=4, multiple_outputs=False,
+          execution_timeout=timedelta(minutes=25))
     def ingest_feed(feed: dict[str, Any]) -> dict[str, Any]:
-        from pipeline.ingest import Ingestor
+        from pipeline.ingest import XCOM_ERRORS, Ingestor
         from pipeline.settings import Feed, Settings
 
         run_id = get_current_context()["run_id"]
         with Ingestor(Settings.load()) as ingestor:
-            return ingestor.ingest_feed(Feed.from_dict(feed), run_id, mode="poll").as_dict()
+            report = ingestor.ingest_feed(Feed.from_dict(feed), run_id, mode="poll")
+            return report.as_dict(max_errors=XCOM_ERRORS)
 
-    @task(retries=0)
+    @task(retries=0, multiple_outputs=False, trigger_rule="all_done")
     def report(feed_reports: list[dict[str, Any]]) -> dict[str, Any]:
         from pipeline.ingest import summarize
 
-        summary = summarize(get_current_context()["run_id"], list(feed_reports))
+        # a feed whose task failed has no report: the others are summed all the same
+        summary = summarize(get_current_context()["run_id"],
+                            [r for r in feed_reports if r is not None])
         for feed in summary["feeds"]:
             log.info("news_ingest feed %s: %s, seen %s, indexed %s, failed %s", feed["name"],
                      feed["status"], feed["seen"], feed["indexed"], feed["failed"])

@@ -121,11 +121,12 @@ class HttpClient:
         current = url
         for _ in range(self._settings.max_redirects + 1):
             address = check_address(current, self._settings.allow_nets)
-            paused = self._limiter.wait_left(current)
+            paused, why = self._limiter.wait_left(current)
             if paused > self._settings.max_pause:
-                raise ItemError("rate_limited", f"{urlsplit(current).netloc} asked for a pause "
-                                                f"({paused:.0f} s left)", transient=True,
-                                retry_after=paused, attempted=False)
+                said = ("asked for a pause" if why == "rate_limited"
+                        else "stopped answering; left alone")
+                raise ItemError(why, f"{urlsplit(current).netloc} {said} ({paused:.0f} s left)",
+                                transient=True, retry_after=paused, attempted=False)
             if self._settings.respect_robots and not self._robots.allowed(current):
                 raise ItemError("robots_disallowed", f"robots.txt disallows {current}")
             status, response_headers, body = self._get_once(current, address, headers or {})
@@ -169,7 +170,16 @@ class HttpClient:
     def _get_once(self, url: str, address: str,
                   headers: Mapping[str, str]) -> tuple[int, httpx.Headers, bytes]:
         with self._limiter.slot(url):
-            return self._request(url, address, headers)
+            try:
+                answer = self._request(url, address, headers)
+            except ItemError as exc:
+                if exc.reason in ("timeout", "connection_error"):
+                    self._limiter.answered(url, ok=False, strikes=self._settings.host_strikes,
+                                           rest=self._settings.host_rest)
+                raise
+            self._limiter.answered(url, ok=True, strikes=self._settings.host_strikes,
+                                   rest=self._settings.host_rest)
+            return answer
 
     def _request(self, url: str, address: str,
                  headers: Mapping[str, str]) -> tuple[int, httpx.Headers, bytes]:

@@ -49,6 +49,7 @@ log = logging.getLogger(__name__)
 
 COUNTS = ("seen", "fetched", "indexed", "duplicate", "irrelevant", "failed")
 URL_LIST = "urls"  # the feed name ledger records of `ingest_urls` carry
+XCOM_ERRORS = 20  # errors a feed's report keeps where Airflow stores it (XCom, every run)
 
 
 @dataclass
@@ -71,10 +72,15 @@ class FeedReport:
     planned: list[str] = field(default_factory=list)  # dry runs: what would be fetched
     fetch_ms: list[float] = field(default_factory=list)
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self, max_errors: int | None = None) -> dict[str, Any]:
+        """The report as plain data; with `max_errors`, only that many errors (the ledger
+        holds every item's), and how many were left out."""
         report = asdict(self)
         times = report.pop("fetch_ms")
         report["median_fetch_ms"] = round(statistics.median(times), 1) if times else None
+        kept = report["errors"] if max_errors is None else report["errors"][:max_errors]
+        report["errors_left_out"] = len(report["errors"]) - len(kept)
+        report["errors"] = kept
         return report
 
 
@@ -228,8 +234,17 @@ class Ingestor:
 
     def _process(self, items: list[FeedItem], batch: _Batch,
                  previous: dict[str, dict[str, Any]]) -> None:
+        """Take `items`, then write and record them; sooner, every `flush_after_s`, when they
+        come slowly: a run stopped by its timeout loses at most that much work."""
         dedup = Deduplicator(self.es, self.settings.index_alias, self.hasher)
+        started = time.monotonic()
         for item in items:
+            taken = batch.entries or batch.accepted or batch.copies
+            if taken and time.monotonic() - started > self.settings.flush_after_s:
+                self._finish(batch, previous)
+                batch = batch.fresh()
+                dedup = Deduplicator(self.es, self.settings.index_alias, self.hasher)
+                started = time.monotonic()
             try:
                 self._take(item, batch, dedup)
             except ItemError as exc:
@@ -241,6 +256,10 @@ class Ingestor:
             except Exception as exc:  # a bug or a page that breaks a library: keep going
                 log.exception("item %s failed unexpectedly", item.url)
                 batch.fail(item, "internal_error", f"{type(exc).__name__}: {exc}")
+        self._finish(batch, previous)
+
+    def _finish(self, batch: _Batch, previous: dict[str, dict[str, Any]]) -> None:
+        """Write the batch's articles and record every item's outcome."""
         self._write(batch)
         for url, error in self.ledger.record(batch.entries, previous):
             # not recorded: the next run takes the item again (its article, if indexed, is

@@ -1,7 +1,7 @@
 """Politeness towards the sites we fetch from: robots.txt honoured per host (cached), at most
 `per_host_concurrency` requests to one host at a time, at least `per_host_delay` seconds
 between the starts of two requests to it, and none while the host has asked for a pause
-(`Retry-After`).
+(`Retry-After`) or rests after timing out several times in a row.
 
 The limits hold for every HttpClient of a process (threads share them); Airflow workers in
 other processes each keep their own, so the per-host cap of a deployment is this cap times the
@@ -27,6 +27,8 @@ class _Host:
     slots: threading.Semaphore
     lock: threading.Lock = field(default_factory=threading.Lock)
     next_start: float = 0.0
+    why_paused: str = "rate_limited"
+    failures: int = 0  # requests in a row that timed out or could not connect
 
 
 class HostLimiter:
@@ -63,17 +65,30 @@ class HostLimiter:
                 time.sleep(wait)
             yield
 
-    def pause(self, url: str, seconds: float) -> None:
+    def pause(self, url: str, seconds: float, why: str = "rate_limited") -> None:
         """No request to `url`'s host starts in the next `seconds`."""
         host = self._host(urlsplit(url).netloc.lower())
         with host.lock:
-            host.next_start = max(host.next_start, time.monotonic() + seconds)
+            if time.monotonic() + seconds > host.next_start:
+                host.next_start, host.why_paused = time.monotonic() + seconds, why
 
-    def wait_left(self, url: str) -> float:
-        """Seconds until a request to `url`'s host may start."""
+    def wait_left(self, url: str) -> tuple[float, str]:
+        """Seconds until a request to `url`'s host may start, and why it waits: `rate_limited`
+        (it asked for a pause) or `host_unresponsive` (it stopped answering)."""
         host = self._host(urlsplit(url).netloc.lower())
         with host.lock:
-            return max(0.0, host.next_start - time.monotonic())
+            return max(0.0, host.next_start - time.monotonic()), host.why_paused
+
+    def answered(self, url: str, *, ok: bool, strikes: int, rest: float) -> None:
+        """Count a request that was answered (`ok`) or timed out / could not connect; after
+        `strikes` of those in a row the host rests for `rest` seconds: one stalled host costs a
+        run a few timeouts, not one per item."""
+        host = self._host(urlsplit(url).netloc.lower())
+        with host.lock:
+            host.failures = 0 if ok else host.failures + 1
+            stalled = host.failures >= strikes
+        if stalled:
+            self.pause(url, rest, why="host_unresponsive")
 
     def _host(self, netloc: str) -> _Host:
         with self._lock:

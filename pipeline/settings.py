@@ -93,6 +93,8 @@ class HttpSettings:
     per_host_concurrency: int = 2
     per_host_delay: float = 0.0  # seconds between request starts on one host
     max_pause: float = 30.0  # a Retry-After pause a run waits out; longer: the host's items wait
+    host_strikes: int = 2  # timeouts / refused connections in a row before a host rests
+    host_rest: float = 600.0  # seconds a host that stopped answering is left alone (< a poll)
     respect_robots: bool = True
     allow_nets: tuple[IPNetwork, ...] = ()
 
@@ -136,6 +138,7 @@ class Settings:
     polling: PollSettings = PollSettings()
     max_attempts: int = 3
     batch_size: int = 100
+    flush_after_s: float = 120.0
     ledger_retention_days: int = 365
 
     @property
@@ -179,10 +182,12 @@ class Settings:
                     optional={"user_agent", "connect_timeout", "read_timeout", "total_timeout",
                               "max_bytes",
                               "max_redirects", "per_host_concurrency", "per_host_delay",
-                              "max_pause", "respect_robots"}, where="newsroom.yaml http")
+                              "max_pause", "host_strikes", "host_rest", "respect_robots"},
+                    where="newsroom.yaml http")
         ingest_raw = raw.get("ingest") or {}
         _check_keys(ingest_raw, required=set(),
-                    optional={"max_attempts", "batch_size", "ledger_retention_days"},
+                    optional={"max_attempts", "batch_size", "flush_after_s",
+                              "ledger_retention_days"},
                     where="newsroom.yaml ingest")
         archive_raw = raw.get("archive") or {}
         _check_keys(archive_raw, required=set(), optional=set(ArchiveSettings.__dataclass_fields__),
@@ -224,6 +229,7 @@ class Settings:
             polling=polling,
             max_attempts=int(ingest_raw.get("max_attempts", cls.max_attempts)),
             batch_size=int(ingest_raw.get("batch_size", cls.batch_size)),
+            flush_after_s=float(ingest_raw.get("flush_after_s", cls.flush_after_s)),
             ledger_retention_days=int(ingest_raw.get("ledger_retention_days",
                                                      cls.ledger_retention_days)),
         )

@@ -80,6 +80,16 @@ def test_dagbag_imports_without_errors(airflow_env: dict[str, str]) -> None:
     assert [t.task_id for t in maintenance.topological_sort()] == [
         "reindex", "replay_quarantine", "prune_ledger", "reenrich_corpus"]
 
+    for each in bag.dags.values():
+        for task in each.tasks:
+            # one XCom per return value: a report's keys are never split into XComs of their own
+            assert task.multiple_outputs is False, task.task_id
+        for name in ("ingest_feed", "fill_source"):
+            if name in each.task_dict:  # a task ends before the run's timeout stops the run
+                assert each.task_dict[name].execution_timeout < each.dagrun_timeout
+        if "report" in each.task_dict:  # one failed feed does not hide the others' reports
+            assert each.task_dict["report"].trigger_rule == "all_done"
+
 
 def test_dag_files_are_thin_orchestration() -> None:
     for path in (PROJECT_ROOT / "dags").glob("*.py"):

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -155,7 +156,10 @@ def test_transient_failures_are_retried_until_they_succeed(tmp_path: Path, es: E
         f"<description>d</description><item><title>Late</title><link>{story_url}</link>"
         "</item></channel></rss>")
 
-    with SampleSite(root=tmp_path / "feeds") as feeds, Ingestor(fresh_settings, es=es) as ingestor:
+    # The runs follow each other at once here; in production a poll interval (longer than
+    # `host_rest`) passes between them, so the down host is no longer resting.
+    settings = replace(fresh_settings, http=replace(fresh_settings.http, host_rest=0.0))
+    with SampleSite(root=tmp_path / "feeds") as feeds, Ingestor(settings, es=es) as ingestor:
         feed = Feed(name="F", url=f"{feeds.base_url}/f/rss.xml")
         first = ingestor.ingest_feed(feed, "run-1")
         assert (first.failed, first.errors[0]["reason"]) == (1, "connection_error")
@@ -321,3 +325,53 @@ def test_another_sites_page_claiming_an_article_does_not_take_it_over(
     assert copy_url in {d["url"] for d in after["duplicates"]}
     record = es.get(index=fresh_settings.ledger_index, id=ledger_id(copy_url))["_source"]
     assert record["status"] == "duplicate" and record["duplicate_of"] == url_id(original_url)
+
+
+def test_a_slow_feed_is_recorded_as_it_goes(es: Elasticsearch, fresh_settings: Settings) -> None:
+    """Items taken before a stalling one are written and recorded while it stalls (after
+    `flush_after_s`), not only at the end of the batch: a run stopped by its timeout keeps
+    them."""
+    import threading
+    import time
+
+    from pipeline.ingest import Ingestor
+    from pipeline.ledger import ledger_id
+    from pipeline.settings import Feed
+    from tests.chaos import server as chaos
+    from tests.chaos.server import ChaosServer
+    from tests.chaos.suite import HEALTHY, Item, rss, sample_page
+
+    settings = replace(fresh_settings, flush_after_s=0.0, http=replace(
+        fresh_settings.http, read_timeout=2.0, respect_robots=False, per_host_delay=0.0))
+    with ChaosServer() as site, ChaosServer() as slow:
+        healthy = site.route(f"/{HEALTHY}", chaos.page(sample_page(HEALTHY, site.base_url)))
+        stalled = slow.route("/stall", chaos.delayed_headers(10, chaos.page(b"late")))
+        site.route("/feed.xml", chaos.page(rss([Item(healthy, "ok"), Item(stalled, "stall")]),
+                                           "application/rss+xml"))
+        with Ingestor(settings, es=es) as ingestor:
+            run = threading.Thread(target=ingestor.ingest_feed, args=(
+                Feed(name="slow", url=site.url("/feed.xml")), "run-slow"))
+            run.start()
+            while not slow.content_hits() and run.is_alive():
+                time.sleep(0.05)
+            time.sleep(0.5)  # the stalled request is in flight
+            recorded_meanwhile = es.exists(index=settings.ledger_index, id=ledger_id(healthy))
+            run.join()
+    assert recorded_meanwhile
+    assert es.get(index=settings.ledger_index, id=ledger_id(healthy))["_source"]["status"] == \
+        "indexed"
+    assert es.get(index=settings.ledger_index, id=ledger_id(stalled))["_source"]["reason"] == \
+        "timeout"
+
+
+def test_a_report_kept_in_xcom_holds_a_bounded_number_of_errors() -> None:
+    # a failing 10,000-item feed must not write megabytes into Airflow's metadata DB each run
+    from pipeline.ingest import XCOM_ERRORS, FeedReport
+
+    report = FeedReport(name="F", url="u", failed=10_000, errors=[
+        {"url": f"https://example.org/{n}", "reason": "http_404", "error": "HTTP 404"}
+        for n in range(10_000)])
+    kept = report.as_dict(max_errors=XCOM_ERRORS)
+    assert len(kept["errors"]) == XCOM_ERRORS and kept["errors_left_out"] == 10_000 - XCOM_ERRORS
+    assert kept["failed"] == 10_000
+    assert len(report.as_dict()["errors"]) == 10_000  # the CLI's --json keeps them all

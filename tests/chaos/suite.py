@@ -465,6 +465,42 @@ def slow_drip(stage: Stage) -> Check:
     return check
 
 
+@scenario("stalled_host", "a host that accepts, then stalls, for a dozen items")
+def stalled_host(stage: Stage) -> Check:
+    """A host that accepts connections and then sends nothing, listed for 12 items: after
+    `host_strikes` (2) timeouts in a row it rests, so its other items fail `host_unresponsive`
+    at once (retryable, no attempt spent), the run reaches the healthy item within a few
+    timeouts, not twelve, and the rerun leaves the resting host alone."""
+    slow = ChaosServer().start()
+    stage.cleanups.append(slow.stop)
+    stage.http.update(host_strikes=2, host_rest=600.0)
+    slow.route("/robots.txt", chaos.page(b"", "text/plain", status=404))
+    stalled = [slow.route(f"/stall/{n}", chaos.delayed_headers(30, chaos.page(b"late")))
+               for n in range(12)]
+    stage.items += [Item(url, f"stalled {n}") for n, url in enumerate(stalled)]
+    stage.add_healthy()
+
+    def check(out: Outcome) -> tuple[str, list[str]]:
+        problems = []
+        for url in stalled:
+            problems += expect(out, url, "failed", retryable=True)
+        spent = [out.record(url).get("attempts") for url in stalled]
+        if spent != [1, 1] + [0] * 10:  # the two asked spent one; the rest none
+            problems.append(f"attempts spent: {spent}")
+        asked = [(h.run, h.path) for h in slow.content_hits()]
+        if asked != [(0, "/stall/0"), (0, "/stall/1")]:  # the rerun leaves the host alone
+            problems.append(f"the stalled host was asked for {asked}")
+        healthy = stage.server.hits_for(path_of(stage.healthy or ""), 0)
+        took = healthy[0].at - out.run_spans[0][0] if healthy else float("inf")
+        limit = 2 * READ_TIMEOUT + 3.0
+        if took > limit:
+            problems.append(f"the run reached the healthy item after {took:.1f}s "
+                            f"(limit {limit:.1f}s)")
+        return (f"2 timeouts, then host_unresponsive at once; healthy item reached after "
+                f"{took:.1f}s"), problems
+    return check
+
+
 @scenario("slow_accept", "connection not accepted (SYN dropped)")
 def slow_accept(stage: Stage) -> Check:
     """A host whose accept queue is full (connections not accepted for 30 s) fails `timeout`
@@ -1058,10 +1094,12 @@ def es_mapping_conflict(stage: Stage) -> Check:
 # --- running ---------------------------------------------------------------------------------
 
 def scenario_settings(settings: Settings, alias: str, overrides: dict[str, Any]) -> Settings:
+    # One server serves every fault of a scenario beside its healthy items: its host never
+    # rests after timeouts here (`stalled_host` is the scenario where it does).
     http = replace(settings.http, allow_nets=parse_nets("127.0.0.0/8"), per_host_delay=0.0,
                    read_timeout=READ_TIMEOUT, connect_timeout=CONNECT_TIMEOUT,
                    total_timeout=TOTAL_TIMEOUT,
-                   max_bytes=MAX_BYTES, respect_robots=True)
+                   max_bytes=MAX_BYTES, respect_robots=True, host_strikes=1_000_000)
     return replace(settings, index_alias=alias, http=replace(http, **overrides), max_attempts=3)
 
 
