@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Self
 
-from elasticsearch import ApiError, Elasticsearch, TransportError
+from elasticsearch import ApiError, Elasticsearch, NotFoundError, TransportError
 
 from pipeline.archive import Window, list_archive
 from pipeline.dedup import Deduplicator, DuplicateOf, Fingerprint, fingerprint
@@ -37,7 +37,7 @@ from pipeline.index import (
 )
 from pipeline.ledger import FeedStates, Ledger, LedgerEntry
 from pipeline.minhash import MinHasher
-from pipeline.reconcile import Indexed, reconcile
+from pipeline.reconcile import Indexed, holder_of, reconcile
 from pipeline.records import Article, FeedItem, ItemError, Outcome, Page
 from pipeline.relevance import TopicModel, score_relevance
 from pipeline.settings import Feed, Settings
@@ -339,9 +339,22 @@ class Ingestor:
                                       batch.mode, self.enrich_version)
                      for article, (_, _, print_) in zip(enriched, batch.accepted, strict=True)]
         rejected = {f.url: f for f in index_documents(self.es, alias, documents)}
-        for _, article, original in batch.copies:
-            add_duplicate(self.es, alias, original.doc_id, article.url,
-                          batch.feed.source_name, article.fetched_at)
+        moved: dict[str, str] = {}  # originals another worker demoted meanwhile -> where to
+        for item, article, original in batch.copies:
+            target = moved.get(original.doc_id, original.doc_id)
+            try:
+                add_duplicate(self.es, alias, target, article.url, batch.feed.source_name,
+                              article.fetched_at)
+            except NotFoundError:
+                holder = holder_of(self.es, alias, original.url)
+                if holder is None:  # gone without a trace: the next run judges it again
+                    batch.entries = [e for e in batch.entries if e.url != item.url]
+                    batch.fail(item, "original_gone", f"{original.url} was removed meanwhile",
+                               retryable=True, attempted=False)
+                    continue
+                moved[original.doc_id] = holder
+                add_duplicate(self.es, alias, holder, article.url, batch.feed.source_name,
+                              article.fetched_at)
         # Copies indexed meanwhile by other workers, or published later than ours: one stays.
         demoted = reconcile(self.es, alias, self.ledger, self.hasher, [
             Indexed(url_id(article.url), article.url, print_, utc_iso(article.published_at))
@@ -361,7 +374,8 @@ class Ingestor:
                                                  duplicate_of=demoted[doc_id]))
             else:
                 batch.entries.append(batch.entry(item, Outcome.INDEXED, doc_id=doc_id))
-        batch.entries = [replace(e, duplicate_of=demoted.get(e.duplicate_of, e.duplicate_of))
+        moved.update(demoted)
+        batch.entries = [replace(e, duplicate_of=moved.get(e.duplicate_of, e.duplicate_of))
                          if e.duplicate_of else e for e in batch.entries]
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, NamedTuple
 
-from elasticsearch import Elasticsearch
+from elasticsearch import ConflictError, Elasticsearch, NotFoundError
 
 from pipeline.dedup import Fingerprint, lsh_query, precedes
 from pipeline.index import add_duplicates
@@ -21,6 +21,7 @@ from pipeline.ledger import Ledger
 from pipeline.minhash import MinHasher
 
 _CANDIDATES = 20
+_DEMOTE_RETRIES = 10
 
 
 class Indexed(NamedTuple):
@@ -55,7 +56,7 @@ def reconcile(es: Elasticsearch, alias: str, ledger: Ledger, hasher: MinHasher,
         urls = {doc.doc_id: doc.url for doc in batch}
         for doc in es.mget(index=alias, ids=ours, source_includes=[])["docs"]:
             if not doc.get("found") and doc["_id"] not in demoted:
-                holder = _holder(es, alias, urls[doc["_id"]])
+                holder = holder_of(es, alias, urls[doc["_id"]])
                 if holder:
                     demoted[doc["_id"]] = holder
     return demoted
@@ -63,23 +64,33 @@ def reconcile(es: Elasticsearch, alias: str, ledger: Ledger, hasher: MinHasher,
 
 def demote(es: Elasticsearch, alias: str, ledger: Ledger, loser_id: str, winner_id: str) -> None:
     """Make `loser_id` a recorded copy of `winner_id` (idempotent: a document already demoted
-    by another worker is left alone)."""
-    loser = es.options(ignore_status=404).get(
-        index=alias, id=loser_id, source_includes=["url", "source.name", "fetched_at",
-                                                   "duplicates"])
-    if not loser.get("found"):
+    by another worker is left alone). The loser is deleted only as it was read: a copy another
+    worker recorded on it meanwhile is moved onto the winner too, never lost."""
+    for _ in range(_DEMOTE_RETRIES):
+        loser = es.options(ignore_status=404).get(
+            index=alias, id=loser_id, source_includes=["url", "source.name", "fetched_at",
+                                                       "duplicates"])
+        if not loser.get("found"):
+            return
+        source: dict[str, Any] = loser["_source"]
+        copies = [{"url": source["url"], "source": source.get("source", {}).get("name"),
+                   "seen_at": source.get("fetched_at")}, *(source.get("duplicates") or [])]
+        add_duplicates(es, alias, winner_id, copies)
+        try:
+            es.delete(index=loser["_index"], id=loser_id, if_seq_no=loser["_seq_no"],
+                      if_primary_term=loser["_primary_term"], refresh="wait_for")
+        except ConflictError:
+            continue  # changed since it was read (a copy recorded on it): move that too
+        except NotFoundError:
+            pass  # another worker demoted it meanwhile
+        ledger.repoint(loser_id, winner_id)
         return
-    source: dict[str, Any] = loser["_source"]
-    copies = [{"url": source["url"], "source": source.get("source", {}).get("name"),
-               "seen_at": source.get("fetched_at")}, *(source.get("duplicates") or [])]
-    add_duplicates(es, alias, winner_id, copies)
-    es.options(ignore_status=404).delete(index=loser["_index"], id=loser_id,
-                                         refresh="wait_for")
-    ledger.repoint(loser_id, winner_id)
+    raise RuntimeError(f"could not demote {loser_id}: it kept changing")
 
 
-def _holder(es: Elasticsearch, alias: str, url: str) -> str | None:
-    """The document that recorded `url` among its duplicates."""
+def holder_of(es: Elasticsearch, alias: str, url: str) -> str | None:
+    """The document that recorded `url` among its duplicates (where a demoted document's URL
+    went)."""
     es.indices.refresh(index=alias)
     hits = es.search(index=alias, size=1, source_includes=[],
                      query={"term": {"duplicates.url": url}})["hits"]["hits"]

@@ -1,0 +1,103 @@
+"""Races between workers, with the interleavings forced: another worker demotes the original a
+copy is being recorded on, or records a copy on a document being demoted. Nothing is lost,
+nothing aborts, every ledger record names a document that exists."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from elasticsearch import Elasticsearch
+
+import pipeline.ingest
+import pipeline.reconcile
+from pipeline.index import add_duplicate, index_documents
+from pipeline.ingest import Ingestor
+from pipeline.ledger import Ledger, ledger_id
+from pipeline.reconcile import demote
+from pipeline.settings import Feed, Settings, load_feeds
+from pipeline.urls import url_id
+from tests.conftest import sample_articles
+from tests.sample_site.server import SampleSite
+
+
+def _earlier_twin(es: Elasticsearch, alias: str, doc_id: str, url: str) -> str:
+    """Index, under `url`, the same text as `doc_id` published a day earlier: the document a
+    worker elsewhere found to be the original. Its id."""
+    source = es.get(index=alias, id=doc_id)["_source"]
+    twin = {**source, "url": url, "published_at": "2020-01-01T00:00:00+00:00",
+            "indexed_at": datetime.now(UTC).isoformat()}  # indexed after it
+    for key in ("duplicates", "duplicate_count"):
+        twin.pop(key, None)
+    assert index_documents(es, alias, [twin]) == []
+    return url_id(url)
+
+
+def test_a_copy_whose_original_was_just_demoted_goes_to_the_winner(
+        tmp_path: Path, es: Elasticsearch, fresh_settings: Settings, site: SampleSite,
+        feeds_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    alias = fresh_settings.index_alias
+    northwire = next(f for f in load_feeds(feeds_file) if f.name == "Northern Wire")
+    story = next(a for a in sample_articles() if a.raw["relevant"] and a.outlet == "northwire")
+    original_url = story.raw["canonical"].replace("{BASE_URL}", site.base_url)
+    root = tmp_path / "mirror"
+    (root / "m").mkdir(parents=True)
+    (root / "m" / "copy.html").write_bytes(
+        story.page_path.read_bytes().replace(b"{BASE_URL}", site.base_url.encode()))
+    with Ingestor(fresh_settings, es=es) as ingestor:
+        ingestor.ingest_feed(northwire, "run-outlet")
+        winner = _earlier_twin(es, alias, url_id(original_url), "https://wire.example/first")
+        ledger = Ledger(es, fresh_settings.ledger_index, fresh_settings.max_attempts)
+        real = pipeline.ingest.add_duplicate
+        calls: list[str] = []
+
+        def after_another_worker_demoted(es_: Elasticsearch, alias_: str, original_id: str,
+                                         *args: Any) -> None:
+            if not calls:  # another worker finds the earlier twin and demotes ours first
+                demote(es, alias, ledger, url_id(original_url), winner)
+            calls.append(original_id)
+            real(es_, alias_, original_id, *args)
+
+        monkeypatch.setattr(pipeline.ingest, "add_duplicate", after_another_worker_demoted)
+        with SampleSite(root=root) as mirror:
+            copy_url = f"{mirror.base_url}/m/copy.html"
+            (root / "m" / "rss.xml").write_text(
+                '<?xml version="1.0"?><rss version="2.0"><channel><title>M</title>'
+                f"<link>x</link><description>d</description><item><title>Copy</title>"
+                f"<link>{copy_url}</link></item></channel></rss>")
+            report = ingestor.ingest_feed(
+                Feed(name="Mirror", url=f"{mirror.base_url}/m/rss.xml"), "run-mirror")
+    assert report.duplicate == 1 and report.errors == []
+    assert not es.exists(index=alias, id=url_id(original_url))
+    kept = es.get(index=alias, id=winner)["_source"]
+    assert {original_url, copy_url} <= {d["url"] for d in kept["duplicates"]}
+    record = es.get(index=fresh_settings.ledger_index, id=ledger_id(copy_url))["_source"]
+    assert (record["status"], record["duplicate_of"]) == ("duplicate", winner)
+
+
+def test_a_copy_recorded_on_a_document_being_demoted_is_not_lost(
+        es: Elasticsearch, fresh_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.test_store import _doc
+
+    alias = fresh_settings.index_alias
+    loser, winner = "https://late.example/story", "https://early.example/story"
+    assert index_documents(es, alias, [_doc(loser), _doc(winner)]) == []
+    ledger = Ledger(es, fresh_settings.ledger_index, fresh_settings.max_attempts)
+    real = pipeline.reconcile.add_duplicates
+    moved: list[int] = []
+
+    def while_another_worker_records_a_copy(es_: Elasticsearch, alias_: str, original_id: str,
+                                            copies: list[dict[str, Any]]) -> None:
+        real(es_, alias_, original_id, copies)
+        if not moved:  # between our read of the loser and its deletion
+            add_duplicate(es, alias, url_id(loser), "https://syndicator.example/x", "Synd",
+                          datetime.now(UTC))
+        moved.append(len(copies))
+
+    monkeypatch.setattr(pipeline.reconcile, "add_duplicates", while_another_worker_records_a_copy)
+    demote(es, alias, ledger, url_id(loser), url_id(winner))
+    assert not es.exists(index=alias, id=url_id(loser))
+    kept = {d["url"] for d in es.get(index=alias, id=url_id(winner))["_source"]["duplicates"]}
+    assert kept == {loser, "https://syndicator.example/x"}
