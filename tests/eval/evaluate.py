@@ -59,6 +59,12 @@ def plain_trafilatura(page: GoldPage) -> str:
     return trafilatura.extract(html, url=page.url) or ""
 
 
+def plain_with_metadata(page: GoldPage) -> str:
+    """Plain trafilatura asked for what `ours` also gives: title, author, date (htmldate)."""
+    html = decode_html(page.body, page.http_charset)
+    return trafilatura.extract(html, url=page.url, with_metadata=True) or ""
+
+
 def extraction_scores(pages: list[GoldPage], extract: Callable[[GoldPage], str]
                       ) -> tuple[dict[str, float], list[tuple[str, float]]]:
     shared = got = want = 0

@@ -56,6 +56,12 @@ def plain_trafilatura(page: RealPage) -> str:
     return trafilatura.extract(decode_html(page.body, None), url=page.url) or ""
 
 
+def plain_with_metadata(page: RealPage) -> str:
+    """Plain trafilatura asked for what `ours` also gives: title, author, date (htmldate)."""
+    return trafilatura.extract(decode_html(page.body, None), url=page.url,
+                               with_metadata=True) or ""
+
+
 EXTRACTORS: dict[str, Callable[[RealPage], str]] = {
     "ours": ours, "plain trafilatura": plain_trafilatura}
 
