@@ -6,10 +6,11 @@ the tests never touch the demo's `news-articles` corpus.
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +62,17 @@ def sample_articles(kind: str | None = "article") -> list[SampleArticle]:
             if kind is None or raw["kind"] == kind:
                 articles.append(SampleArticle(outlet=data["slug"], raw=raw))
     return articles
+
+
+def republished_later(article: SampleArticle, base: str, hours: int = 1) -> str:
+    """The article's page as served under `base`, with every time it declares moved `hours`
+    later: a copy republished elsewhere, as aggregators and mirrors do. (Of two copies
+    published at the same minute, the lower id is the original, whichever site it is on.)"""
+    page = article.page_path.read_text(encoding="utf-8").replace("{BASE_URL}", base)
+    for stamp in set(re.findall(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d", page)):
+        page = page.replace(stamp, (datetime.fromisoformat(stamp)
+                                    + timedelta(hours=hours)).isoformat())
+    return page
 
 
 def article_id(article: SampleArticle) -> str:

@@ -15,7 +15,7 @@ from elasticsearch import Elasticsearch
 
 from pipeline.settings import CONFIG_DIR, Settings, load_yaml
 from pipeline.urls import url_id
-from tests.conftest import assert_sample_corpus_landed, sample_articles
+from tests.conftest import assert_sample_corpus_landed, republished_later, sample_articles
 from tests.sample_site.server import SampleSite
 
 
@@ -305,8 +305,8 @@ def test_another_sites_page_claiming_an_article_does_not_take_it_over(
     original_url = story.raw["canonical"].replace("{BASE_URL}", site.base_url)
     root = tmp_path / "aggregator"
     (root / "a").mkdir(parents=True)
-    (root / "a" / "copy.html").write_bytes(
-        story.page_path.read_bytes().replace(b"{BASE_URL}", site.base_url.encode()))
+    page = republished_later(story, site.base_url)
+    (root / "a" / "copy.html").write_text(page, encoding="utf-8")
     with Ingestor(fresh_settings, es=es) as ingestor:
         ingestor.ingest_feed(northwire, "run-outlet")
         before = es.get(index=fresh_settings.index_alias, id=url_id(original_url))["_source"]

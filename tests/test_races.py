@@ -19,7 +19,7 @@ from pipeline.ledger import Ledger, ledger_id
 from pipeline.reconcile import demote
 from pipeline.settings import Feed, Settings, load_feeds
 from pipeline.urls import url_id
-from tests.conftest import sample_articles
+from tests.conftest import republished_later, sample_articles
 from tests.sample_site.server import SampleSite
 
 
@@ -44,8 +44,8 @@ def test_a_copy_whose_original_was_just_demoted_goes_to_the_winner(
     original_url = story.raw["canonical"].replace("{BASE_URL}", site.base_url)
     root = tmp_path / "mirror"
     (root / "m").mkdir(parents=True)
-    (root / "m" / "copy.html").write_bytes(
-        story.page_path.read_bytes().replace(b"{BASE_URL}", site.base_url.encode()))
+    (root / "m" / "copy.html").write_text(republished_later(story, site.base_url),
+                                          encoding="utf-8")
     with Ingestor(fresh_settings, es=es) as ingestor:
         ingestor.ingest_feed(northwire, "run-outlet")
         winner = _earlier_twin(es, alias, url_id(original_url), "https://wire.example/first")
