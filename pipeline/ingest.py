@@ -267,9 +267,44 @@ class Ingestor:
             log.error("ledger record of %s not written: %s", url[:200], error)
             batch.report.errors.append({"url": url, "reason": "ledger_write_failed",
                                         "error": error})
+        self._recheck_indexed(batch)
         for entry in batch.entries:
             setattr(batch.report, entry.status.value,
                     getattr(batch.report, entry.status.value) + 1)
+
+    def _recheck_indexed(self, batch: _Batch) -> None:
+        """A worker that demoted a document after our reconcile, and before our ledger records
+        were written, could not re-point them: such a record names a document that is gone.
+        An `indexed` one becomes a duplicate of the document that took it over, and a
+        duplicate's `duplicate_of` moves there."""
+        alias = self.settings.index_alias
+        urls = {url_id(article.url): article.url for _, article, _ in batch.accepted}
+        urls.update({original.doc_id: original.url for _, _, original in batch.copies})
+        named = {name for e in batch.entries for name in (e.doc_id, e.duplicate_of)
+                 if name in urls}
+        if not named:
+            return
+        gone = [doc["_id"] for doc in self.es.mget(index=alias, ids=sorted(named),
+                                                   source_includes=[])["docs"]
+                if not doc.get("found")]
+        holders = {doc_id: holder for doc_id in gone
+                   if (holder := holder_of(self.es, alias, urls[doc_id])) is not None}
+        if not holders:
+            return
+        entries, changed = [], []
+        for entry in batch.entries:
+            new = entry
+            if entry.status is Outcome.INDEXED and entry.doc_id in holders:
+                new = replace(entry, status=Outcome.DUPLICATE, reason="near_copy", doc_id=None,
+                              duplicate_of=holders[entry.doc_id])
+            elif entry.duplicate_of in holders:
+                new = replace(entry, duplicate_of=holders[entry.duplicate_of])
+            if new is not entry:
+                changed.append(new)
+            entries.append(new)
+        for url, error in self.ledger.record(changed):
+            log.error("ledger record of %s not re-pointed: %s", url[:200], error)
+        batch.entries = entries
 
     def _take(self, item: FeedItem, batch: _Batch, dedup: Deduplicator) -> None:
         """Fetch, extract, judge and dedup one item: it joins the batch's articles, its copies,

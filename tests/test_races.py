@@ -101,3 +101,41 @@ def test_a_copy_recorded_on_a_document_being_demoted_is_not_lost(
     assert not es.exists(index=alias, id=url_id(loser))
     kept = {d["url"] for d in es.get(index=alias, id=url_id(winner))["_source"]["duplicates"]}
     assert kept == {loser, "https://syndicator.example/x"}
+
+
+def test_a_document_demoted_before_its_ledger_record_is_written_is_recorded_as_a_copy(
+        es: Elasticsearch, fresh_settings: Settings, site: SampleSite, feeds_file: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # another worker indexes an earlier twin of one of the batch's articles and demotes ours
+    # after our reconcile, before our ledger write: no record may name the deleted document
+    alias = fresh_settings.index_alias
+    northwire = next(f for f in load_feeds(feeds_file) if f.name == "Northern Wire")
+    story = next(a for a in sample_articles() if a.raw["relevant"] and a.outlet == "northwire")
+    ours = url_id(story.raw["canonical"].replace("{BASE_URL}", site.base_url))
+    twin: list[str] = []
+    with Ingestor(fresh_settings, es=es) as ingestor:
+        real = ingestor.ledger.record
+
+        def after_another_worker_demoted(entries: Any, *args: Any) -> Any:
+            entries = list(entries)
+            if not twin and any(e.doc_id == ours for e in entries):
+                twin.append(_earlier_twin(es, alias, ours, "https://wire.example/first"))
+                demote(es, alias, ingestor.ledger, ours, twin[0])
+            return real(entries, *args)
+
+        monkeypatch.setattr(ingestor.ledger, "record", after_another_worker_demoted)
+        report = ingestor.ingest_feed(northwire, "run-race")
+    (winner,) = twin
+    assert not es.exists(index=alias, id=ours)
+    es.indices.refresh(index=fresh_settings.ledger_index)
+    named = es.search(index=fresh_settings.ledger_index, size=100, query={"bool": {"should": [
+        {"term": {"doc_id": ours}}, {"term": {"duplicate_of": ours}}]}})["hits"]["hits"]
+    assert named == []  # no record names the deleted document
+    indexed = es.search(index=fresh_settings.ledger_index, size=100,
+                        query={"term": {"status": "indexed"}})["hits"]["hits"]
+    for hit in indexed:
+        assert es.exists(index=alias, id=hit["_source"]["doc_id"]), hit["_source"]["url"]
+    assert report.errors == [] or all(e["reason"] == "http_404" for e in report.errors)
+    assert winner in {h["_source"].get("duplicate_of") for h in es.search(
+        index=fresh_settings.ledger_index, size=100,
+        query={"term": {"status": "duplicate"}})["hits"]["hits"]}
