@@ -222,6 +222,17 @@ def test_every_secret_comes_from_a_variable(project: Project, raw: Project) -> N
     assert environment(project, "postgres")["POSTGRES_PASSWORD"] == DUMMY["POSTGRES_PASSWORD"]
 
 
+def test_no_password_on_a_command_line(raw: Project) -> None:
+    # a command's arguments are visible to every process on the host (ps, /proc): passwords
+    # reach curl through its standard input (`-K -`), never as `-u user:password`
+    for name, svc in raw["services"].items():
+        commands = [svc.get("command"), (svc.get("healthcheck") or {}).get("test")]
+        for command in commands:
+            text = json.dumps(command) if command is not None else ""
+            assert not re.search(r"(-u|--user)\s+\\?\"?[\w.-]*:\$", text), (
+                f"{name}: a password on the command line: {text[:200]}")
+
+
 def test_published_ports_bind_the_loopback_only(project: Project) -> None:
     published: set[int] = set()
     for name, svc in project["services"].items():
