@@ -219,6 +219,7 @@ def test_every_secret_comes_from_a_variable(project: Project, raw: Project) -> N
     airflow = environment(project, "airflow-scheduler")
     assert DUMMY["POSTGRES_PASSWORD"] in airflow["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
     assert airflow["AIRFLOW__API_AUTH__JWT_SECRET"] == DUMMY["AIRFLOW_JWT_SECRET"]
+    assert airflow["AIRFLOW__CORE__FERNET_KEY"] == DUMMY["AIRFLOW_FERNET_KEY"]  # never empty
     assert environment(project, "postgres")["POSTGRES_PASSWORD"] == DUMMY["POSTGRES_PASSWORD"]
 
 
