@@ -267,12 +267,12 @@ class Ingestor:
             log.error("ledger record of %s not written: %s", url[:200], error)
             batch.report.errors.append({"url": url, "reason": "ledger_write_failed",
                                         "error": error})
-        self._recheck_indexed(batch)
+        self._repoint_stale_records(batch)
         for entry in batch.entries:
             setattr(batch.report, entry.status.value,
                     getattr(batch.report, entry.status.value) + 1)
 
-    def _recheck_indexed(self, batch: _Batch) -> None:
+    def _repoint_stale_records(self, batch: _Batch) -> None:
         """A worker that demoted a document after our reconcile, and before our ledger records
         were written, could not re-point them: such a record names a document that is gone.
         An `indexed` one becomes a duplicate of the document that took it over, and a
