@@ -391,6 +391,8 @@ _DATE_META_RANK = {pair: rank for rank, pair in enumerate(_DATE_META)}
 _DECLARED_DATE = etree.XPath(
     "//meta[@content][" + " or ".join(f'@{a}="{n}"' for a, n in _DATE_META) + "]"
     ' | //*[@itemprop="datePublished"][not(self::meta)] | //time[@datetime]')
+
+
 def _date_elements(tree: HtmlElement, rules: MetadataRules) -> Iterator[HtmlElement]:
     for element in _body_elements(tree):
         named = element.tag == "time" or rules.date_element_names.search(_names(element))
@@ -513,9 +515,9 @@ def _labelled_meta(tree: HtmlElement, *labels: str) -> Iterator[str]:
 
 def _byline_texts(tree: HtmlElement) -> list[list[str]]:
     """Texts of the page's byline markup, in candidate groups: rel=author links and
-    itemprop=author together, else the first element whose class or id names a byline, an author or a writer (not a bio, a
-    box of links or a photo): the texts of its byline elements, innermost first, then its own,
-    each a candidate on its own."""
+    itemprop=author together; else the first element whose class or id names a byline, an
+    author or a writer (not a bio, a box of links or a photo), each candidate on its own: the
+    texts of its byline elements that name a name ("author-name"), then its own text."""
     found: list[str] = []
     for element in tree.xpath('//*[@rel="author"] | //*[@itemprop="author"]'):
         names = element.xpath('.//*[@itemprop="name"]')
