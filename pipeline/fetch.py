@@ -193,7 +193,11 @@ class HttpClient:
         wire = parts._replace(netloc=literal if parts.port is None
                               else f"{literal}:{parts.port}").geturl()
         try:
-            with self._client.stream("GET", wire, headers={**headers, "Host": host_header},
+            # Connections are pooled by address: a TLS connection verified for one host name
+            # must never carry another's request, so none is kept open for reuse.
+            close = {"Connection": "close"} if parts.scheme == "https" else {}
+            with self._client.stream("GET", wire,
+                                     headers={**headers, "Host": host_header, **close},
                                      extensions={"sni_hostname": host}) as response:
                 declared = response.headers.get("content-length")
                 if declared and declared.isdigit() and int(declared) > self._settings.max_bytes:

@@ -224,3 +224,32 @@ def test_proxy_variables_do_not_route_around_the_guard(
         with HttpClient(http) as client:
             assert client.get(site.url("/page")).status == 200
     assert proxy.hits == [] and [h.path for h in site.content_hits()] == ["/page"]
+
+
+def test_an_https_request_goes_to_the_checked_address_under_its_own_name(
+        fake_dns: None) -> None:
+    """What reaches the wire for https://public.test/: the checked address as the connection's
+    target, the host's name for the Host header and for TLS (SNI and certificate), and no
+    connection kept for reuse (connections are pooled by address, and one verified for a name
+    must not carry another's request)."""
+    import httpx
+
+    from pipeline.fetch import HttpClient
+    from pipeline.settings import HttpSettings
+
+    seen: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, headers={"Content-Type": "text/html"}, content=b"<p>x</p>")
+
+    with HttpClient(HttpSettings(per_host_delay=0.0, respect_robots=False)) as client:
+        client._client = httpx.Client(transport=httpx.MockTransport(answer))
+        client.get("https://public.test/news?id=1")
+        client.get("http://public.test/plain")
+    secure, plain = seen
+    assert str(secure.url) == "https://93.184.216.34/news?id=1"
+    assert secure.headers["Host"] == "public.test"
+    assert secure.extensions["sni_hostname"] == "public.test"
+    assert secure.headers["Connection"] == "close"
+    assert str(plain.url) == "http://93.184.216.34/plain" and plain.headers["Host"] == "public.test"
