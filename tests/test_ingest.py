@@ -15,6 +15,7 @@ from elasticsearch import Elasticsearch
 
 from pipeline.settings import CONFIG_DIR, Settings, load_yaml
 from pipeline.urls import url_id
+from tests.chaos.suite import Item, rss
 from tests.conftest import assert_sample_corpus_landed, republished_later, sample_articles
 from tests.sample_site.server import SampleSite
 
@@ -312,10 +313,7 @@ def test_another_sites_page_claiming_an_article_does_not_take_it_over(
         before = es.get(index=fresh_settings.index_alias, id=url_id(original_url))["_source"]
         with SampleSite(root=root) as aggregator:
             copy_url = f"{aggregator.base_url}/a/copy.html"
-            (root / "a" / "rss.xml").write_text(
-                '<?xml version="1.0"?><rss version="2.0"><channel><title>Agg</title>'
-                f"<link>x</link><description>d</description><item><title>Copy</title>"
-                f"<link>{copy_url}</link></item></channel></rss>")
+            (root / "a" / "rss.xml").write_bytes(rss([Item(copy_url, "Copy")]))
             report = ingestor.ingest_feed(
                 Feed(name="Aggregator", url=f"{aggregator.base_url}/a/rss.xml"), "run-agg")
     after = es.get(index=fresh_settings.index_alias, id=url_id(original_url))["_source"]
@@ -339,7 +337,7 @@ def test_a_slow_feed_is_recorded_as_it_goes(es: Elasticsearch, fresh_settings: S
     from pipeline.settings import Feed
     from tests.chaos import server as chaos
     from tests.chaos.server import ChaosServer
-    from tests.chaos.suite import HEALTHY, Item, rss, sample_page
+    from tests.chaos.suite import HEALTHY, sample_page
 
     settings = replace(fresh_settings, flush_after_s=0.0, http=replace(
         fresh_settings.http, read_timeout=2.0, respect_robots=False, per_host_delay=0.0))

@@ -19,6 +19,7 @@ from pipeline.ledger import Ledger, ledger_id
 from pipeline.reconcile import demote
 from pipeline.settings import Feed, Settings, load_feeds
 from pipeline.urls import url_id
+from tests.chaos.suite import Item, rss
 from tests.conftest import republished_later, sample_articles
 from tests.sample_site.server import SampleSite
 
@@ -63,10 +64,7 @@ def test_a_copy_whose_original_was_just_demoted_goes_to_the_winner(
         monkeypatch.setattr(pipeline.ingest, "add_duplicate", after_another_worker_demoted)
         with SampleSite(root=root) as mirror:
             copy_url = f"{mirror.base_url}/m/copy.html"
-            (root / "m" / "rss.xml").write_text(
-                '<?xml version="1.0"?><rss version="2.0"><channel><title>M</title>'
-                f"<link>x</link><description>d</description><item><title>Copy</title>"
-                f"<link>{copy_url}</link></item></channel></rss>")
+            (root / "m" / "rss.xml").write_bytes(rss([Item(copy_url, "Copy")]))
             report = ingestor.ingest_feed(
                 Feed(name="Mirror", url=f"{mirror.base_url}/m/rss.xml"), "run-mirror")
     assert report.duplicate == 1 and report.errors == []

@@ -251,6 +251,17 @@ def rss(items: Iterable[Item], doctype: str = "", channel_extra: str = "") -> by
     return "".join(parts).encode("utf-8")
 
 
+def reached_healthy(stage: Stage, out: Outcome, limit: float, problems: list[str]) -> float:
+    """Seconds from the first run's start to its request for the healthy item (which comes
+    after the faulty ones); a problem is added when that took longer than `limit`."""
+    healthy = stage.server.hits_for(path_of(stage.healthy or ""), 0)
+    took = healthy[0].at - out.run_spans[0][0] if healthy else float("inf")
+    if took > limit:
+        problems.append(f"the run reached the healthy item after {took:.1f}s "
+                        f"(limit {limit:.1f}s)")
+    return took
+
+
 def path_of(url: str) -> str:
     return urlsplit(url).path
 
@@ -490,12 +501,7 @@ def stalled_host(stage: Stage) -> Check:
         asked = [(h.run, h.path) for h in slow.content_hits()]
         if asked != [(0, "/stall/0"), (0, "/stall/1")]:  # the rerun leaves the host alone
             problems.append(f"the stalled host was asked for {asked}")
-        healthy = stage.server.hits_for(path_of(stage.healthy or ""), 0)
-        took = healthy[0].at - out.run_spans[0][0] if healthy else float("inf")
-        limit = 2 * READ_TIMEOUT + 3.0
-        if took > limit:
-            problems.append(f"the run reached the healthy item after {took:.1f}s "
-                            f"(limit {limit:.1f}s)")
+        took = reached_healthy(stage, out, 2 * READ_TIMEOUT + 3.0, problems)
         return (f"2 timeouts, then host_unresponsive at once; healthy item reached after "
                 f"{took:.1f}s"), problems
     return check
@@ -515,12 +521,7 @@ def slow_accept(stage: Stage) -> Check:
     def check(out: Outcome) -> tuple[str, list[str]]:
         problems = expect(out, url, "failed", "timeout", retryable=True)
         # The healthy item's request comes after the slow one: the run went on.
-        healthy = stage.server.hits_for(path_of(stage.healthy or ""), 0)
-        spent = healthy[0].at - out.run_spans[0][0] if healthy else float("inf")
-        limit = 2 * CONNECT_TIMEOUT + 2.0
-        if spent > limit:
-            problems.append(f"the run reached the next item after {spent:.1f}s "
-                            f"(limit {limit:.1f}s)")
+        spent = reached_healthy(stage, out, 2 * CONNECT_TIMEOUT + 2.0, problems)
         return f"{out.status(url)} after {spent:.1f}s, run went on", problems
     return check
 
