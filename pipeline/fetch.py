@@ -51,14 +51,11 @@ def check_address(url: str, allow_nets: tuple[IPNetwork, ...]) -> str:
         infos = socket.getaddrinfo(host, parts.port or 0, proto=socket.IPPROTO_TCP)
     except (socket.gaierror, UnicodeError) as exc:
         raise ItemError("dns_error", f"cannot resolve {host}: {exc}", transient=True) from exc
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0])
-        if any(address in net for net in allow_nets):
-            continue
-        if not is_public(address):
+    addresses = [ipaddress.ip_address(info[4][0]) for info in infos]
+    for address in addresses:
+        if not is_public(address) and not any(address in net for net in allow_nets):
             raise ItemError("blocked_address",
                             f"{host} resolves to non-public address {address}")
-    addresses = [ipaddress.ip_address(info[4][0]) for info in infos]
     if not addresses:
         raise ItemError("dns_error", f"{host} resolves to no address", transient=True)
     return str(min(addresses, key=lambda a: a.version))
@@ -96,7 +93,8 @@ class HttpClient:
             trust_env=False,  # no proxy variables or .netrc routing around the address guard
         )
         self._limiter = HostLimiter.shared(settings.per_host_concurrency,
-                                           settings.per_host_delay)
+                                           settings.per_host_delay, settings.host_strikes,
+                                           settings.host_rest)
         self._robots = RobotsCache(settings.robots_agent, self._fetch_robots)
 
     def __enter__(self) -> Self:
@@ -174,11 +172,9 @@ class HttpClient:
                 answer = self._request(url, address, headers)
             except ItemError as exc:
                 if exc.reason in ("timeout", "connection_error"):
-                    self._limiter.answered(url, ok=False, strikes=self._settings.host_strikes,
-                                           rest=self._settings.host_rest)
+                    self._limiter.answered(url, ok=False)
                 raise
-            self._limiter.answered(url, ok=True, strikes=self._settings.host_strikes,
-                                   rest=self._settings.host_rest)
+            self._limiter.answered(url, ok=True)
             return answer
 
     def _request(self, url: str, address: str,

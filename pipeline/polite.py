@@ -34,22 +34,26 @@ class _Host:
 class HostLimiter:
     """Per-host concurrency cap and minimum delay, shared by the threads of a process."""
 
-    _registry: ClassVar[dict[tuple[int, float], HostLimiter]] = {}
+    _registry: ClassVar[dict[tuple[int, float, int, float], HostLimiter]] = {}
     _registry_lock: ClassVar[threading.Lock] = threading.Lock()
 
-    def __init__(self, concurrency: int, delay: float) -> None:
+    def __init__(self, concurrency: int, delay: float, strikes: int = 2,
+                 rest: float = 600.0) -> None:
         self._concurrency = max(1, concurrency)
         self._delay = max(0.0, delay)
+        self._strikes = max(1, strikes)
+        self._rest = max(0.0, rest)
         self._hosts: dict[str, _Host] = {}
         self._lock = threading.Lock()
 
     @classmethod
-    def shared(cls, concurrency: int, delay: float) -> HostLimiter:
+    def shared(cls, concurrency: int, delay: float, strikes: int = 2,
+               rest: float = 600.0) -> HostLimiter:
         """The process-wide limiter for these settings."""
         with cls._registry_lock:
-            key = (concurrency, delay)
+            key = (concurrency, delay, strikes, rest)
             if key not in cls._registry:
-                cls._registry[key] = cls(concurrency, delay)
+                cls._registry[key] = cls(concurrency, delay, strikes, rest)
             return cls._registry[key]
 
     @contextmanager
@@ -79,16 +83,16 @@ class HostLimiter:
         with host.lock:
             return max(0.0, host.next_start - time.monotonic()), host.why_paused
 
-    def answered(self, url: str, *, ok: bool, strikes: int, rest: float) -> None:
+    def answered(self, url: str, ok: bool) -> None:
         """Count a request that was answered (`ok`) or timed out / could not connect; after
         `strikes` of those in a row the host rests for `rest` seconds: one stalled host costs a
         run a few timeouts, not one per item."""
         host = self._host(urlsplit(url).netloc.lower())
         with host.lock:
             host.failures = 0 if ok else host.failures + 1
-            stalled = host.failures >= strikes
+            stalled = host.failures >= self._strikes
         if stalled:
-            self.pause(url, rest, why="host_unresponsive")
+            self.pause(url, self._rest, why="host_unresponsive")
 
     def _host(self, netloc: str) -> _Host:
         with self._lock:

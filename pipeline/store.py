@@ -77,17 +77,18 @@ def ensure_indices(es: Elasticsearch, settings: Settings, *, reindexing: bool = 
         priority=100,
         meta={"managed_by": "newsroom"},
     )
-    if not es.indices.exists_alias(name=alias):
+    live = alias_indices(es, alias)
+    if not live:
         es.options(ignore_status=400).indices.create(
             index=articles_index(alias, version),
             aliases={alias: {"is_write_index": True}},
         )
-    elif alias_indices(es, alias) == [articles_index(alias, version)]:
+    elif live == [articles_index(alias, version)]:
         # New fields reach the current index; a changed field type fails here, loudly: raise
         # the version in the mapping file and reindex.
         es.indices.put_mapping(index=alias, properties=articles["mappings"]["properties"])
     else:
-        behind = ", ".join(alias_indices(es, alias)) or alias
+        behind = ", ".join(live)
         try:
             es.indices.put_mapping(index=alias, properties=articles["mappings"]["properties"])
         except BadRequestError as exc:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from elasticsearch import ApiError, Elasticsearch, TransportError
 
-from pipeline.ingest import Ingestor
+from pipeline.ingest import FeedReport, Ingestor
 from pipeline.ledger import ledger_id
 from pipeline.settings import Feed, Settings, load_feeds
 from pipeline.store import connect
@@ -54,6 +54,15 @@ def _stored(es: Elasticsearch, settings: Settings) -> list[str]:
         index=settings.index_alias, size=500, source=["url"])["hits"]["hits"])
 
 
+def _ingest_through(proxied, settings: Settings, fault: Fault, feed: Feed,
+                    run_id: str) -> tuple[FeedReport, FaultyProxy]:
+    """One run of `feed` whose Elasticsearch traffic goes through a proxy injecting `fault`;
+    its report and the proxy."""
+    through, proxy = proxied(settings, fault)
+    with Ingestor(through, es=connect(through)) as ingestor:
+        return ingestor.ingest_feed(feed, run_id), proxy
+
+
 def _baseline(settings: Settings, feed: Feed) -> list[str]:
     """What the feed leaves in a corpus of its own without faults."""
     alias = f"{settings.index_alias}-base"
@@ -74,9 +83,8 @@ def _baseline(settings: Settings, feed: Feed) -> list[str]:
 def test_bulk_items_rejected_with_429_are_retried(fresh_settings: Settings, es: Elasticsearch,
                                                   northwire: Feed, proxied) -> None:
     rejected: list[dict[str, object]] = []
-    through, proxy = proxied(fresh_settings, first_bulk_rejected(rejected))
-    with Ingestor(through, es=connect(through)) as ingestor:
-        report = ingestor.ingest_feed(northwire, "run-429")
+    report, proxy = _ingest_through(proxied, fresh_settings, first_bulk_rejected(rejected),
+                                    northwire, "run-429")
     assert rejected and proxy.bulks >= 2
     assert report.failed == 0 and report.indexed == len(_stored(es, fresh_settings)) > 0
     assert _stored(es, fresh_settings) == _baseline(fresh_settings, northwire)
@@ -103,9 +111,8 @@ def test_a_document_the_mapping_refuses_is_quarantined(fresh_settings: Settings,
                                                        es: Elasticsearch, northwire: Feed,
                                                        proxied) -> None:
     victim: list[str] = []
-    through, _ = proxied(fresh_settings, one_document_unmappable(victim))
-    with Ingestor(through, es=connect(through)) as ingestor:
-        report = ingestor.ingest_feed(northwire, "run-conflict")
+    report, _ = _ingest_through(proxied, fresh_settings, one_document_unmappable(victim),
+                                northwire, "run-conflict")
     (url,) = victim
     assert report.failed == 1 and report.errors[0]["reason"] == "index_rejected"
     assert "mapper_parsing_exception" in report.errors[0]["error"] or \
@@ -156,9 +163,8 @@ def test_a_ledger_record_refused_costs_the_others_nothing(fresh_settings: Settin
     # one record of the batch's ledger write is refused: the others are written, the run
     # reports the one and goes on, and the next run records its item without a duplicate
     victim: list[str] = []
-    through, _ = proxied(fresh_settings, one_ledger_record_refused(victim))
-    with Ingestor(through, es=connect(through)) as ingestor:
-        report = ingestor.ingest_feed(northwire, "run-refused")
+    report, _ = _ingest_through(proxied, fresh_settings, one_ledger_record_refused(victim),
+                                northwire, "run-refused")
     (url,) = victim
     assert [(e["url"], e["reason"]) for e in report.errors] == [(url, "ledger_write_failed")]
     es.indices.refresh(index=fresh_settings.ledger_index)
