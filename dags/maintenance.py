@@ -34,7 +34,7 @@ def news_maintenance() -> None:
         from pipeline.settings import Settings
         from pipeline.store import open_store
 
-        settings = Settings.load()
+        settings = Settings.load(maintenance=True)
         return reindex(open_store(settings, reindexing=True), settings).as_dict()
 
     @task(multiple_outputs=False)
@@ -43,7 +43,7 @@ def news_maintenance() -> None:
         from pipeline.settings import Settings
         from pipeline.store import open_store
 
-        settings = Settings.load()
+        settings = Settings.load(maintenance=True)
         return replay_quarantine(open_store(settings), settings)
 
     @task
@@ -52,7 +52,7 @@ def news_maintenance() -> None:
         from pipeline.settings import Settings
         from pipeline.store import open_store
 
-        settings = Settings.load()
+        settings = Settings.load(maintenance=True)
         return prune_ledger(open_store(settings), settings, settings.ledger_retention_days)
 
     @task(multiple_outputs=False)
@@ -61,7 +61,7 @@ def news_maintenance() -> None:
         from pipeline.settings import Settings
         from pipeline.store import open_store
 
-        settings = Settings.load()
+        settings = Settings.load(maintenance=True)
         return reenrich(open_store(settings), settings).as_dict()
 
     reindex() >> replay_quarantine() >> prune_ledger() >> reenrich_corpus()

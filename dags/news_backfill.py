@@ -40,13 +40,14 @@ log = logging.getLogger(__name__)
 def news_backfill() -> None:
     @task
     def plan() -> list[dict[str, Any]]:
-        """Check Elasticsearch, create the indices if needed, and list the sources to fill
-        (an unknown source name in the Params fails here)."""
+        """Check Elasticsearch, set up the indices if needed (with the maintenance connection,
+        when there is one), and list the sources to fill (an unknown source name in the Params
+        fails here)."""
         from pipeline.backfill import archive_sources
         from pipeline.settings import Settings, load_feeds
         from pipeline.store import open_store
 
-        settings = Settings.load()
+        settings = Settings.load(maintenance=True)
         groups = archive_sources(load_feeds(settings.feeds_file),
                                  get_current_context()["params"]["sources"])
         open_store(settings)

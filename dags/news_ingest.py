@@ -29,11 +29,12 @@ log = logging.getLogger(__name__)
 def news_ingest() -> None:
     @task
     def prepare() -> list[dict[str, Any]]:
-        """Check Elasticsearch, create the indices if needed, and list the feeds."""
+        """Check Elasticsearch, set up the indices if needed (with the maintenance connection,
+        when there is one: the ingest role may not), and list the feeds."""
         from pipeline.settings import Settings, load_feeds
         from pipeline.store import open_store
 
-        settings = Settings.load()
+        settings = Settings.load(maintenance=True)
         open_store(settings)
         return [feed.as_dict() for feed in load_feeds(settings.feeds_file)]
 

@@ -1,4 +1,5 @@
-"""The `newsroom` command line (the contract in DESIGN.md): the same functions the DAGs call.
+"""The `newsroom` command line (the contract in docs/architecture.md): the same functions the
+DAGs call.
 
 Exit codes: 0 done (item and feed problems are in the report, not the exit code); 1 the run
 could not happen (Elasticsearch unreachable, bad configuration, local node trouble); 2 usage.
@@ -114,10 +115,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=_reindex)
 
-    p = commands.add_parser("replay-quarantine", help="index again the documents the mapping "
-                                                      "refused, once it takes them")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(handler=_replay_quarantine)
+    p = commands.add_parser("quarantine", help="the documents Elasticsearch refused for good")
+    quarantine = p.add_subparsers(dest="quarantine_action", required=True)
+    q = quarantine.add_parser("replay", help="index them again, once the mapping takes them")
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(handler=_replay_quarantine)
 
     p = commands.add_parser("prune-ledger", help="delete settled ledger records older than "
                                                  "the retention")
@@ -259,7 +261,8 @@ def _extract(args: argparse.Namespace) -> int:
 
 def _search(args: argparse.Namespace) -> int:
     settings = Settings.load()
-    es = open_store(settings)
+    es = connect(settings)  # only reads (no index setup): an analyst's identity is enough
+    check_available(es, settings)
     gazetteer = Gazetteer.load(settings.config_dir / "entities.yaml")
     result = search_articles(es, settings.index_alias, args.query, entity=args.entity,
                              since=args.since, limit=args.limit, gazetteer=gazetteer)
@@ -307,7 +310,7 @@ def _reenrich(args: argparse.Namespace) -> int:
 
 
 def _reindex(args: argparse.Namespace) -> int:
-    settings = Settings.load()
+    settings = Settings.load(maintenance=True)
     report = reindex(open_store(settings, reindexing=True), settings)
     if args.json:
         print(json.dumps(report.as_dict()))
@@ -320,7 +323,7 @@ def _reindex(args: argparse.Namespace) -> int:
 
 
 def _replay_quarantine(args: argparse.Namespace) -> int:
-    settings = Settings.load()
+    settings = Settings.load(maintenance=True)
     counts = replay_quarantine(open_store(settings), settings)
     if args.json:
         print(json.dumps(counts))
@@ -331,7 +334,7 @@ def _replay_quarantine(args: argparse.Namespace) -> int:
 
 
 def _prune_ledger(args: argparse.Namespace) -> int:
-    settings = Settings.load()
+    settings = Settings.load(maintenance=True)
     days = args.days if args.days is not None else settings.ledger_retention_days
     deleted = prune_ledger(open_store(settings), settings, days)
     if args.json:
@@ -342,7 +345,7 @@ def _prune_ledger(args: argparse.Namespace) -> int:
 
 
 def _setup(args: argparse.Namespace) -> int:
-    settings = Settings.load()
+    settings = Settings.load(maintenance=True)
     es = connect(settings)
     check_available(es, settings)
     print(json.dumps(setup(es, settings, os.environ)))

@@ -5,12 +5,17 @@ Reindexing is client-side (scan + bulk), since the local node has no reindex mod
 against a concurrent ingest: the old index is made read-only first, so the articles a run
 writes meanwhile fail `index_blocked` (retried by its next run, which writes through the alias
 into the new index); a reindex that fails takes the block off again. The alias moves in one
-atomic `update_aliases` call, after the copy is counted.
+atomic `update_aliases` call, after the copy is counted. The reindex claims the index it blocks
+and renews the claim as it copies; the block of one killed outright (SIGKILL, a lost node) is
+lifted by the first run that finds its claim older than `maintenance.reindex_lease_s`, and a
+second reindex does not start while a live one holds its claim.
 """
 
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -21,7 +26,15 @@ from pipeline.index import index_documents
 from pipeline.ledger import SETTLED, ledger_id
 from pipeline.records import Outcome
 from pipeline.settings import Settings
-from pipeline.store import alias_indices, articles_index, articles_version
+from pipeline.store import (
+    alias_indices,
+    articles_index,
+    articles_version,
+    claim_for_reindex,
+    lift_block,
+    reindex_claim,
+    stale_blocks,
+)
 
 log = logging.getLogger(__name__)
 
@@ -46,27 +59,39 @@ def reindex(es: Elasticsearch, settings: Settings, batch_size: int = 500) -> Rei
     sources = [index for index in alias_indices(es, alias) if index != target]
     if not sources:
         return ReindexReport(status="current", target=target, sources=[])
+    stale = set(stale_blocks(es, settings))
+    for index in sources:
+        claim = reindex_claim(es, index)
+        if claim and index not in stale:
+            raise RuntimeError(f"{index} is being reindexed by {claim['owner']} (claim renewed "
+                               f"at {claim['renewed_at']}); not starting a second reindex")
     # Writes wait while the corpus is copied: ingest records them `index_blocked`, retried on
-    # its next run at no cost. Whatever stops the copy, the block comes off again.
+    # its next run at no cost. Whatever stops the copy, the block comes off again; if the
+    # process dies outright, its claim goes stale and the next run lifts the block.
+    for index in sources:
+        claim_for_reindex(es, index)
     es.indices.put_settings(index=",".join(sources), settings={"index.blocks.write": True})
     try:
-        copied = _copy(es, sources, target, batch_size)
+        copied = _copy(es, sources, target, batch_size,
+                       renew_every_s=settings.reindex_lease_s / 3)
         es.indices.update_aliases(actions=[
             *({"remove": {"index": index, "alias": alias}} for index in sources),
             {"add": {"index": target, "alias": alias, "is_write_index": True}},
         ])
     except BaseException:
-        es.indices.put_settings(index=",".join(sources),
-                                settings={"index.blocks.write": None})
+        for index in sources:
+            lift_block(es, index)
         raise
     es.indices.delete(index=",".join(sources))
     log.info("reindexed %s documents from %s into %s", copied, sources, target)
     return ReindexReport(status="reindexed", target=target, sources=sources, copied=copied)
 
 
-def _copy(es: Elasticsearch, sources: list[str], target: str, batch_size: int) -> int:
-    """Copy every document of `sources` into `target`; how many. Raises when `target` holds
-    fewer than the sources do."""
+def _copy(es: Elasticsearch, sources: list[str], target: str, batch_size: int,
+          renew_every_s: float) -> int:
+    """Copy every document of `sources` into `target`, renewing the claim on the sources at
+    least every `renew_every_s`; how many. Raises when `target` holds fewer than the sources
+    do."""
     if not es.indices.exists(index=target):
         es.indices.create(index=target)
     # what was written just before the block is searchable, so copied and counted, before the
@@ -74,8 +99,8 @@ def _copy(es: Elasticsearch, sources: list[str], target: str, batch_size: int) -
     es.indices.refresh(index=",".join(sources))
     copied, _ = helpers.bulk(es, (
         {"_op_type": "index", "_index": target, "_id": hit["_id"], "_source": hit["_source"]}
-        for hit in helpers.scan(es, index=",".join(sources), size=batch_size,
-                                query={"query": {"match_all": {}}})
+        for hit in _renewing(es, sources, renew_every_s, helpers.scan(
+            es, index=",".join(sources), size=batch_size, query={"query": {"match_all": {}}}))
     ), chunk_size=batch_size, max_retries=3, raise_on_error=True)
     es.indices.refresh(index=target)
     expected = es.count(index=",".join(sources))["count"]
@@ -83,6 +108,18 @@ def _copy(es: Elasticsearch, sources: list[str], target: str, batch_size: int) -
         raise RuntimeError(f"reindex into {target} copied fewer documents than {sources} hold; "
                            "the alias was not moved, run again")
     return copied
+
+
+def _renewing(es: Elasticsearch, sources: list[str], every_s: float,
+              hits: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """`hits`, renewing the claim on `sources` whenever `every_s` has passed since the last."""
+    renewed = time.monotonic()
+    for hit in hits:
+        if time.monotonic() - renewed >= every_s:
+            for index in sources:
+                claim_for_reindex(es, index)
+            renewed = time.monotonic()
+        yield hit
 
 
 def replay_quarantine(es: Elasticsearch, settings: Settings,

@@ -18,7 +18,8 @@ from pipeline.store import ensure_indices
 
 # The users `setup` creates, their role, and the environment variable with their password.
 USERS = {"analyst": ("newsroom_analyst", "ANALYST_PASSWORD"),
-         "newsroom_ingest": ("newsroom_ingest", "INGEST_PASSWORD")}
+         "newsroom_ingest": ("newsroom_ingest", "INGEST_PASSWORD"),
+         "newsroom_maintenance": ("newsroom_maintenance", "MAINTENANCE_PASSWORD")}
 
 
 def load_roles(config_dir: Path) -> dict[str, dict[str, Any]]:

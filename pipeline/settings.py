@@ -24,7 +24,7 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class Feed:
-    """One entry of a feeds file (see DESIGN.md, 'Configuration is data')."""
+    """One entry of a feeds file (see docs/architecture.md, 'Configuration')."""
 
     name: str
     url: str
@@ -33,6 +33,7 @@ class Feed:
     paged_feed: str | None = None  # an archive feed URL with `{page}` for the page number
     tags: tuple[str, ...] = ()
     source: str | None = None  # the outlet, when it has several feeds; default: the name
+    republisher: bool = False  # an aggregator or mirror: its pages never pass for an original
 
     @property
     def source_name(self) -> str:
@@ -52,12 +53,14 @@ class Feed:
             "sitemap": list(self.sitemaps),
             "paged_feed": self.paged_feed,
             "tags": list(self.tags),
+            "republisher": self.republisher,
         }
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> Feed:
         _check_keys(raw, required={"name", "url"},
-                    optional={"language", "sitemap", "paged_feed", "tags", "source"},
+                    optional={"language", "sitemap", "paged_feed", "tags", "source",
+                              "republisher"},
                     where="feed")
         name = raw["name"]
         tags = raw.get("tags") or ()
@@ -71,6 +74,9 @@ class Feed:
         paged = raw.get("paged_feed")
         if paged is not None and "{page}" not in str(paged):
             raise ConfigError(f"feed {name!r}: paged_feed must contain {{page}}")
+        republisher = raw.get("republisher", False)
+        if not isinstance(republisher, bool):
+            raise ConfigError(f"feed {name!r}: republisher must be true or false")
         return cls(
             name=str(name),
             url=str(raw["url"]),
@@ -79,6 +85,7 @@ class Feed:
             paged_feed=str(paged) if paged is not None else None,
             tags=tuple(str(t) for t in tags),
             source=raw.get("source"),
+            republisher=republisher,
         )
 
 
@@ -130,6 +137,7 @@ class Settings:
     elasticsearch_username: str | None = field(default=None, repr=False)
     elasticsearch_password: str | None = field(default=None, repr=False)
     elasticsearch_api_key: str | None = field(default=None, repr=False)
+    elasticsearch_ca_certs: Path | None = None  # the CA that signed the cluster's certificate
     index_alias: str = "news-articles"
     feeds_file: Path = CONFIG_DIR / "feeds.yaml"
     config_dir: Path = CONFIG_DIR
@@ -140,6 +148,7 @@ class Settings:
     batch_size: int = 100
     flush_after_s: float = 120.0
     ledger_retention_days: int = 365
+    reindex_lease_s: float = 300.0
 
     @property
     def elasticsearch_display_url(self) -> str:
@@ -170,12 +179,17 @@ class Settings:
         return f"{self.index_alias}-quarantine"
 
     @classmethod
-    def load(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        """Read config/newsroom.yaml and the NEWSROOM_* / ELASTICSEARCH_* environment."""
+    def load(cls, environ: Mapping[str, str] | None = None, *,
+             maintenance: bool = False) -> Settings:
+        """Read config/newsroom.yaml and the NEWSROOM_* / ELASTICSEARCH_* environment.
+        `maintenance`: for setup and maintenance work (indices, reindex, pruning), which under
+        Airflow connects with the connection NEWSROOM_ES_MAINTENANCE_CONN_ID names when set;
+        the ingest role may not create or delete indices."""
         env = os.environ if environ is None else environ
         config_dir = Path(env.get("NEWSROOM_CONFIG_DIR", str(CONFIG_DIR)))
         raw = load_yaml(config_dir / "newsroom.yaml")
-        _check_keys(raw, required=set(), optional={"http", "ingest", "archive", "polling"},
+        _check_keys(raw, required=set(),
+                    optional={"http", "ingest", "archive", "polling", "maintenance"},
                     where="newsroom.yaml")
         http_raw = raw.get("http") or {}
         _check_keys(http_raw, required=set(),
@@ -192,6 +206,9 @@ class Settings:
         archive_raw = raw.get("archive") or {}
         _check_keys(archive_raw, required=set(), optional=set(ArchiveSettings.__dataclass_fields__),
                     where="newsroom.yaml archive")
+        maintenance_raw = raw.get("maintenance") or {}
+        _check_keys(maintenance_raw, required=set(), optional={"reindex_lease_s"},
+                    where="newsroom.yaml maintenance")
         polling_raw = raw.get("polling") or {}
         _check_keys(polling_raw, required=set(), optional=set(PollSettings.__dataclass_fields__),
                     where="newsroom.yaml polling")
@@ -208,19 +225,24 @@ class Settings:
                 http = replace(http, per_host_delay=float(env["NEWSROOM_HOST_DELAY"]))
             except ValueError as exc:
                 raise ConfigError("NEWSROOM_HOST_DELAY must be a number of seconds") from exc
-        url, username, password, api_key = (
+        url, username, password, api_key, ca_certs = (
             env.get("ELASTICSEARCH_URL", cls.elasticsearch_url),
             env.get("ELASTICSEARCH_USERNAME") or None,
             env.get("ELASTICSEARCH_PASSWORD") or None,
             env.get("ELASTICSEARCH_API_KEY") or None,
+            env.get("ELASTICSEARCH_CA_CERTS") or None,
         )
-        if env.get("NEWSROOM_ES_CONN_ID"):
-            url, username, password, api_key = airflow_connection(env["NEWSROOM_ES_CONN_ID"])
+        conn_id = env.get("NEWSROOM_ES_CONN_ID")
+        if maintenance and env.get("NEWSROOM_ES_MAINTENANCE_CONN_ID"):
+            conn_id = env["NEWSROOM_ES_MAINTENANCE_CONN_ID"]
+        if conn_id:
+            url, username, password, api_key, ca_certs = airflow_connection(conn_id)
         return cls(
             elasticsearch_url=url,
             elasticsearch_username=username,
             elasticsearch_password=password,
             elasticsearch_api_key=api_key,
+            elasticsearch_ca_certs=Path(ca_certs) if ca_certs else None,
             index_alias=env.get("NEWSROOM_INDEX", cls.index_alias),
             feeds_file=Path(env.get("NEWSROOM_FEEDS", str(config_dir / "feeds.yaml"))),
             config_dir=config_dir,
@@ -232,13 +254,17 @@ class Settings:
             flush_after_s=float(ingest_raw.get("flush_after_s", cls.flush_after_s)),
             ledger_retention_days=int(ingest_raw.get("ledger_retention_days",
                                                      cls.ledger_retention_days)),
+            reindex_lease_s=float(maintenance_raw.get("reindex_lease_s", cls.reindex_lease_s)),
         )
 
 
-def airflow_connection(conn_id: str) -> tuple[str, str | None, str | None, str | None]:
-    """URL, user, password and API key of the Elasticsearch cluster from an Airflow connection
-    (how the docker-compose stack passes them): host, port, schema `http`/`https`, login and
-    password, or an `api_key` in the extras. Read only where NEWSROOM_ES_CONN_ID names one."""
+def airflow_connection(conn_id: str
+                       ) -> tuple[str, str | None, str | None, str | None, str | None]:
+    """URL, user, password, API key and CA file of the Elasticsearch cluster from an Airflow
+    connection (how the docker-compose stack passes them): host, port, schema `http`/`https`,
+    login and password, or an `api_key` in the extras, and `ca_certs` in the extras for a
+    cluster whose certificate a private CA signed. Read only where NEWSROOM_ES_CONN_ID (or, for
+    maintenance, NEWSROOM_ES_MAINTENANCE_CONN_ID) names one."""
     try:
         from airflow.sdk import Connection
     except ImportError as exc:
@@ -246,14 +272,15 @@ def airflow_connection(conn_id: str) -> tuple[str, str | None, str | None, str |
     try:
         conn = Connection.get(conn_id)
     except Exception as exc:  # the SDK raises its own types for a missing connection
-        raise ConfigError(f"Airflow connection {conn_id!r} (NEWSROOM_ES_CONN_ID) cannot be "
-                          f"read: {type(exc).__name__}") from exc
+        raise ConfigError(f"Airflow connection {conn_id!r} cannot be read: "
+                          f"{type(exc).__name__}") from exc
     if not conn.host:
         raise ConfigError(f"Airflow connection {conn_id!r} has no host")
     scheme = conn.schema if conn.schema in ("http", "https") else "http"
     url = f"{scheme}://{conn.host}:{conn.port or 9200}"
-    api_key = (conn.extra_dejson or {}).get("api_key")
-    return url, conn.login or None, conn.password or None, api_key or None
+    extra = conn.extra_dejson or {}
+    return (url, conn.login or None, conn.password or None, extra.get("api_key") or None,
+            extra.get("ca_certs") or None)
 
 
 def parse_nets(value: str) -> tuple[IPNetwork, ...]:

@@ -1,14 +1,25 @@
 """The Elasticsearch side of things every stage shares: the client, and the indices
-(article template + versioned index behind the alias, the ledger, the feed state)."""
+(article template + versioned index behind the alias, the ledger, the feed state).
+
+Each index carries, in its mapping's `_meta`, the digest of the mapping file it was last set up
+from: a run whose indices are current writes no mapping or template (the ingest role may not),
+and one whose indices are missing or behind sets them up when its identity may. A reindex also
+records there its claim on the index it copies (`reindex_claim`), renewed as it goes, so that
+the write block of a reindex that died can be told from one that is working and lifted.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import os
+import socket
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from elasticsearch import ApiError, BadRequestError, Elasticsearch
+from elasticsearch import ApiError, AuthorizationException, BadRequestError, Elasticsearch
 from elasticsearch import ConnectionError as ESConnectionError
 
 from pipeline.settings import Settings
@@ -21,14 +32,17 @@ class StoreUnavailable(RuntimeError):
 
 
 def connect(settings: Settings) -> Elasticsearch:
-    """A client for `settings.elasticsearch_url`, with credentials from the settings (which take
-    them from the environment), retrying transient errors."""
+    """A client for `settings.elasticsearch_url`, with credentials (and the CA of a cluster
+    whose certificate a private CA signed) from the settings, which take them from the
+    environment; certificates are always verified; transient errors are retried."""
     auth: dict[str, Any] = {}
     if settings.elasticsearch_api_key:
         auth["api_key"] = settings.elasticsearch_api_key
     elif settings.elasticsearch_username:
         auth["basic_auth"] = (settings.elasticsearch_username,
                               settings.elasticsearch_password or "")
+    if settings.elasticsearch_ca_certs:
+        auth["ca_certs"] = str(settings.elasticsearch_ca_certs)
     return Elasticsearch(settings.elasticsearch_url, request_timeout=30, max_retries=3,
                          retry_on_timeout=True, **auth)
 
@@ -42,6 +56,8 @@ def check_available(es: Elasticsearch, settings: Settings) -> None:
             f"Elasticsearch is not reachable at {settings.elasticsearch_display_url} "
             f"({type(exc).__name__}); start it (newsroom es start) or set ELASTICSEARCH_URL"
         ) from exc
+    except AuthorizationException:
+        return  # it answered; this identity (an analyst's) may only not see the cluster's health
     except ApiError as exc:
         raise StoreUnavailable(
             f"Elasticsearch at {settings.elasticsearch_display_url} answered {exc.meta.status}: "
@@ -53,11 +69,67 @@ def check_available(es: Elasticsearch, settings: Settings) -> None:
 def open_store(settings: Settings, *, reindexing: bool = False) -> Elasticsearch:
     """A client for a cluster that is up, with the indices in place; `StoreUnavailable`
     otherwise. What every run does first (`reindexing`: the run that moves the corpus to a new
-    mapping version, which may find the live index behind it)."""
+    mapping version, which may find the live index behind it). Indices that are current are
+    only read; missing or behind ones are set up, or, where this identity may not (the ingest
+    role), the run stops with what to do. A write block left by a reindex that died is lifted
+    (or, without the right to, named in the log)."""
     es = connect(settings)
     check_available(es, settings)
-    ensure_indices(es, settings, reindexing=reindexing)
+    if not indices_current(es, settings):
+        try:
+            ensure_indices(es, settings, reindexing=reindexing)
+        except AuthorizationException as exc:
+            raise StoreUnavailable(
+                f"the indices of {settings.index_alias} are missing or behind config/mappings, "
+                "and this identity may not set them up: run `newsroom setup` with the "
+                "maintenance identity") from exc
+    for index in stale_blocks(es, settings):
+        try:
+            lift_block(es, index)
+        except AuthorizationException:
+            log.error("%s is write-blocked by a reindex that stopped renewing its claim; "
+                      "articles wait (index_blocked) until a run with the maintenance identity "
+                      "lifts it (a DAG's prepare task, any `newsroom` maintenance command)", index)
+        else:
+            log.warning("lifted the write block a dead reindex left on %s", index)
     return es
+
+
+def _digest(config_dir: Path, name: str) -> str:
+    """The digest of mapping file `name` (what `_meta.newsroom_mapping` of its indices holds)."""
+    body = _mapping_body(config_dir, name)
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _index_kinds(settings: Settings) -> dict[str, str]:
+    """The pipeline's own indices (not the article alias) and their mapping file names."""
+    return {settings.ledger_index: "ledger", settings.feed_state_index: "feeds",
+            settings.feed_health_index: "feed_health", settings.quarantine_index: "quarantine"}
+
+
+def indices_current(es: Elasticsearch, settings: Settings) -> bool:
+    """Whether every index exists and was set up from today's mapping files (one read)."""
+    kinds = _index_kinds(settings)
+    found = es.options(ignore_status=404).indices.get_mapping(
+        index=",".join([settings.index_alias, *kinds]))
+    if found.meta.status != 200:
+        return False
+    expected = {**{index: _digest(settings.config_dir, kind) for index, kind in kinds.items()},
+                **{index: _digest(settings.config_dir, "articles")
+                   for index in found.body if index not in kinds}}
+    return len(found.body) > len(kinds) and all(
+        ((body.get("mappings") or {}).get("_meta") or {}).get("newsroom_mapping") == expected[index]
+        for index, body in found.body.items())
+
+
+def _put_mapping(es: Elasticsearch, index: str, properties: dict[str, Any], digest: str) -> None:
+    """Add `properties` to `index` and record `digest`, keeping the rest of its `_meta` (a
+    reindex's claim)."""
+    current = es.indices.get_mapping(index=index).body
+    meta = {key: value for body in current.values()
+            for key, value in (((body.get("mappings") or {}).get("_meta")) or {}).items()}
+    es.indices.put_mapping(index=index, properties=properties,
+                           meta={**meta, "newsroom_mapping": digest})
 
 
 def ensure_indices(es: Elasticsearch, settings: Settings, *, reindexing: bool = False) -> None:
@@ -70,6 +142,8 @@ def ensure_indices(es: Elasticsearch, settings: Settings, *, reindexing: bool = 
     alias = settings.index_alias
     articles = _mapping_body(settings.config_dir, "articles")
     version = articles.pop("version")
+    digest = _digest(settings.config_dir, "articles")
+    articles["mappings"]["_meta"] = {"newsroom_mapping": digest}
     es.indices.put_index_template(
         name=f"{alias}-template",
         index_patterns=[f"{alias}-v*"],
@@ -86,11 +160,11 @@ def ensure_indices(es: Elasticsearch, settings: Settings, *, reindexing: bool = 
     elif live == [articles_index(alias, version)]:
         # New fields reach the current index; a changed field type fails here, loudly: raise
         # the version in the mapping file and reindex.
-        es.indices.put_mapping(index=alias, properties=articles["mappings"]["properties"])
+        _put_mapping(es, alias, articles["mappings"]["properties"], digest)
     else:
         behind = ", ".join(live)
         try:
-            es.indices.put_mapping(index=alias, properties=articles["mappings"]["properties"])
+            _put_mapping(es, alias, articles["mappings"]["properties"], digest)
         except BadRequestError as exc:
             if not reindexing:
                 raise StoreUnavailable(
@@ -98,15 +172,61 @@ def ensure_indices(es: Elasticsearch, settings: Settings, *, reindexing: bool = 
                     f"changes a field ({exc.message}): run `newsroom reindex` first") from exc
         log.warning("%s is on %s, behind the mapping version %s: run `newsroom reindex`",
                     alias, behind, version)
-    for index, mapping in ((settings.ledger_index, "ledger"),
-                           (settings.feed_state_index, "feeds"),
-                           (settings.feed_health_index, "feed_health"),
-                           (settings.quarantine_index, "quarantine")):
+    for index, mapping in _index_kinds(settings).items():
         body = _mapping_body(settings.config_dir, mapping)
+        digest = _digest(settings.config_dir, mapping)
         if not es.indices.exists(index=index):
+            body["mappings"]["_meta"] = {"newsroom_mapping": digest}
             es.options(ignore_status=400).indices.create(index=index, **body)
         else:
-            es.indices.put_mapping(index=index, properties=body["mappings"]["properties"])
+            _put_mapping(es, index, body["mappings"]["properties"], digest)
+
+
+# -- a reindex's claim on the index it copies, and the write block that goes with it --------
+
+def claim_for_reindex(es: Elasticsearch, index: str) -> None:
+    """Record (or renew) this process's claim on `index`, which it is about to block or is
+    copying: `stale_blocks` leaves the block of a renewed claim alone."""
+    claim = {"owner": f"{socket.gethostname()}:{os.getpid()}",
+             "renewed_at": datetime.now(UTC).isoformat()}
+    current = es.indices.get_mapping(index=index).body[index]["mappings"]
+    es.indices.put_mapping(index=index, meta={**(current.get("_meta") or {}),
+                                              "reindex_claim": claim})
+
+
+def reindex_claim(es: Elasticsearch, index: str) -> dict[str, str] | None:
+    """The claim a reindex holds on `index`, if any: its `owner` and when it was `renewed_at`."""
+    current = es.indices.get_mapping(index=index).body[index]["mappings"]
+    claim: dict[str, str] | None = (current.get("_meta") or {}).get("reindex_claim")
+    return claim
+
+
+def lift_block(es: Elasticsearch, index: str) -> None:
+    """Take the write block and the reindex claim off `index`."""
+    es.indices.put_settings(index=index, settings={"index.blocks.write": None})
+    current = es.indices.get_mapping(index=index).body[index]["mappings"]
+    meta = {k: v for k, v in (current.get("_meta") or {}).items() if k != "reindex_claim"}
+    es.indices.put_mapping(index=index, meta=meta)
+
+
+def stale_blocks(es: Elasticsearch, settings: Settings) -> list[str]:
+    """The article indices write-blocked by a reindex whose claim was not renewed within
+    `settings.reindex_lease_s` (the process died). A block without a claim is not ours to
+    lift (an operator's, or the disk watermark's), and is left alone."""
+    blocked = es.options(ignore_status=404).indices.get_settings(
+        index=settings.index_alias, name="index.blocks.write")
+    if blocked.meta.status != 200:
+        return []
+    cutoff = datetime.now(UTC) - timedelta(seconds=settings.reindex_lease_s)
+    stale = []
+    for index, body in blocked.body.items():
+        if str(((body.get("settings") or {}).get("index") or {}).get("blocks", {})
+               .get("write")).lower() != "true":
+            continue
+        claim = reindex_claim(es, index)
+        if claim and datetime.fromisoformat(claim["renewed_at"]) < cutoff:
+            stale.append(index)
+    return stale
 
 
 def articles_version(config_dir: Path) -> int:

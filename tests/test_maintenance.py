@@ -5,8 +5,13 @@ Kibana's saved objects through its import API)."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -15,14 +20,20 @@ from pathlib import Path
 from typing import ClassVar
 
 import pytest
-from elasticsearch import ApiError, Elasticsearch
+from elasticsearch import ApiError, Elasticsearch, helpers
 
 from pipeline.ledger import Ledger, LedgerEntry, ledger_id
 from pipeline.maintenance import prune_ledger, reindex
 from pipeline.provision import import_saved_objects, setup
 from pipeline.records import Outcome
 from pipeline.settings import CONFIG_DIR, Settings
-from pipeline.store import StoreUnavailable, alias_indices, ensure_indices
+from pipeline.store import (
+    StoreUnavailable,
+    alias_indices,
+    ensure_indices,
+    open_store,
+    reindex_claim,
+)
 
 
 @pytest.fixture
@@ -109,6 +120,84 @@ def test_a_reindex_that_fails_takes_its_write_block_off(fresh_settings: Settings
     es.index(index=alias, id="after", document={"url": "https://example.org/after"})  # writable
     monkeypatch.undo()
     assert reindex(es, next_version).copied == 6
+
+
+def _write_blocked(es: Elasticsearch, index: str) -> bool:
+    found = es.indices.get_settings(index=index, name="index.blocks.write").body.get(index, {})
+    return str(found.get("settings", {}).get("index", {}).get("blocks", {}).get("write")) == "true"
+
+
+def test_a_reindex_killed_outright_leaves_a_block_that_a_later_run_lifts(
+        fresh_settings: Settings, es: Elasticsearch, next_version: Settings) -> None:
+    alias = fresh_settings.index_alias
+    source = f"{alias}-v1"
+    es.index(index=alias, id="kept", document={"url": "https://example.org/kept"}, refresh=True)
+    # the real `newsroom reindex`, whose copy never ends, killed once its block is on
+    hangs = ("import sys, time; import pipeline.maintenance as m; "
+             "m._copy = lambda *a, **k: time.sleep(600); "
+             "from pipeline.cli import main; sys.exit(main(['reindex']))")
+    env = {**os.environ, "ELASTICSEARCH_URL": fresh_settings.elasticsearch_url,
+           "NEWSROOM_INDEX": alias, "NEWSROOM_CONFIG_DIR": str(next_version.config_dir)}
+    process = subprocess.Popen([sys.executable, "-c", hangs], env=env)
+    try:
+        deadline = time.monotonic() + 120
+        while not _write_blocked(es, source):
+            assert process.poll() is None and time.monotonic() < deadline
+            time.sleep(0.2)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    assert reindex_claim(es, source) is not None
+
+    # while the claim is younger than the lease, the block stays and no second reindex starts
+    open_store(fresh_settings)
+    assert _write_blocked(es, source)
+    with pytest.raises(RuntimeError, match="being reindexed"):
+        reindex(es, next_version)
+    with pytest.raises(ApiError):
+        es.index(index=alias, id="refused", document={"url": "https://example.org/refused"})
+
+    # once it is older, the next run that opens the store lifts the block and the claim
+    time.sleep(1.2)
+    open_store(replace(fresh_settings, reindex_lease_s=1.0))
+    assert not _write_blocked(es, source) and reindex_claim(es, source) is None
+    es.index(index=alias, id="written", document={"url": "https://example.org/written"})
+    report = reindex(es, next_version)
+    assert (report.status, report.copied) == ("reindexed", 2)
+
+
+def test_a_block_nobody_claims_is_left_alone(fresh_settings: Settings,
+                                             es: Elasticsearch) -> None:
+    """An operator's own write block (or anything not a reindex of ours) is not lifted."""
+    source = f"{fresh_settings.index_alias}-v1"
+    es.indices.put_settings(index=source, settings={"index.blocks.write": True})
+    open_store(replace(fresh_settings, reindex_lease_s=0.0))
+    assert _write_blocked(es, source)
+    es.indices.put_settings(index=source, settings={"index.blocks.write": None})
+
+
+def test_a_working_reindex_renews_its_claim_as_it_copies(
+        fresh_settings: Settings, es: Elasticsearch, next_version: Settings,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    alias = fresh_settings.index_alias
+    source = f"{alias}-v1"
+    for n in range(4):
+        es.index(index=alias, id=f"doc-{n}", document={"url": f"https://example.org/{n}"})
+    es.indices.refresh(index=alias)
+    renewals: list[str] = []
+    scan = helpers.scan
+
+    def watched(*args: object, **kwargs: object) -> Iterator[dict[str, object]]:
+        for hit in scan(*args, **kwargs):  # type: ignore[arg-type]
+            claim = reindex_claim(es, source)
+            assert claim is not None and _write_blocked(es, source)
+            renewals.append(claim["renewed_at"])
+            time.sleep(0.01)
+            yield hit
+
+    monkeypatch.setattr("pipeline.maintenance.helpers.scan", watched)
+    assert reindex(es, replace(next_version, reindex_lease_s=0.0)).copied == 4
+    assert len(renewals) == 4 and renewals == sorted(set(renewals))  # renewed between hits
 
 
 def test_quarantined_documents_are_replayed_once_the_mapping_takes_them(

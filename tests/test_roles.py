@@ -4,22 +4,27 @@ The local development node runs without the security module, so instead of askin
 these tests resolve the role definitions themselves, with an index-name matcher that behaves as
 Elasticsearch's role index patterns do for `*` and `?` wildcards: the analyst reads the articles
 and the feed health and nothing else, writes nothing and has no cluster privilege; the ingest
-role writes every index the pipeline uses. A deliberately loosened copy of the analyst role shows
-that the checks catch what they are meant to.
+role reads and writes the documents of every index the pipeline uses but may not create, delete
+or change an index; the maintenance role manages them. A deliberately loosened copy of the
+analyst role shows that the checks catch what they are meant to. (tests/test_role_access.py
+runs the pipeline against the real node as each role, through a proxy that enforces them.)
 """
 
 from __future__ import annotations
 
 import copy
-import json
-import re
-from functools import cache
-from pathlib import Path
-from typing import Any
 
 import pytest
 
-ROLES_FILE = Path(__file__).resolve().parent.parent / "config" / "security" / "roles.json"
+from tests.es_roles import (
+    INDEX_ADMIN_PRIVILEGES,
+    READ_ONLY_PRIVILEGES,
+    WRITE_PRIVILEGES,
+    Role,
+    index_matches,
+    index_privileges,
+    load_roles,
+)
 
 ALIAS = "news-articles"
 ARTICLE_INDICES = ("news-articles-v1", "news-articles-v2")
@@ -29,58 +34,6 @@ FEED_STATE = "news-articles-feeds"
 ANALYST_READS = (ALIAS, *ARTICLE_INDICES, FEED_HEALTH)
 ANALYST_MAY_NOT_READ = (LEDGER, FEED_STATE)
 PIPELINE_INDICES = (*ANALYST_READS, *ANALYST_MAY_NOT_READ)
-
-# Index privileges that change data, mappings, settings or the index itself.
-WRITE_PRIVILEGES = frozenset({
-    "all", "auto_configure", "create", "create_doc", "create_index", "delete", "delete_index",
-    "index", "maintenance", "manage", "manage_data_stream_lifecycle", "manage_failure_store",
-    "manage_follow_index", "manage_ilm", "manage_leader_index", "write",
-})
-# The only index privileges an analyst role may hold.
-READ_ONLY_PRIVILEGES = frozenset({"read", "view_index_metadata", "monitor", "read_cross_cluster"})
-
-# Which privileges a granted privilege includes (the subset these tests need).
-IMPLIES: dict[str, frozenset[str]] = {
-    "all": WRITE_PRIVILEGES | READ_ONLY_PRIVILEGES,
-    "write": frozenset({"write", "index", "create", "create_doc", "delete"}),
-    "index": frozenset({"index", "create", "create_doc"}),
-    "create": frozenset({"create", "create_doc"}),
-    "manage": frozenset({"manage", "create_index", "delete_index", "view_index_metadata",
-                         "monitor"}),
-}
-
-Role = dict[str, Any]
-
-
-@cache
-def _pattern(pattern: str) -> re.Pattern[str]:
-    if pattern.startswith(("/", "-")) or any(c in pattern for c in ",<>"):
-        raise ValueError(f"unsupported index pattern (regex, exclusion or date math): {pattern!r}")
-    parts = (".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
-    return re.compile("".join(parts), re.DOTALL)
-
-
-def index_matches(pattern: str, index: str) -> bool:
-    """Whether a role's index name pattern covers `index`: `*` is any run of characters (also
-    none), `?` any one character, anything else itself; the whole name must match."""
-    return _pattern(pattern).fullmatch(index) is not None
-
-
-def granted(privileges: set[str]) -> set[str]:
-    """The privileges `privileges` amount to, with what each includes."""
-    result = set(privileges)
-    for privilege in privileges:
-        result |= IMPLIES.get(privilege, frozenset())
-    return result
-
-
-def index_privileges(role: Role, index: str) -> set[str]:
-    """Every index privilege the role grants on `index`, from all its matching entries."""
-    held: set[str] = set()
-    for entry in role.get("indices", []):
-        if any(index_matches(pattern, index) for pattern in entry["names"]):
-            held |= set(entry["privileges"])
-    return granted(held)
 
 
 def analyst_problems(role: Role) -> list[str]:
@@ -112,8 +65,7 @@ def analyst_problems(role: Role) -> list[str]:
 
 @pytest.fixture(scope="module")
 def roles() -> dict[str, Role]:
-    data = json.loads(ROLES_FILE.read_text(encoding="utf-8"))
-    return {name: role for name, role in data.items() if not name.startswith("_")}
+    return load_roles()
 
 
 # --- the matcher ---------------------------------------------------------------------------------
@@ -146,8 +98,8 @@ def test_matcher_refuses_patterns_it_cannot_judge() -> None:
 
 # --- the roles -----------------------------------------------------------------------------------
 
-def test_roles_file_defines_the_two_roles(roles: dict[str, Role]) -> None:
-    assert set(roles) == {"newsroom_analyst", "newsroom_ingest"}
+def test_roles_file_defines_the_three_roles(roles: dict[str, Role]) -> None:
+    assert set(roles) == {"newsroom_analyst", "newsroom_ingest", "newsroom_maintenance"}
     for role in roles.values():
         for entry in role.get("indices", []):
             for pattern in entry["names"]:
@@ -200,9 +152,21 @@ def test_the_analyst_check_catches_other_loosenings(roles: dict[str, Role], chan
     assert any(expected in problem for problem in problems), problems
 
 
-def test_ingest_writes_every_pipeline_index(roles: dict[str, Role]) -> None:
+def test_ingest_writes_documents_of_every_pipeline_index_and_administers_none(
+        roles: dict[str, Role]) -> None:
     ingest = roles["newsroom_ingest"]
     for index in PIPELINE_INDICES:
         held = index_privileges(ingest, index)
-        assert {"read", "write", "create_index"} <= held, f"{index}: {sorted(held)}"
+        assert {"read", "write", "view_index_metadata"} <= held, f"{index}: {sorted(held)}"
+        assert not held & INDEX_ADMIN_PRIVILEGES, f"{index}: {sorted(held)}"
     assert index_privileges(ingest, "other-index") == set()
+    assert set(ingest["cluster"]) == {"monitor"}  # no templates, no security, no cluster settings
+
+
+def test_maintenance_manages_every_pipeline_index_only(roles: dict[str, Role]) -> None:
+    maintenance = roles["newsroom_maintenance"]
+    for index in PIPELINE_INDICES:
+        held = index_privileges(maintenance, index)
+        assert {"create_index", "delete_index", "manage", "write"} <= held, index
+    assert index_privileges(maintenance, "other-index") == set()
+    assert set(maintenance["cluster"]) == {"monitor", "manage_index_templates"}
