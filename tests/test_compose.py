@@ -33,12 +33,14 @@ CHECKER = ROOT / ".local" / "bin" / "compose-check"
 
 AIRFLOW_SERVICES = ("airflow-api-server", "airflow-scheduler", "airflow-dag-processor",
                     "airflow-triggerer")
-ONE_SHOTS = ("es-passwords", "setup", "airflow-init")
+ONE_SHOTS = ("certs", "es-passwords", "setup", "airflow-init")
 SERVICES = {"elasticsearch", "kibana", "postgres", *ONE_SHOTS, *AIRFLOW_SERVICES}
 PUBLISHED = {9200, 5601, 8080}
 SECRET_WORDS = re.compile(r"PASSWORD|SECRET|TOKEN|API_KEY", re.IGNORECASE)
-SETUP_ENV = ("ELASTICSEARCH_URL", "ELASTICSEARCH_USERNAME", "ELASTICSEARCH_PASSWORD", "KIBANA_URL",
-             "ANALYST_PASSWORD", "INGEST_PASSWORD")
+SETUP_ENV = ("ELASTICSEARCH_URL", "ELASTICSEARCH_CA_CERTS", "ELASTICSEARCH_USERNAME",
+             "ELASTICSEARCH_PASSWORD", "KIBANA_URL", "ANALYST_PASSWORD", "INGEST_PASSWORD",
+             "MAINTENANCE_PASSWORD")
+CA = "/certs/ca/ca.crt"  # where the services that run project code find the stack's CA
 
 Project = dict[str, Any]
 
@@ -200,6 +202,46 @@ def test_elasticsearch_runs_single_node_with_security_on(project: Project) -> No
                for v in service(project, "elasticsearch")["volumes"])
 
 
+def mounts(project: Project, name: str) -> dict[str, tuple[str, bool]]:
+    """The service's volume mounts: target -> (volume, read-only)."""
+    return {v["target"]: (v.get("source", ""), bool(v.get("read_only")))
+            for v in service(project, name).get("volumes") or []}
+
+
+def test_elasticsearch_speaks_https_with_certificates_the_stack_makes(project: Project) -> None:
+    env = environment(project, "elasticsearch")
+    assert env["xpack.security.http.ssl.enabled"] == "true"
+    assert env["xpack.security.http.ssl.key"] == "certs/elasticsearch/elasticsearch.key"
+    assert env["xpack.security.http.ssl.certificate"] == "certs/elasticsearch/elasticsearch.crt"
+    assert env["xpack.security.http.ssl.certificate_authorities"] == "certs/ca/ca.crt"
+    # the one-shot `certs` makes them with the image's certutil, for the names clients use
+    made = " ".join(argv(project, "certs"))
+    assert "elasticsearch-certutil ca" in made and "elasticsearch-certutil cert" in made
+    assert "dns: [elasticsearch, localhost]" in made
+    assert depends(project, "elasticsearch")["certs"] == "service_completed_successfully"
+    assert mounts(project, "certs")["/usr/share/elasticsearch/config/certs"] == ("certs", False)
+    assert mounts(project, "elasticsearch")["/usr/share/elasticsearch/config/certs"] == (
+        "certs", True)
+    # every client reaches it over https and checks its certificate against that CA
+    assert "https://localhost:9200" in " ".join(service(project, "elasticsearch")
+                                                ["healthcheck"]["test"])
+    assert "--cacert config/certs/ca/ca.crt" in " ".join(service(project, "elasticsearch")
+                                                         ["healthcheck"]["test"])
+    assert "--cacert" in " ".join(argv(project, "es-passwords"))
+    assert "https://elasticsearch:9200" in " ".join(argv(project, "es-passwords"))
+    kibana = environment(project, "kibana")
+    assert kibana["ELASTICSEARCH_HOSTS"] == "https://elasticsearch:9200"
+    assert kibana["ELASTICSEARCH_SSL_CERTIFICATEAUTHORITIES"] == "config/certs/ca/ca.crt"
+    assert mounts(project, "kibana")["/usr/share/kibana/config/certs"] == ("certs", True)
+    setup = environment(project, "setup")
+    assert setup["ELASTICSEARCH_URL"].startswith("https://")
+    assert setup["ELASTICSEARCH_CA_CERTS"] == CA
+    for name in ("setup", *AIRFLOW_SERVICES):
+        assert mounts(project, name).get("/certs") == ("certs", True), name
+    text = COMPOSE_FILE.read_text(encoding="utf-8")
+    assert "http://elasticsearch:9200" not in text and "http://localhost:9200" not in text
+
+
 def test_every_secret_comes_from_a_variable(project: Project, raw: Project) -> None:
     # As written: every secret-looking setting is a ${...} reference, never a literal.
     for name, svc in raw["services"].items():
@@ -253,7 +295,11 @@ def test_airflow_services_share_the_image_and_the_elasticsearch_connection(
         assert svc["image"] == image and svc["build"]["context"] == str(ROOT), name
         env = environment(project, name)
         assert env["NEWSROOM_ES_CONN_ID"] == "newsroom_es", name
-        conns.add(env["AIRFLOW_CONN_NEWSROOM_ES"])
+        assert env["NEWSROOM_ES_MAINTENANCE_CONN_ID"] == "newsroom_es_maintenance", name
+        conns.add((env["AIRFLOW_CONN_NEWSROOM_ES"], env["AIRFLOW_CONN_NEWSROOM_ES_MAINTENANCE"]))
+        assert env["AIRFLOW__CORE__AUTH_MANAGER"] == (
+            "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager"), name
+        assert not [key for key in env if "SIMPLE_AUTH_MANAGER" in key], name
         assert env["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor", name
         assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith(
             "postgresql+psycopg2://airflow:"), name
@@ -262,15 +308,22 @@ def test_airflow_services_share_the_image_and_the_elasticsearch_connection(
         assert env["AIRFLOW__CORE__DAGS_FOLDER"] == "/opt/airflow/dags", name
         assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == (
             "http://airflow-api-server:8080/execution/"), name
-    assert len(conns) == 1, "the Airflow services disagree on AIRFLOW_CONN_NEWSROOM_ES"
-    conn = json.loads(conns.pop())
-    assert conn == {"conn_type": "generic", "host": "elasticsearch", "port": 9200,
-                    "schema": "http", "login": "newsroom_ingest",
-                    "password": DUMMY["INGEST_PASSWORD"]}
+    assert len(conns) == 1, "the Airflow services disagree on their Elasticsearch connections"
+    ingest, maintenance = (json.loads(conn) for conn in conns.pop())
+    assert ingest == {"conn_type": "generic", "host": "elasticsearch", "port": 9200,
+                      "schema": "https", "login": "newsroom_ingest",
+                      "password": DUMMY["INGEST_PASSWORD"], "extra": {"ca_certs": CA}}
+    assert maintenance == {**ingest, "login": "newsroom_maintenance",
+                           "password": DUMMY["MAINTENANCE_PASSWORD"]}
     for name, subcommand in zip(AIRFLOW_SERVICES,
                                 ("api-server", "scheduler", "dag-processor", "triggerer")):
         assert f"airflow {subcommand}" in " ".join(argv(project, name)), name
-    assert argv(project, "airflow-init")[-3:] == ["airflow", "db", "migrate"]
+    init = " ".join(argv(project, "airflow-init"))
+    assert "airflow db migrate && python /opt/airflow/newsroom/scripts/airflow_admin.py" in init
+    assert environment(project, "airflow-init")["AIRFLOW_ADMIN_PASSWORD"] == (
+        DUMMY["AIRFLOW_ADMIN_PASSWORD"])
+    assert "COPY --chown=airflow:root scripts/airflow_admin.py scripts/" in (
+        ROOT / "Dockerfile").read_text(encoding="utf-8")
 
 
 def test_the_image_is_the_official_airflow_image_with_the_project() -> None:
@@ -292,11 +345,12 @@ def test_setup_runs_newsroom_setup_with_its_settings(project: Project) -> None:
     assert any(command[i:i + 2] == ["newsroom", "setup"] for i in range(len(command))), command
     env = environment(project, "setup")
     assert set(SETUP_ENV) <= set(env)
-    assert env["ELASTICSEARCH_URL"] == "http://elasticsearch:9200"
+    assert env["ELASTICSEARCH_URL"] == "https://elasticsearch:9200"
     assert env["KIBANA_URL"] == "http://kibana:5601"
     assert env["ELASTICSEARCH_PASSWORD"] == DUMMY["ELASTIC_PASSWORD"]
     assert env["ANALYST_PASSWORD"] == DUMMY["ANALYST_PASSWORD"]
     assert env["INGEST_PASSWORD"] == DUMMY["INGEST_PASSWORD"]
+    assert env["MAINTENANCE_PASSWORD"] == DUMMY["MAINTENANCE_PASSWORD"]
 
 
 def depends(project: Project, name: str) -> dict[str, str]:

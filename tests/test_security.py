@@ -21,6 +21,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from elastic_transport import TlsError
 
 from pipeline.extract import extract_article
 from pipeline.fetch import HttpClient
@@ -90,8 +91,9 @@ def test_elasticsearch_client_verifies_tls(fresh_settings: Settings) -> None:
     assert node.config.verify_certs is True
 
 
-@pytest.fixture
-def self_signed_site(tmp_path: Path) -> Iterator[str]:
+def _self_signed(tmp_path: Path) -> ssl.SSLContext:
+    """A server context with a certificate for 127.0.0.1 that nothing trusts; the certificate
+    is in `tmp_path/cert.pem`."""
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
     now = dt.datetime.now(dt.UTC)
@@ -105,6 +107,50 @@ def self_signed_site(tmp_path: Path) -> Iterator[str]:
     (tmp_path / "key.pem").write_bytes(key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption()))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
+    return context
+
+
+@pytest.fixture
+def tls_node(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """An Elasticsearch-like node over HTTPS with a private CA's certificate (as the
+    docker-compose stack's setup makes one): its URL and the CA file."""
+    context = _self_signed(tmp_path)
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = json.dumps({"status": "green", "number_of_nodes": 1}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("X-Elastic-Product", "Elasticsearch")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"https://127.0.0.1:{server.server_address[1]}", tmp_path / "cert.pem"
+    server.shutdown()
+
+
+def test_a_cluster_behind_a_private_ca_is_reached_with_that_ca_only(
+        tls_node: tuple[str, Path]) -> None:
+    url, ca = tls_node
+    trusting = Settings.load({"ELASTICSEARCH_URL": url, "ELASTICSEARCH_CA_CERTS": str(ca)})
+    assert connect(trusting).cluster.health()["status"] == "green"
+    with pytest.raises(TlsError):
+        connect(Settings.load({"ELASTICSEARCH_URL": url})).options(
+            max_retries=0).cluster.health()
+
+
+@pytest.fixture
+def self_signed_site(tmp_path: Path) -> Iterator[str]:
+    context = _self_signed(tmp_path)
     hits: list[str] = []
 
     class Handler(BaseHTTPRequestHandler):
@@ -119,8 +165,6 @@ def self_signed_site(tmp_path: Path) -> Iterator[str]:
             pass
 
     server = HTTPServer(("127.0.0.1", 0), Handler)
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
     server.socket = context.wrap_socket(server.socket, server_side=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"https://127.0.0.1:{server.server_address[1]}"
