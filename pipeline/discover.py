@@ -18,7 +18,8 @@ FEED_ACCEPT = "application/rss+xml, application/atom+xml, application/xml;q=0.9,
 # feedparser expands plain ones, so that 16 KB declaring one 5 KB entity used 2,000 times
 # would become a 10 MB summary: the subset is dropped before parsing (its references stay
 # unexpanded text).
-_INTERNAL_SUBSET = re.compile(rb"<!DOCTYPE[^>\[]*\[.*?\]\s*>", re.DOTALL | re.IGNORECASE)
+_DOCTYPE = re.compile(rb"<!DOCTYPE", re.IGNORECASE)
+_SUBSET_END = re.compile(rb"\]\s*>")
 MAX_TITLE_CHARS = 1_000
 MAX_SUMMARY_CHARS = 10_000
 
@@ -79,7 +80,7 @@ def parse_feed(body: bytes, charset: str | None,
 
     Entities the document declares itself are not expanded; titles and summaries are cut at
     `MAX_TITLE_CHARS` and `MAX_SUMMARY_CHARS`."""
-    body = _INTERNAL_SUBSET.sub(b"", body, count=1)
+    body = _drop_internal_subset(body)
     parsed = feedparser.parse(body, response_headers=_headers_for_feedparser(charset))
     items = []
     seen: set[str] = set()
@@ -102,6 +103,20 @@ def parse_feed(body: bytes, charset: str | None,
             raise ItemError("bad_feed", f"{feed.url}: {parsed.bozo_exception}")
         warning = f"{type(parsed.bozo_exception).__name__}: {parsed.bozo_exception}"
     return items, warning
+
+
+def _drop_internal_subset(body: bytes) -> bytes:
+    """`body` without its first DOCTYPE's internal subset (`<!DOCTYPE x [ ... ]>`), in time
+    linear in its size; a subset that never ends takes the rest of the body with it (nothing
+    after it can be a feed)."""
+    doctype = _DOCTYPE.search(body)
+    if doctype is None:
+        return body
+    opening, closing = body.find(b"[", doctype.end()), body.find(b">", doctype.end())
+    if opening == -1 or -1 < closing < opening:
+        return body  # a DOCTYPE without an internal subset
+    end = _SUBSET_END.search(body, opening)
+    return body[:doctype.start()] + (body[end.end():] if end else b"")
 
 
 def _headers_for_feedparser(charset: str | None) -> dict[str, str]:

@@ -24,12 +24,13 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 
-from pipeline.polite import HostLimiter, RobotsCache
+from pipeline.polite import HostLimiter, RobotsCache, Unavailable
 from pipeline.records import ItemError, Page
 from pipeline.settings import HttpSettings, IPNetwork
 
 _TRANSIENT_STATUSES = {408, 425, 429, 500, 502, 503, 504}
 MAX_RETRY_AFTER = 86_400.0  # a longer Retry-After is taken as a day
+ROBOTS_REDIRECTS = 5  # RFC 9309: follow at least five redirects to a robots.txt
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")  # the IPv4 address is the last 32 bits
 # IPv4-compatible addresses (deprecated, ::/96) and local-use NAT64: never a public host.
 _NON_PUBLIC_V6 = (ipaddress.IPv6Network("::/96"), ipaddress.IPv6Network("64:ff9b:1::/48"))
@@ -125,8 +126,13 @@ class HttpClient:
                         else "stopped answering; left alone")
                 raise ItemError(why, f"{urlsplit(current).netloc} {said} ({paused:.0f} s left)",
                                 transient=True, retry_after=paused, attempted=False)
-            if self._settings.respect_robots and not self._robots.allowed(current):
-                raise ItemError("robots_disallowed", f"robots.txt disallows {current}")
+            if self._settings.respect_robots:
+                verdict, asked = self._robots.verdict(current)
+                if verdict == "disallowed":
+                    raise ItemError("robots_disallowed", f"robots.txt disallows {current}")
+                if isinstance(verdict, Unavailable):  # RFC 9309: disallow until it can be read
+                    raise ItemError(verdict.reason, verdict.detail, transient=True,
+                                    attempted=asked)
             status, response_headers, body = self._get_once(current, address, headers or {})
             if status in (301, 302, 303, 307, 308):
                 location = response_headers.get("location")
@@ -157,13 +163,24 @@ class HttpClient:
         raise ItemError("too_many_redirects",
                         f"more than {self._settings.max_redirects} redirects from {url}")
 
-    def _fetch_robots(self, url: str) -> tuple[int, bytes] | None:
-        try:
-            address = check_address(url, self._settings.allow_nets)
-            status, _, body = self._get_once(url, address, {})
-        except ItemError:
-            return None
-        return status, body
+    def _fetch_robots(self, url: str) -> tuple[int, bytes] | Unavailable:
+        """robots.txt at `url`: status and body after up to five redirects (RFC 9309), each
+        hop through the address guard; (404, b"") after more; `Unavailable` when it cannot be
+        reached (the network failure's own reason) or a hop is refused."""
+        current = url
+        for _ in range(ROBOTS_REDIRECTS + 1):
+            try:
+                address = check_address(current, self._settings.allow_nets)
+                status, headers, body = self._get_once(current, address, {})
+            except ItemError as exc:
+                unreachable = exc.reason in ("timeout", "connection_error", "dns_error")
+                return Unavailable(exc.reason if unreachable else "robots_unavailable",
+                                   f"robots.txt at {current}: {exc.detail}")
+            location = headers.get("location")
+            if status not in (301, 302, 303, 307, 308) or not location:
+                return status, body
+            current = urljoin(current, location)
+        return 404, b""  # more redirects than RFC 9309 asks us to follow: unavailable
 
     def _get_once(self, url: str, address: str,
                   headers: Mapping[str, str]) -> tuple[int, httpx.Headers, bytes]:

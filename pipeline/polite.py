@@ -1,5 +1,5 @@
-"""Politeness towards the sites we fetch from: robots.txt honoured per host (cached), at most
-`per_host_concurrency` requests to one host at a time, at least `per_host_delay` seconds
+"""Politeness towards the sites we fetch from: robots.txt honoured per host (RFC 9309, cached),
+at most `per_host_concurrency` requests to one host at a time, at least `per_host_delay` seconds
 between the starts of two requests to it, and none while the host has asked for a pause
 (`Retry-After`) or rests after timing out several times in a row.
 
@@ -12,14 +12,29 @@ from __future__ import annotations
 
 import threading
 import time
-import urllib.robotparser
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import ClassVar, Literal
 from urllib.parse import urlsplit
 
+from protego import Protego
+
 ROBOTS_TTL = 3600.0  # seconds a host's robots.txt is trusted
+ROBOTS_ERROR_TTL = 60.0  # seconds a robots.txt answering a server error is not asked again
+
+
+@dataclass(frozen=True)
+class Unavailable:
+    """A robots.txt that could not be read (RFC 9309: everything disallowed meanwhile): why,
+    as an item failure's reason (`timeout`, `connection_error`, `dns_error` when the host could
+    not be reached; `robots_unavailable` for a server error or a refused redirect) and detail."""
+
+    reason: str
+    detail: str
+
+
+Verdict = Literal["allowed", "disallowed"] | Unavailable
 
 
 @dataclass
@@ -102,40 +117,59 @@ class HostLimiter:
 
 
 class RobotsCache:
-    """robots.txt per host, fetched through `fetch` (which returns status and body, or None
-    when the host could not be reached) and kept for an hour."""
+    """robots.txt per host, read as RFC 9309 says (Protego: `*` and `$` patterns, the longest
+    match wins, `Allow` over `Disallow` on a tie), fetched through `fetch` (status and body
+    after following up to five redirects, or `Unavailable` when the host could not be reached)
+    and kept for an hour.
 
-    def __init__(self, agent: str, fetch: Callable[[str], tuple[int, bytes] | None]) -> None:
+    - 2xx: its rules for our product token.
+    - 4xx (none there, or more than five redirects): everything allowed.
+    - 5xx, or unreachable: everything disallowed for now (`Unavailable`): the item is not
+      fetched, and is tried again later, not settled as disallowed. A server error is kept a
+      minute; an unreachable host is asked again by the next item (its timeouts and refusals
+      count as the host's strikes, so a dead host soon rests: `HostLimiter`).
+    """
+
+    def __init__(self, agent: str,
+                 fetch: Callable[[str], tuple[int, bytes] | Unavailable]) -> None:
         self._agent = agent
         self._fetch = fetch
-        self._rules: dict[str, tuple[float, urllib.robotparser.RobotFileParser | None]] = {}
+        self._rules: dict[str, tuple[float, Protego | Verdict]] = {}
         self._lock = threading.Lock()
 
-    def allowed(self, url: str) -> bool:
+    def verdict(self, url: str) -> tuple[Verdict, bool]:
+        """Whether `url` may be fetched, and whether the host was asked for its robots.txt
+        just now (or the answer came from the cache)."""
         parts = urlsplit(url)
         origin = f"{parts.scheme}://{parts.netloc}"
         with self._lock:
             cached = self._rules.get(origin)
-        if cached is None or cached[0] < time.monotonic():
-            cached = (time.monotonic() + ROBOTS_TTL, self._load(origin))
+        asked = cached is None or cached[0] < time.monotonic()
+        if cached is None or asked:
+            rules = self._load(origin)
+            cached = (time.monotonic() + _ttl(rules), rules)
             with self._lock:
                 self._rules[origin] = cached
-        parser = cached[1]
-        return parser is None or parser.can_fetch(self._agent, url)
+        rules = cached[1]
+        if isinstance(rules, Protego):
+            return ("allowed" if rules.can_fetch(url, self._agent) else "disallowed"), asked
+        return rules, asked
 
-    def _load(self, origin: str) -> urllib.robotparser.RobotFileParser | None:
-        """The host's rules; None (everything allowed) when it has no robots.txt. A host whose
-        robots.txt fails with a server error is treated as disallowing everything (RFC 9309),
-        until the cache entry expires."""
+    def _load(self, origin: str) -> Protego | Verdict:
         answer = self._fetch(f"{origin}/robots.txt")
-        parser = urllib.robotparser.RobotFileParser()
-        if answer is None:
-            return None
+        if isinstance(answer, Unavailable):
+            return answer
         status, body = answer
-        if 400 <= status < 500:
-            return None
         if status >= 500:
-            parser.parse(["User-agent: *", "Disallow: /"])
-            return parser
-        parser.parse(body.decode("utf-8", errors="replace").splitlines())
-        return parser
+            return Unavailable("robots_unavailable",
+                               f"{origin}/robots.txt answers HTTP {status}")
+        if not 200 <= status < 300:
+            return "allowed"
+        return Protego.parse(body.decode("utf-8", errors="replace"))
+
+
+def _ttl(rules: Protego | Verdict) -> float:
+    """How long a robots.txt answer is kept."""
+    if not isinstance(rules, Unavailable):
+        return ROBOTS_TTL
+    return ROBOTS_ERROR_TTL if rules.reason == "robots_unavailable" else 0.0

@@ -226,3 +226,108 @@ def test_retry_after_reads_seconds_and_http_dates() -> None:
     assert retry_after("9999999", now) == MAX_RETRY_AFTER  # a day at most
     for unusable in (None, "", "soon", "0", "Thu, 26 Nov 2026 11:00:00 GMT"):
         assert retry_after(unusable, now) is None, unusable
+
+
+class _RobotsHandler(BaseHTTPRequestHandler):
+    """A site whose robots.txt answers as `routes` says: path -> (status, headers, body), or
+    None to hang up without an answer; every other path is a page. Records what was asked."""
+
+    routes: ClassVar[dict[str, tuple[int, dict[str, str], bytes] | None]] = {}
+    asked: ClassVar[list[str]] = []
+
+    def do_GET(self) -> None:
+        type(self).asked.append(self.path)
+        if self.path in self.routes:
+            answer = self.routes[self.path]
+            if answer is None:
+                self.connection.close()
+                return
+            status, headers, body = answer
+        else:
+            status, headers, body = 200, {"Content-Type": "text/html"}, b"<p>page</p>"
+        self.send_response(status)
+        for name, value in {**headers, "Content-Length": str(len(body))}.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def robots_site() -> Iterator[str]:
+    _RobotsHandler.routes, _RobotsHandler.asked = {}, []
+    httpd = _QuietServer(("127.0.0.1", 0), _RobotsHandler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def _robots(body: str) -> tuple[int, dict[str, str], bytes]:
+    return 200, {"Content-Type": "text/plain"}, body.encode()
+
+
+def _verdict(site: str, path: str) -> str:
+    """What fetching `path` comes to: `ok`, or the failure's reason (`+transient`)."""
+    with HttpClient(HttpSettings(allow_nets=LOOPBACK, per_host_delay=0.0)) as client:
+        try:
+            client.get(f"{site}{path}")
+        except ItemError as exc:
+            return exc.reason + ("+transient" if exc.transient else "")
+    return "ok"
+
+
+def test_robots_rules_follow_rfc_9309_patterns_and_precedence(robots_site: str) -> None:
+    _RobotsHandler.routes["/robots.txt"] = _robots(
+        "User-agent: *\nDisallow: /\n\n"
+        "User-agent: newsroom\nDisallow: /news/\nAllow: /news/*/public\nDisallow: /*.pdf$\n")
+    assert _verdict(robots_site, "/news/2026/public/story") == "ok"  # the longer rule wins
+    assert _verdict(robots_site, "/news/2026/draft") == "robots_disallowed"
+    assert _verdict(robots_site, "/files/report.pdf") == "robots_disallowed"
+    assert _verdict(robots_site, "/files/report.pdf?page=2") == "ok"  # `$` ends the path
+    assert _verdict(robots_site, "/about") == "ok"  # our group, not `*`, applies
+
+
+def test_robots_txt_redirects_are_followed_up_to_five(robots_site: str) -> None:
+    hops = ["/robots.txt", *(f"/moved-{n}" for n in range(1, 5)), "/rules.txt"]
+    for here, there in itertools.pairwise(hops):
+        _RobotsHandler.routes[here] = (301, {"Location": there}, b"")
+    _RobotsHandler.routes["/rules.txt"] = _robots("User-agent: *\nDisallow: /private/\n")
+    assert _verdict(robots_site, "/private/page") == "robots_disallowed"
+    assert "/rules.txt" in _RobotsHandler.asked
+
+
+def test_robots_txt_past_five_redirects_counts_as_absent(robots_site: str) -> None:
+    hops = ["/robots.txt", *(f"/moved-{n}" for n in range(1, 7))]
+    for here, there in itertools.pairwise(hops):
+        _RobotsHandler.routes[here] = (302, {"Location": there}, b"")
+    _RobotsHandler.routes["/moved-6"] = _robots("User-agent: *\nDisallow: /\n")
+    assert _verdict(robots_site, "/page") == "ok"
+    assert "/moved-6" not in _RobotsHandler.asked
+
+
+@pytest.mark.parametrize(("robots", "reason", "asked"), [
+    ("server_error", "robots_unavailable", 1),  # kept a minute: the second item is held
+    ("redirects_to_private", "robots_unavailable", 1),
+    ("hangs_up", "connection_error", 2),  # asked again (the host's strikes make it rest)
+])
+def test_robots_txt_out_of_reach_holds_the_items_for_later(robots_site: str, robots: str,
+                                                           reason: str, asked: int) -> None:
+    _RobotsHandler.routes["/robots.txt"] = {
+        "server_error": (503, {}, b"down"),
+        "hangs_up": None,
+        "redirects_to_private": (301, {"Location": "http://10.0.0.1/robots.txt"}, b""),
+    }[robots]
+    with HttpClient(HttpSettings(allow_nets=LOOPBACK, per_host_delay=0.0)) as client:
+        failures = []
+        for path in ("/story", "/another"):
+            with pytest.raises(ItemError) as caught:
+                client.get(f"{robots_site}{path}")
+            failures.append((caught.value.reason, caught.value.transient,
+                             caught.value.attempted))
+    # an item whose request found robots.txt out of reach spends an attempt; one held
+    # without a request does not
+    assert failures == [(reason, True, True), (reason, True, asked == 2)]
+    assert _RobotsHandler.asked == ["/robots.txt"] * asked  # no page was asked for
