@@ -5,8 +5,15 @@ text under another URL is a copy of the document that has it; a text whose MinHa
 Jaccard similarity with an indexed one reaches the threshold in config/dedup.yaml is a
 near-copy of it (syndicated wire copy with a new headline, a trimmed lead or tail, other
 boilerplate), and so is a text mostly contained in an indexed one or containing most of it (a
-copy cut to its first paragraphs). Candidates come from one query on the LSH band tokens stored on every document,
-scored by the number of bands shared, so the lookup costs the same at any corpus size.
+copy cut to its first paragraphs). Candidates come from one query on the LSH band tokens stored
+on every document, scored by the number of bands shared, so the lookup costs the same at any
+corpus size.
+
+Of two copies the original is the outlet's before a republisher's (a feed marked
+`republisher: true`: aggregators, mirrors), then the one published first as each page claims,
+then the lower id: the `seniority` key, the same whatever order the copies arrive in. A page
+cannot be checked against the time it claims, so a republisher that backdates its copies does
+not take over an outlet's documents only when its feed is marked.
 """
 
 from __future__ import annotations
@@ -34,7 +41,7 @@ class DuplicateOf:
     url: str
     match: str  # same_url | same_text | near_copy
     similarity: float = 1.0
-    published_at: str | None = None
+    seniority: str = "0:~"  # which of two copies is the original (see `seniority`)
 
 
 @dataclass(frozen=True)
@@ -46,10 +53,24 @@ class Fingerprint:
     lsh: tuple[str, ...]
 
 
-def precedes(first: tuple[str | None, str], second: tuple[str | None, str]) -> bool:
-    """Whether the document (published_at, id) `first` is the original of `second`: of two
-    copies the one published first, then the lower id (unknown times count as last)."""
-    return (first[0] or "~", first[1]) < (second[0] or "~", second[1])
+def seniority(published_at: str | None, republisher: bool = False) -> str:
+    """The key that orders copies, earliest first: an outlet's page before a republisher's,
+    then by the publication time the page claims (ISO 8601 in UTC; unknown last)."""
+    return f"{1 if republisher else 0}:{published_at or '~'}"
+
+
+UNDATED = seniority(None)  # an outlet's page that claims no publication time
+
+
+def stored_seniority(source: dict[str, Any]) -> str:
+    """A stored document's seniority (from its `published_at` where it predates the field)."""
+    key: str | None = (source.get("dedup") or {}).get("seniority")
+    return key or seniority(source.get("published_at"))
+
+
+def precedes(first: tuple[str, str], second: tuple[str, str]) -> bool:
+    """Whether the document (seniority, id) `first` is the original of `second`."""
+    return first < second
 
 
 def content_hash(text: str) -> str:
@@ -85,15 +106,15 @@ class Deduplicator:
         self._batch: list[tuple[DuplicateOf, Fingerprint]] = []
 
     def check(self, url: str, print_: Fingerprint,
-              published_at: str | None = None) -> DuplicateOf | None:
+              senior: str = UNDATED) -> DuplicateOf | None:
         """The document that `url` with this text duplicates, or None when the article is new,
         is an updated version (same URL, changed text) of an indexed one, or is a copy
         published before the indexed one (it will be indexed, and `pipeline.reconcile` makes
         the later one its duplicate)."""
         original = self._find(url, print_)
         if (original is not None and original.match != "same_url"
-                and precedes((published_at, url_id(url)),
-                             (original.published_at, original.doc_id))):
+                and precedes((senior, url_id(url)),
+                             (original.seniority, original.doc_id))):
             return None
         return original
 
@@ -111,21 +132,22 @@ class Deduplicator:
                 return DuplicateOf(doc_id=doc_id, url=source["url"], match="same_url")
         hits = self._es.search(
             index=self._alias, size=1, query={"term": {"dedup.content_hash": print_.content_hash}},
-            source_includes=["url", "published_at"], sort=[{"indexed_at": "asc"}])["hits"]["hits"]
+            source_includes=["url", "published_at", "dedup.seniority"],
+            sort=[{"indexed_at": "asc"}])["hits"]["hits"]
         if hits and hits[0]["_id"] != doc_id:
             return DuplicateOf(doc_id=hits[0]["_id"], url=hits[0]["_source"]["url"],
                                match="same_text",
-                               published_at=hits[0]["_source"].get("published_at"))
+                               seniority=stored_seniority(hits[0]["_source"]))
         return self._near_copy(doc_id, print_)
 
-    def accept(self, url: str, print_: Fingerprint, published_at: str | None = None) -> None:
+    def accept(self, url: str, print_: Fingerprint, senior: str = UNDATED) -> None:
         """Remember an article that will be indexed with this batch."""
         doc_id = url_id(url)
         self._by_id[doc_id] = DuplicateOf(doc_id=doc_id, url=url, match="same_url")
         self._by_hash[print_.content_hash] = DuplicateOf(
-            doc_id=doc_id, url=url, match="same_text", published_at=published_at)
+            doc_id=doc_id, url=url, match="same_text", seniority=senior)
         self._batch.append((DuplicateOf(doc_id=doc_id, url=url, match="near_copy",
-                                        published_at=published_at), print_))
+                                        seniority=senior), print_))
 
     def _near_copy(self, doc_id: str, print_: Fingerprint) -> DuplicateOf | None:
         """The most similar indexed (or batched) text sharing an LSH band, if similar enough."""
@@ -135,12 +157,13 @@ class Deduplicator:
         ]
         hits = self._es.search(
             index=self._alias, size=_CANDIDATES, query=lsh_query(print_),
-            source_includes=["url", "published_at", "dedup.signature"])["hits"]["hits"]
+            source_includes=["url", "published_at", "dedup.signature",
+                             "dedup.seniority"])["hits"]["hits"]
         for hit in hits:
             signature = hit["_source"].get("dedup", {}).get("signature") or ()
             candidates.append((DuplicateOf(doc_id=hit["_id"], url=hit["_source"]["url"],
                                            match="near_copy",
-                                           published_at=hit["_source"].get("published_at")),
+                                           seniority=stored_seniority(hit["_source"])),
                                tuple(signature)))
         best: DuplicateOf | None = None
         for original, signature in candidates:
@@ -149,5 +172,5 @@ class Deduplicator:
             similarity = self._hasher.copy_similarity(print_.signature, signature)
             if similarity and (best is None or similarity > best.similarity):
                 best = DuplicateOf(original.doc_id, original.url, "near_copy", similarity,
-                                   original.published_at)
+                                   original.seniority)
         return best

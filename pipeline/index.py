@@ -17,7 +17,7 @@ from typing import Any
 
 from elasticsearch import ConflictError, Elasticsearch, helpers
 
-from pipeline.dedup import Fingerprint
+from pipeline.dedup import Fingerprint, seniority
 from pipeline.records import Article, Entity
 from pipeline.urls import url_id
 
@@ -55,8 +55,9 @@ def _failure_reason(status: int, error_type: str | None) -> str | None:
 
 
 def article_document(article: Article, print_: Fingerprint, story_id: str, run_id: str,
-                     mode: str, enrich_version: str) -> dict[str, Any]:
-    """The document for `article`, as described in DESIGN.md (without `duplicates`)."""
+                     mode: str, enrich_version: str,
+                     republisher: bool = False) -> dict[str, Any]:
+    """The document for `article`, as described in docs/architecture.md (without `duplicates`)."""
     return {
         "url": article.url,
         "title": article.title,
@@ -74,7 +75,8 @@ def article_document(article: Article, print_: Fingerprint, story_id: str, run_i
                       if article.relevance else None),
         **entity_fields(article.entities, enrich_version),
         "dedup": {"content_hash": print_.content_hash, "lsh": list(print_.lsh),
-                  "signature": list(print_.signature)},
+                  "signature": list(print_.signature),
+                  "seniority": seniority(utc_iso(article.published_at), republisher)},
         "story_id": story_id,
         "word_count": article.word_count,
         "ingest": {"run_id": run_id, "mode": mode},

@@ -21,7 +21,7 @@ from typing import Any, Self
 from elasticsearch import ApiError, Elasticsearch, NotFoundError, TransportError
 
 from pipeline.archive import Window, list_archive
-from pipeline.dedup import Deduplicator, DuplicateOf, Fingerprint, fingerprint
+from pipeline.dedup import Deduplicator, DuplicateOf, Fingerprint, fingerprint, seniority
 from pipeline.discover import FeedState, poll_feed
 from pipeline.enrich import EnrichRules, enrich_articles, enrichment_version
 from pipeline.extract import default_rules, extract_article
@@ -330,8 +330,8 @@ class Ingestor:
                                              error=f"score {relevance.score}"))
             return
         print_ = fingerprint(article.text, self.hasher)
-        published = utc_iso(article.published_at)
-        original = dedup.check(article.url, print_, published)
+        senior = seniority(utc_iso(article.published_at), batch.feed.republisher)
+        original = dedup.check(article.url, print_, senior)
         if original is not None and original.match == "same_url" and (
                 batch.reprocess or not self._claimed(original.doc_id, batch)):
             # Reprocessing replaces the stored version. And a document no ledger record
@@ -344,7 +344,7 @@ class Ingestor:
             if original.match != "same_url":  # another URL: recorded on the original
                 batch.copies.append((item, article, original))
             return
-        dedup.accept(article.url, print_, published)
+        dedup.accept(article.url, print_, senior)
         batch.accepted.append((item, article, print_))
 
     def _claimed(self, doc_id: str, batch: _Batch) -> bool:
@@ -371,7 +371,7 @@ class Ingestor:
                                    self.enrich_rules, self._nlp)
         stories = StoryFinder(self.es, alias, self.story_rules)
         documents = [article_document(article, print_, stories.assign(article), batch.run_id,
-                                      batch.mode, self.enrich_version)
+                                      batch.mode, self.enrich_version, batch.feed.republisher)
                      for article, (_, _, print_) in zip(enriched, batch.accepted, strict=True)]
         rejected = {f.url: f for f in index_documents(self.es, alias, documents)}
         moved: dict[str, str] = {}  # originals another worker demoted meanwhile -> where to
@@ -392,7 +392,8 @@ class Ingestor:
                               article.fetched_at)
         # Copies indexed meanwhile by other workers, or published later than ours: one stays.
         demoted = reconcile(self.es, alias, self.ledger, self.hasher, [
-            Indexed(url_id(article.url), article.url, print_, utc_iso(article.published_at))
+            Indexed(url_id(article.url), article.url, print_,
+                    seniority(utc_iso(article.published_at), batch.feed.republisher))
             for _, article, print_ in batch.accepted if article.url not in rejected])
         for item, article, _ in batch.accepted:
             failure = rejected.get(article.url)

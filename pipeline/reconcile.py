@@ -1,7 +1,8 @@
 """reconcile: one document for a text and its copies, whatever order or concurrency the copies
 arrived in.
 
-Of two copies, the original is the one published first (then the lower id). After a batch is
+Of two copies, the original is the one that comes first by `pipeline.dedup.seniority` (an
+outlet's page before a republisher's, then the one published first), then the lower id. After a batch is
 indexed, each of its documents is checked against what other workers indexed meanwhile: the
 later of two copies is demoted — its URL and its own duplicates move onto the original, the
 document is deleted, and its ledger records point at the original. Every worker applies the
@@ -15,7 +16,7 @@ from typing import Any, NamedTuple
 
 from elasticsearch import ConflictError, Elasticsearch, NotFoundError
 
-from pipeline.dedup import Fingerprint, lsh_query, precedes
+from pipeline.dedup import Fingerprint, lsh_query, precedes, stored_seniority
 from pipeline.index import add_duplicates
 from pipeline.ledger import Ledger
 from pipeline.minhash import MinHasher
@@ -30,7 +31,7 @@ class Indexed(NamedTuple):
     doc_id: str
     url: str
     fingerprint: Fingerprint
-    published_at: str | None
+    seniority: str
 
 
 def reconcile(es: Elasticsearch, alias: str, ledger: Ledger, hasher: MinHasher,
@@ -40,13 +41,13 @@ def reconcile(es: Elasticsearch, alias: str, ledger: Ledger, hasher: MinHasher,
     batch = list(indexed)
     ours = [doc.doc_id for doc in batch]
     demoted: dict[str, str] = {}
-    for doc_id, _, print_, published in batch:
+    for doc_id, _, print_, senior in batch:
         if doc_id in demoted:
             continue
-        for other_id, other_published in _copies(es, alias, hasher, print_, [doc_id]):
+        for other_id, other_senior in _copies(es, alias, hasher, print_, [doc_id]):
             if doc_id in demoted:
                 break
-            if precedes((other_published, other_id), (published, doc_id)):
+            if precedes((other_senior, other_id), (senior, doc_id)):
                 demote(es, alias, ledger, doc_id, other_id)
                 demoted[doc_id] = other_id
             else:
@@ -98,13 +99,13 @@ def holder_of(es: Elasticsearch, alias: str, url: str) -> str | None:
 
 
 def _copies(es: Elasticsearch, alias: str, hasher: MinHasher, print_: Fingerprint,
-            exclude: list[str]) -> list[tuple[str, str | None]]:
+            exclude: list[str]) -> list[tuple[str, str]]:
     """Documents of the corpus (outside `exclude`) that are copies of this text."""
     query = lsh_query(print_)
     query["bool"]["should"].append({"term": {"dedup.content_hash": print_.content_hash}})
     query["bool"]["must_not"] = [{"ids": {"values": exclude}}]
     hits = es.search(index=alias, size=_CANDIDATES, query=query,
-                     source_includes=["published_at", "dedup.signature",
+                     source_includes=["published_at", "dedup.signature", "dedup.seniority",
                                       "dedup.content_hash"])["hits"]["hits"]
     found = []
     for hit in hits:
@@ -112,5 +113,5 @@ def _copies(es: Elasticsearch, alias: str, hasher: MinHasher, print_: Fingerprin
         same = dedup.get("content_hash") == print_.content_hash
         similar = bool(hasher.copy_similarity(print_.signature, tuple(dedup.get("signature") or ())))
         if same or similar:
-            found.append((hit["_id"], hit["_source"].get("published_at")))
+            found.append((hit["_id"], stored_seniority(hit["_source"])))
     return found

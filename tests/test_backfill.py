@@ -85,6 +85,17 @@ def test_newsroom_backfill_indexes_the_range_once(fresh_settings: Settings, es: 
     assert set(indexed(es, fresh_settings)) == expected
 
 
+def test_a_manual_run_without_an_interval_fills_the_day_before_it_was_triggered() -> None:
+    """The day comes from the run's `run_after`, fixed when it was triggered, so a retry after
+    midnight fills the same day as the first try; a run with a data interval fills that."""
+    from pipeline.backfill import run_window
+
+    triggered = datetime(2026, 11, 20, 23, 58, tzinfo=UTC)
+    first_try = run_window(None, None, now=triggered)
+    assert first_try == Window.day(datetime(2026, 11, 19, tzinfo=UTC))
+    assert run_window(TWO_WEEKS.start, TWO_WEEKS.end, now=triggered) == TWO_WEEKS
+
+
 def test_unknown_source_is_a_clear_error(fresh_settings: Settings, feeds_file: Path) -> None:
     result = newsroom(fresh_settings, "backfill", "--from", "2026-10-19", "--to", "2026-10-20",
                       "--feeds", str(feeds_file), "--source", "Nowhere Gazette")

@@ -325,6 +325,49 @@ def test_another_sites_page_claiming_an_article_does_not_take_it_over(
     assert record["status"] == "duplicate" and record["duplicate_of"] == url_id(original_url)
 
 
+def test_a_marked_republishers_backdated_copy_never_takes_over_an_outlets_article(
+        tmp_path: Path, fresh_settings: Settings, site: SampleSite, feeds_file: Path) -> None:
+    """An aggregator republishing an outlet's article under a date a year earlier: with its
+    feed marked `republisher`, the outlet's page is the document in either order, the copy
+    recorded on it. Unmarked, the earlier claim wins (a claim cannot be checked): the mark is
+    what decides."""
+    from pipeline.ingest import Ingestor
+    from pipeline.settings import Feed, load_feeds
+    from pipeline.store import connect, ensure_indices
+
+    northwire = next(f for f in load_feeds(feeds_file) if f.name == "Northern Wire")
+    story = next(a for a in sample_articles() if a.raw["relevant"] and a.outlet == "northwire")
+    original_url = story.raw["canonical"].replace("{BASE_URL}", site.base_url)
+    root = tmp_path / "aggregator"
+    (root / "a").mkdir(parents=True)
+    (root / "a" / "copy.html").write_text(republished_later(story, site.base_url, hours=-8760),
+                                          encoding="utf-8")
+    outcomes = {}
+    with SampleSite(root=root) as aggregator:
+        copy_url = f"{aggregator.base_url}/a/copy.html"
+        (root / "a" / "rss.xml").write_bytes(rss([Item(copy_url, "Copy")]))
+        for marked, copy_first in ((True, True), (True, False), (False, True)):
+            scoped = replace(fresh_settings,
+                             index_alias=f"{fresh_settings.index_alias}-{marked:d}{copy_first:d}")
+            es = connect(scoped)
+            ensure_indices(es, scoped)
+            feed = Feed(name="Aggregator", url=f"{aggregator.base_url}/a/rss.xml",
+                        republisher=marked)
+            with Ingestor(scoped, es=es) as ingestor:
+                for polled in ((feed, northwire) if copy_first else (northwire, feed)):
+                    ingestor.ingest_feed(polled, f"run-{polled.name}")
+            es.indices.refresh(index=scoped.index_alias)
+            hits = es.search(index=scoped.index_alias, size=50, source=["url", "duplicates"],
+                             query={"terms": {"_id": [url_id(original_url),
+                                                      url_id(copy_url)]}})["hits"]["hits"]
+            outcomes[(marked, copy_first)] = {
+                hit["_source"]["url"]: sorted(d["url"] for d in hit["_source"]["duplicates"])
+                for hit in hits}
+    for copy_first in (True, False):
+        assert outcomes[(True, copy_first)] == {original_url: [copy_url]}, copy_first
+    assert outcomes[(False, True)] == {copy_url: [original_url]}
+
+
 def test_a_slow_feed_is_recorded_as_it_goes(es: Elasticsearch, fresh_settings: Settings) -> None:
     """Items taken before a stalling one are written and recorded while it stalls (after
     `flush_after_s`), not only at the end of the batch: a run stopped by its timeout keeps

@@ -42,6 +42,7 @@ def test_bad_allow_nets_is_an_error() -> None:
     ("feeds: []\n", "non-empty list"),
     ("feeds:\n  - {name: A, url: 'http://a/'}\n  - {name: A, url: 'http://b/'}\n", "duplicate"),
     ("feeds: [\n", "not valid YAML"),
+    ("feeds:\n  - {name: A, url: 'http://a/', republisher: 'yes'}\n", "republisher must be"),
 ])
 def test_bad_feeds_files(tmp_path: Path, text: str, message: str) -> None:
     path = tmp_path / "feeds.yaml"

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from elasticsearch import Elasticsearch
 
-from pipeline.dedup import Deduplicator, fingerprint
+from pipeline.dedup import Deduplicator, fingerprint, seniority
 from pipeline.index import add_duplicate, index_documents
 from pipeline.ledger import Ledger, LedgerEntry
 from pipeline.minhash import MinHasher
@@ -19,7 +19,7 @@ from pipeline.urls import url_id
 HASHER = MinHasher.load(CONFIG_DIR / "dedup.yaml")
 
 
-LATER = "2026-11-02T00:00:00+00:00"  # published after the documents _doc makes
+LATER = seniority("2026-11-02T00:00:00+00:00")  # published after the documents _doc make
 
 
 def _doc(url: str, text: str = "Russia and China signed a gas deal.") -> dict:
@@ -127,7 +127,7 @@ def test_dedup_finds_near_copies_through_lsh(es: Elasticsearch, fresh_settings: 
     assert dedup.check("https://times.example/talks", fingerprint(other, HASHER), LATER) is None
     # a copy published before the indexed text is not its duplicate: it will be the original
     assert dedup.check("https://early.example/lavrov", fingerprint(trimmed, HASHER),
-                       "2026-10-31T00:00:00+00:00") is None
+                       seniority("2026-10-31T00:00:00+00:00")) is None
 
 
 def test_dedup_sees_articles_accepted_earlier_in_the_batch(es: Elasticsearch,
@@ -135,11 +135,11 @@ def test_dedup_sees_articles_accepted_earlier_in_the_batch(es: Elasticsearch,
     dedup = Deduplicator(es, fresh_settings.index_alias, HASHER)
     dedup.accept("https://a.example/1", fingerprint("Same wire text.", HASHER), LATER)
     found = dedup.check("https://b.example/2", fingerprint("Same wire text.", HASHER),
-                        "2026-11-03T00:00:00+00:00")
+                        seniority("2026-11-03T00:00:00+00:00"))
     assert found is not None and found.doc_id == url_id("https://a.example/1")
     dedup.accept("https://a.example/3", fingerprint("\n\n".join(WIRE), HASHER), LATER)
     near = dedup.check("https://b.example/4", fingerprint("\n\n".join(WIRE[1:]), HASHER),
-                       "2026-11-03T00:00:00+00:00")
+                       seniority("2026-11-03T00:00:00+00:00"))
     assert near is not None and near.match == "near_copy"
     assert near.doc_id == url_id("https://a.example/3")
 
