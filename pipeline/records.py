@@ -1,4 +1,4 @@
-"""The records that flow between stages, one per step of the data flow in DESIGN.md."""
+"""The records that flow between stages, one per step of the data flow in docs/architecture.md."""
 
 from __future__ import annotations
 
