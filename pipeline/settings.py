@@ -149,6 +149,7 @@ class Settings:
     flush_after_s: float = 120.0
     ledger_retention_days: int = 365
     reindex_lease_s: float = 300.0
+    replicas: int = 0  # copies of every shard on other nodes (elasticsearch.replicas)
 
     @property
     def elasticsearch_display_url(self) -> str:
@@ -189,7 +190,8 @@ class Settings:
         config_dir = Path(env.get("NEWSROOM_CONFIG_DIR", str(CONFIG_DIR)))
         raw = load_yaml(config_dir / "newsroom.yaml")
         _check_keys(raw, required=set(),
-                    optional={"http", "ingest", "archive", "polling", "maintenance"},
+                    optional={"http", "ingest", "archive", "polling", "maintenance",
+                              "elasticsearch"},
                     where="newsroom.yaml")
         http_raw = raw.get("http") or {}
         _check_keys(http_raw, required=set(),
@@ -206,6 +208,15 @@ class Settings:
         archive_raw = raw.get("archive") or {}
         _check_keys(archive_raw, required=set(), optional=set(ArchiveSettings.__dataclass_fields__),
                     where="newsroom.yaml archive")
+        es_raw = raw.get("elasticsearch") or {}
+        _check_keys(es_raw, required=set(), optional={"replicas"},
+                    where="newsroom.yaml elasticsearch")
+        try:
+            replicas = int(env.get("NEWSROOM_REPLICAS") or es_raw.get("replicas", 0))
+        except ValueError as exc:
+            raise ConfigError("NEWSROOM_REPLICAS must be a whole number") from exc
+        if replicas < 0:
+            raise ConfigError("elasticsearch.replicas (NEWSROOM_REPLICAS) must be 0 or more")
         maintenance_raw = raw.get("maintenance") or {}
         _check_keys(maintenance_raw, required=set(), optional={"reindex_lease_s"},
                     where="newsroom.yaml maintenance")
@@ -255,6 +266,7 @@ class Settings:
             ledger_retention_days=int(ingest_raw.get("ledger_retention_days",
                                                      cls.ledger_retention_days)),
             reindex_lease_s=float(maintenance_raw.get("reindex_lease_s", cls.reindex_lease_s)),
+            replicas=replicas,
         )
 
 

@@ -95,9 +95,9 @@ def open_store(settings: Settings, *, reindexing: bool = False) -> Elasticsearch
     return es
 
 
-def _digest(config_dir: Path, name: str) -> str:
-    """The digest of mapping file `name` (what `_meta.newsroom_mapping` of its indices holds)."""
-    body = _mapping_body(config_dir, name)
+def _digest(settings: Settings, name: str) -> str:
+    """The digest of index body `name` (what `_meta.newsroom_mapping` of its indices holds)."""
+    body = _index_body(settings, name)
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -114,8 +114,8 @@ def indices_current(es: Elasticsearch, settings: Settings) -> bool:
         index=",".join([settings.index_alias, *kinds]))
     if found.meta.status != 200:
         return False
-    expected = {**{index: _digest(settings.config_dir, kind) for index, kind in kinds.items()},
-                **{index: _digest(settings.config_dir, "articles")
+    expected = {**{index: _digest(settings, kind) for index, kind in kinds.items()},
+                **{index: _digest(settings, "articles")
                    for index in found.body if index not in kinds}}
     return len(found.body) > len(kinds) and all(
         ((body.get("mappings") or {}).get("_meta") or {}).get("newsroom_mapping") == expected[index]
@@ -140,9 +140,10 @@ def ensure_indices(es: Elasticsearch, settings: Settings, *, reindexing: bool = 
     that changes a field stops every run but the reindex itself: its documents would be
     refused."""
     alias = settings.index_alias
-    articles = _mapping_body(settings.config_dir, "articles")
+    articles = _index_body(settings, "articles")
     version = articles.pop("version")
-    digest = _digest(settings.config_dir, "articles")
+    digest = _digest(settings, "articles")
+    replicas = {"number_of_replicas": settings.replicas}
     articles["mappings"]["_meta"] = {"newsroom_mapping": digest}
     es.indices.put_index_template(
         name=f"{alias}-template",
@@ -160,10 +161,12 @@ def ensure_indices(es: Elasticsearch, settings: Settings, *, reindexing: bool = 
     elif live == [articles_index(alias, version)]:
         # New fields reach the current index; a changed field type fails here, loudly: raise
         # the version in the mapping file and reindex.
+        es.indices.put_settings(index=alias, settings=replicas)
         _put_mapping(es, alias, articles["mappings"]["properties"], digest)
     else:
         behind = ", ".join(live)
         try:
+            es.indices.put_settings(index=alias, settings=replicas)
             _put_mapping(es, alias, articles["mappings"]["properties"], digest)
         except BadRequestError as exc:
             if not reindexing:
@@ -173,12 +176,13 @@ def ensure_indices(es: Elasticsearch, settings: Settings, *, reindexing: bool = 
         log.warning("%s is on %s, behind the mapping version %s: run `newsroom reindex`",
                     alias, behind, version)
     for index, mapping in _index_kinds(settings).items():
-        body = _mapping_body(settings.config_dir, mapping)
-        digest = _digest(settings.config_dir, mapping)
+        body = _index_body(settings, mapping)
+        digest = _digest(settings, mapping)
         if not es.indices.exists(index=index):
             body["mappings"]["_meta"] = {"newsroom_mapping": digest}
             es.options(ignore_status=400).indices.create(index=index, **body)
         else:
+            es.indices.put_settings(index=index, settings=replicas)
             _put_mapping(es, index, body["mappings"]["properties"], digest)
 
 
@@ -242,6 +246,14 @@ def alias_indices(es: Elasticsearch, alias: str) -> list[str]:
     """The indices behind `alias`, sorted (empty when there is no such alias)."""
     found = es.options(ignore_status=404).indices.get_alias(name=alias)
     return sorted(found.body) if found.meta.status == 200 else []
+
+
+def _index_body(settings: Settings, name: str) -> dict[str, Any]:
+    """Index body `name` from config/mappings, with the replicas `elasticsearch.replicas` asks
+    for (0 on one node; 1 or more on a cluster, so that losing a node loses nothing)."""
+    body = _mapping_body(settings.config_dir, name)
+    body.setdefault("settings", {})["number_of_replicas"] = settings.replicas
+    return body
 
 
 def _mapping_body(config_dir: Path, name: str) -> dict[str, Any]:

@@ -28,15 +28,17 @@ class StoryRules:
     window_days: float
     candidates: int
     min_similarity: float
+    like_chars: int  # characters of title and text the candidate search sends
 
     @classmethod
     def load(cls, path: Path) -> StoryRules:
         raw = load_yaml(path).get("stories") or {}
-        keys = {"window_days", "candidates", "min_similarity"}
+        keys = {"window_days", "candidates", "min_similarity", "like_chars"}
         if set(raw) != keys:
             raise ConfigError(f"{path}: stories: expected keys {sorted(keys)}")
         return cls(window_days=float(raw["window_days"]), candidates=int(raw["candidates"]),
-                   min_similarity=float(raw["min_similarity"]))
+                   min_similarity=float(raw["min_similarity"]),
+                   like_chars=int(raw["like_chars"]))
 
 
 def content_words(text: str) -> frozenset[str]:
@@ -81,7 +83,8 @@ class StoryFinder:
     def _candidates(self, article: Article, when: Any, window: timedelta) -> list[dict[str, Any]]:
         query = {"bool": {
             "must": {"more_like_this": {
-                "fields": ["title", "text"], "like": f"{article.title}\n{article.text}",
+                "fields": ["title", "text"],
+                "like": f"{article.title}\n{article.text}"[:self._rules.like_chars],
                 "min_term_freq": 1, "min_doc_freq": 1, "max_query_terms": 60,
                 "minimum_should_match": "10%"}},
             "filter": {"range": {"published_at": {"gte": (when - window).isoformat(),

@@ -203,3 +203,64 @@ def test_a_write_block_is_a_refusal_for_now(es: Elasticsearch, fresh_settings: S
         es.indices.put_settings(index=alias, settings={"index.blocks.write": False})
     assert [(f.reason, f.transient) for f in failures] == [("index_blocked", True)]
     assert index_documents(es, alias, [_doc("https://example.org/during-maintenance")]) == []
+
+
+def test_the_story_search_sends_a_capped_text_and_still_finds_the_story(
+        es: Elasticsearch, fresh_settings: Settings) -> None:
+    """A 2 MB article's story search sends at most `like_chars` of it, and the article still
+    joins the story of an indexed article on the same event."""
+    import json as json_
+    from dataclasses import replace
+
+    from pipeline.records import Article, Source
+    from pipeline.stories import StoryFinder, StoryRules
+    from tests.chaos.es_proxy import FaultyProxy
+
+    alias = fresh_settings.index_alias
+    lead = " ".join(WIRE)
+    index_documents(es, alias, [{**_doc("https://wire.example/lavrov", lead),
+                                 "story_id": "story-lavrov"}])
+    sent: list[int] = []
+
+    def record(method: str, path: str, body: bytes) -> None:
+        if path.split("?")[0].endswith("/_search") and b"more_like_this" in body:
+            like = json_.loads(body)["query"]["bool"]["must"]["more_like_this"]["like"]
+            sent.append(len(like))
+
+    rules = StoryRules.load(CONFIG_DIR / "dedup.yaml")
+    long_text = lead + "\n\n" + "Further background paragraph on the talks. " * 50_000
+    article = Article(url="https://herald.example/long", title="Lavrov and Wang Yi meet",
+                      text=long_text, language="en",
+                      published_at=datetime(2026, 11, 1, 6, tzinfo=UTC), authors=(),
+                      source=Source("Herald", "herald.example"),
+                      fetched_at=datetime(2026, 11, 1, 7, tzinfo=UTC))
+    with FaultyProxy(fresh_settings.elasticsearch_url, record) as proxy:
+        from pipeline.store import connect
+
+        through = connect(replace(fresh_settings, elasticsearch_url=proxy.url))
+        story = StoryFinder(through, alias, rules).assign(article)
+    assert len(long_text) > 2_000_000 and sent and max(sent) <= rules.like_chars
+    assert story == "story-lavrov"
+
+
+def test_replicas_are_configuration_applied_to_every_index(es: Elasticsearch,
+                                                           fresh_settings: Settings) -> None:
+    """`elasticsearch.replicas` (NEWSROOM_REPLICAS) reaches every index of the pipeline, new and
+    existing; a change makes the indices not current until the setup applies it."""
+    from dataclasses import replace
+
+    from pipeline.store import indices_current, open_store
+
+    def replicas(settings: Settings) -> set[str]:
+        found = es.indices.get_settings(index=f"{settings.index_alias}*",
+                                        name="index.number_of_replicas")
+        return {body["settings"]["index"]["number_of_replicas"] for body in found.values()}
+
+    assert replicas(fresh_settings) == {"0"} and indices_current(es, fresh_settings)
+    on_a_cluster = replace(fresh_settings,
+                           replicas=Settings.load({"NEWSROOM_REPLICAS": "1"}).replicas)
+    assert not indices_current(es, on_a_cluster)
+    open_store(on_a_cluster)
+    assert replicas(on_a_cluster) == {"1"} and indices_current(es, on_a_cluster)
+    open_store(fresh_settings)
+    assert replicas(fresh_settings) == {"0"}
