@@ -20,6 +20,7 @@ from elasticsearch import Elasticsearch
 
 from pipeline.archive import Window
 from pipeline.ingest import Ingestor, summarize
+from pipeline.progress import NO_PROGRESS, Progress
 from pipeline.settings import ConfigError, Feed, Settings
 
 MODES = ("poll", "sweep", "backfill")  # what `ingest.mode` records on documents and ledger
@@ -89,9 +90,10 @@ def read_urls(path: Path) -> list[str]:
 
 def backfill_urls(urls: list[str], settings: Settings, window: Window, run_id: str,
                   mode: str = "backfill", reprocess: bool = False, dry_run: bool = False,
-                  es: Elasticsearch | None = None) -> dict[str, Any]:
+                  es: Elasticsearch | None = None,
+                  progress: Progress = NO_PROGRESS) -> dict[str, Any]:
     """The pages at `urls` published in `window`, through every stage; the run's summary."""
-    with Ingestor(settings, es=es) as ingestor:
+    with Ingestor(settings, es=es, progress=progress) as ingestor:
         report = ingestor.ingest_urls(urls, window, run_id, mode, reprocess=reprocess,
                                       dry_run=dry_run).as_dict()
     return {**summarize(run_id, [report]), "mode": mode, "window": {
@@ -101,11 +103,12 @@ def backfill_urls(urls: list[str], settings: Settings, window: Window, run_id: s
 def backfill(feeds: Iterable[Feed], settings: Settings, window: Window, run_id: str,
              mode: str = "backfill", sources: Iterable[str] | None = None,
              reprocess: bool = False, dry_run: bool = False,
-             es: Elasticsearch | None = None) -> dict[str, Any]:
+             es: Elasticsearch | None = None,
+             progress: Progress = NO_PROGRESS) -> dict[str, Any]:
     """Every selected source's articles published in `window`, through every stage; the run's
     summary (one report per source)."""
     groups = archive_sources(feeds, sources)
-    with Ingestor(settings, es=es) as ingestor:
+    with Ingestor(settings, es=es, progress=progress) as ingestor:
         reports = [ingestor.ingest_archive(group, window, run_id, mode, reprocess=reprocess,
                                            dry_run=dry_run).as_dict()
                    for group in groups.values()]

@@ -28,6 +28,7 @@ from pipeline.ingest import COUNTS, ingest
 from pipeline.ledger import Ledger
 from pipeline.localnode import LocalNode, LocalNodeError
 from pipeline.maintenance import prune_ledger, reindex, replay_quarantine
+from pipeline.progress import terminal_progress
 from pipeline.provision import setup
 from pipeline.records import ItemError, Page
 from pipeline.reenrich import reenrich
@@ -142,7 +143,8 @@ def _ingest(args: argparse.Namespace) -> int:
     feeds = load_feeds(args.feeds or settings.feeds_file)
     es = open_store(settings)
     run_id = f"cli__{datetime.now(UTC):%Y%m%dT%H%M%S}_{uuid.uuid4().hex[:6]}"
-    report = ingest(feeds, settings, run_id, es=es)
+    with terminal_progress("ingest", "page") as progress:
+        report = ingest(feeds, settings, run_id, es=es, progress=progress)
     if args.json:
         print(json.dumps(report, ensure_ascii=False))
     else:
@@ -166,14 +168,18 @@ def _backfill(args: argparse.Namespace) -> int:
         if args.sources:
             raise ConfigError("--source selects archive listings; it does not go with --urls")
         urls = read_urls(args.urls)  # a bad file fails before Elasticsearch is asked
-        report = backfill_urls(urls, settings, window, run_id, reprocess=args.reprocess,
-                               dry_run=args.dry_run, es=open_store(settings))
+        es = open_store(settings)
+        with terminal_progress("backfill", "page") as progress:
+            report = backfill_urls(urls, settings, window, run_id, reprocess=args.reprocess,
+                                   dry_run=args.dry_run, es=es, progress=progress)
     else:
         feeds = load_feeds(args.feeds or settings.feeds_file)
         archive_sources(feeds, args.sources)  # a bad --source fails before Elasticsearch
-        report = backfill(feeds, settings, window, run_id, sources=args.sources,
-                          reprocess=args.reprocess, dry_run=args.dry_run,
-                          es=open_store(settings))
+        es = open_store(settings)
+        with terminal_progress("backfill", "page") as progress:
+            report = backfill(feeds, settings, window, run_id, sources=args.sources,
+                              reprocess=args.reprocess, dry_run=args.dry_run, es=es,
+                              progress=progress)
     if args.json:
         print(json.dumps(report, ensure_ascii=False))
         return 0
@@ -298,7 +304,9 @@ def _ledger(args: argparse.Namespace) -> int:
 def _reenrich(args: argparse.Namespace) -> int:
     settings = Settings.load()
     es = open_store(settings)
-    report = reenrich(es, settings, batch_size=args.batch_size, max_batches=args.max_batches)
+    with terminal_progress("reenrich", "doc") as progress:
+        report = reenrich(es, settings, batch_size=args.batch_size,
+                          max_batches=args.max_batches, progress=progress)
     if args.json:
         print(json.dumps(report.as_dict(), ensure_ascii=False))
     else:
@@ -311,7 +319,9 @@ def _reenrich(args: argparse.Namespace) -> int:
 
 def _reindex(args: argparse.Namespace) -> int:
     settings = Settings.load(maintenance=True)
-    report = reindex(open_store(settings, reindexing=True), settings)
+    es = open_store(settings, reindexing=True)
+    with terminal_progress("reindex", "doc") as progress:
+        report = reindex(es, settings, progress=progress)
     if args.json:
         print(json.dumps(report.as_dict()))
     elif report.status == "current":

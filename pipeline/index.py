@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from elasticsearch import ConflictError, Elasticsearch, helpers
+from elasticsearch import ApiError, ConflictError, Elasticsearch, helpers
 
 from pipeline.dedup import Fingerprint, seniority
 from pipeline.records import Article, Entity
@@ -52,6 +52,13 @@ def _failure_reason(status: int, error_type: str | None) -> str | None:
     if status == 409:
         return "index_conflict"
     return None
+
+
+def is_write_block(exc: ApiError) -> bool:
+    """Whether Elasticsearch refused a write because the index is write-blocked (a reindex
+    copying it): our infrastructure's state, to wait out, not the page's fault."""
+    return _failure_reason(exc.meta.status, getattr(exc, "error", None)) == "index_blocked" or (
+        exc.meta.status == 403 and "cluster_block_exception" in str(exc))
 
 
 def article_document(article: Article, print_: Fingerprint, story_id: str, run_id: str,

@@ -6,14 +6,22 @@ Order of writes for a feed: articles, then duplicates on their originals, then t
 the feed's conditional-GET validators, then its health. If Elasticsearch fails part-way, the exception stops
 the feed before the ledger and the validators are written, so the next run fetches the feed
 body again and finishes the job; ids are idempotent, so nothing is indexed twice.
+
+Concurrency: `ingest` polls up to `ingest.feed_workers` feeds at once, and a feed's pages are
+fetched up to `ingest.fetch_workers` at once, in threads that share the process's per-host
+limits (`pipeline.polite`), so many hosts are in flight while no host sees more than
+`per_host_concurrency` requests or starts closer than `per_host_delay`. The pages are then
+taken in the feed's order; enrichment (one spaCy model) runs for one batch at a time.
 """
 
 from __future__ import annotations
 
 import logging
 import statistics
+import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Self
@@ -32,18 +40,20 @@ from pipeline.index import (
     add_duplicate,
     article_document,
     index_documents,
+    is_write_block,
     quarantine,
     utc_iso,
 )
-from pipeline.ledger import FeedStates, Ledger, LedgerEntry
+from pipeline.ledger import FeedStates, Ledger, LedgerEntry, document_of
 from pipeline.minhash import MinHasher
+from pipeline.progress import NO_PROGRESS, Progress
 from pipeline.reconcile import Indexed, holder_of, reconcile
 from pipeline.records import Article, FeedItem, ItemError, Outcome, Page
 from pipeline.relevance import TopicModel, score_relevance
 from pipeline.settings import Feed, Settings
 from pipeline.store import connect
 from pipeline.stories import StoryFinder, StoryRules
-from pipeline.urls import MAX_URL_CHARS, url_id
+from pipeline.urls import MAX_URL_CHARS, site_of, url_id
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +94,11 @@ class FeedReport:
         return report
 
 
+# A page being fetched in a fetch thread (the page or what stopped it, and the milliseconds it
+# took), or the reason it is not fetched at all.
+Fetching = Future[tuple[Page | Exception, float]] | ItemError
+
+
 def summarize(run_id: str, feed_reports: list[dict[str, Any]]) -> dict[str, Any]:
     """The run's report: totals by outcome over the feeds' reports (`FeedReport.as_dict()`),
     then the feeds themselves, as `newsroom ingest --json` prints it."""
@@ -93,11 +108,13 @@ def summarize(run_id: str, feed_reports: list[dict[str, Any]]) -> dict[str, Any]
 
 class Ingestor:
     """Holds the clients and models one worker needs; `ingest_feed` is safe to call for many
-    feeds in turn. Close it (or use it as a context manager) to release the HTTP pool."""
+    feeds, in turn or from several threads at once. Close it (or use it as a context manager)
+    to release the HTTP pool."""
 
     def __init__(self, settings: Settings, es: Elasticsearch | None = None,
-                 nlp: Any | None = None) -> None:
+                 nlp: Any | None = None, progress: Progress = NO_PROGRESS) -> None:
         self.settings = settings
+        self.progress = progress  # items listed and taken, for a terminal's progress bar
         self.es = es or connect(settings)
         self.http = HttpClient(settings.http)
         self.gazetteer = Gazetteer.load(settings.config_dir / "entities.yaml")
@@ -112,6 +129,7 @@ class Ingestor:
         self.hasher = MinHasher.load(settings.config_dir / "dedup.yaml")
         self.story_rules = StoryRules.load(settings.config_dir / "dedup.yaml")
         self._nlp = nlp
+        self._nlp_lock = threading.Lock()  # one batch at a time through the spaCy model
 
     def __enter__(self) -> Self:
         return self
@@ -230,6 +248,7 @@ class Ingestor:
                 not self.ledger.is_settled(previous.get(i.url))
                 and self.ledger.is_due(previous.get(i.url), now))]
             if todo:
+                self.progress.listed(len(todo))
                 self._process(todo, batch.fresh(), previous)
 
     def _process(self, items: list[FeedItem], batch: _Batch,
@@ -238,15 +257,15 @@ class Ingestor:
         come slowly: a run stopped by its timeout loses at most that much work."""
         dedup = Deduplicator(self.es, self.settings.index_alias, self.hasher)
         started = time.monotonic()
-        for item in items:
+        for item, fetching in self._fetching(items):
             taken = batch.entries or batch.accepted or batch.copies
             if taken and time.monotonic() - started > self.settings.flush_after_s:
-                self._finish(batch, previous)
+                self._finish(batch, previous)  # before waiting on the next page
                 batch = batch.fresh()
                 dedup = Deduplicator(self.es, self.settings.index_alias, self.hasher)
                 started = time.monotonic()
             try:
-                self._take(item, batch, dedup)
+                self._take(item, self._page(fetching, batch.report), batch, dedup)
             except ItemError as exc:
                 log.info("item %s failed: %s", item.url, exc)
                 batch.fail(item, exc.reason, exc.detail, retryable=exc.transient,
@@ -256,11 +275,20 @@ class Ingestor:
             except Exception as exc:  # a bug or a page that breaks a library: keep going
                 log.exception("item %s failed unexpectedly", item.url)
                 batch.fail(item, "internal_error", f"{type(exc).__name__}: {exc}")
+            self.progress.done()
         self._finish(batch, previous)
 
     def _finish(self, batch: _Batch, previous: dict[str, dict[str, Any]]) -> None:
         """Write the batch's articles and record every item's outcome."""
-        self._write(batch)
+        try:
+            self._write(batch)
+        except ApiError as exc:
+            if not is_write_block(exc):
+                raise
+            self._wait_for_block(batch, exc)
+        # of the URLs of one article (AMP, tracking variants) the same one is `indexed`,
+        # whichever came first
+        batch.entries = self.ledger.one_indexer_each(batch.entries)
         for url, error in self.ledger.record(batch.entries, previous):
             # not recorded: the next run takes the item again (its article, if indexed, is
             # recognised as its own)
@@ -268,9 +296,26 @@ class Ingestor:
             batch.report.errors.append({"url": url, "reason": "ledger_write_failed",
                                         "error": error})
         self._repoint_stale_records(batch)
+        # Of the URLs of one article (AMP, tracking variants) the same one is `indexed`,
+        # whichever came first: other workers wrote at the same moment perhaps
+        self.ledger.one_indexer_each(doc_ids=[d for e in batch.entries
+                                              if (d := document_of(e))])
         for entry in batch.entries:
             setattr(batch.report, entry.status.value,
                     getattr(batch.report, entry.status.value) + 1)
+
+    def _wait_for_block(self, batch: _Batch, exc: ApiError) -> None:
+        """The index became write-blocked (a reindex) in the middle of the batch's writes: its
+        articles and copies fail `index_blocked`, at no cost, and the next run takes them again
+        (what was written meanwhile is found to be theirs, and reconciled then)."""
+        log.warning("index write-blocked while writing a batch of %s: %s", batch.feed.name, exc)
+        waiting = ([item for item, _, _ in batch.accepted]
+                   + [item for item, _, _ in batch.copies])
+        urls = {item.url for item in waiting}
+        batch.entries = [e for e in batch.entries if e.url not in urls]
+        for item in waiting:
+            batch.fail(item, "index_blocked", "the index is write-blocked (a reindex); taken "
+                       "again on the next run", retryable=True, attempted=False)
 
     def _repoint_stale_records(self, batch: _Batch) -> None:
         """A worker that demoted a document after our reconcile, and before our ledger records
@@ -306,13 +351,63 @@ class Ingestor:
             log.error("ledger record of %s not re-pointed: %s", url[:200], error)
         batch.entries = entries
 
-    def _take(self, item: FeedItem, batch: _Batch, dedup: Deduplicator) -> None:
-        """Fetch, extract, judge and dedup one item: it joins the batch's articles, its copies,
-        or its settled entries."""
-        if len(item.url) > MAX_URL_CHARS:
-            raise ItemError("url_too_long", f"{len(item.url)} characters; at most "
-                                            f"{MAX_URL_CHARS} are taken")
-        page = self._fetch(item.url, batch.report)
+    def _fetching(self, items: list[FeedItem]) -> Iterator[tuple[FeedItem, Fetching]]:
+        """Each item, in the items' order, with its page being fetched: up to `fetch_workers`
+        at once, at most twice that many started ahead of the item being taken."""
+        queue = iter(items)
+        pending: list[tuple[FeedItem, Fetching]] = []
+        pool = ThreadPoolExecutor(self.settings.fetch_workers, thread_name_prefix="fetch")
+
+        def submit(item: FeedItem) -> None:
+            if len(item.url) > MAX_URL_CHARS:  # a URL we do not take is never asked for
+                pending.append((item, ItemError(
+                    "url_too_long", f"{len(item.url)} characters; at most {MAX_URL_CHARS} "
+                                    "are taken")))
+            else:
+                pending.append((item, pool.submit(self._fetch_one, item.url)))
+
+        try:
+            for item in queue:
+                submit(item)
+                if len(pending) >= 2 * self.settings.fetch_workers:
+                    break
+            while pending:
+                taken = pending.pop(0)
+                for more in queue:
+                    submit(more)
+                    break
+                yield taken
+        finally:  # the feed stopped (Elasticsearch failed): pages not started are not asked
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    @staticmethod
+    def _page(fetching: Fetching, report: FeedReport) -> Page:
+        """The fetched page (waiting for it), counted in the feed's report; raises what
+        stopped it."""
+        if isinstance(fetching, ItemError):
+            raise fetching
+        result, elapsed_ms = fetching.result()
+        report.fetch_ms.append(elapsed_ms)
+        if isinstance(result, ItemError):
+            report.fetch_failures += 1
+        if isinstance(result, Exception):
+            raise result
+        report.fetched += 1
+        return result
+
+    def _fetch_one(self, url: str) -> tuple[Page | Exception, float]:
+        """The page at `url`, or the error that stopped it, and the milliseconds it took
+        (run in a fetch thread: nothing here touches the batch)."""
+        started = time.monotonic()
+        try:
+            result: Page | Exception = self.http.get(url)
+        except Exception as exc:  # noqa: BLE001 (handed to the item's turn, raised there)
+            result = exc
+        return result, (time.monotonic() - started) * 1000
+
+    def _take(self, item: FeedItem, page: Page, batch: _Batch, dedup: Deduplicator) -> None:
+        """Extract, judge and dedup one fetched item: it joins the batch's articles, its
+        copies, or its settled entries."""
         try:
             article = extract_article(page, item, source_name=None if batch.source_from_page
                                       else batch.feed.source_name, rules=self.extraction_rules)
@@ -351,24 +446,13 @@ class Ingestor:
         return (any(url_id(a.url) == doc_id for _, a, _ in batch.accepted)
                 or self.ledger.indexed_as(doc_id))
 
-    def _fetch(self, url: str, report: FeedReport) -> Page:
-        started = time.monotonic()
-        try:
-            page = self.http.get(url)
-        except ItemError:
-            report.fetch_failures += 1
-            raise
-        finally:
-            report.fetch_ms.append((time.monotonic() - started) * 1000)
-        report.fetched += 1
-        return page
-
     def _write(self, batch: _Batch) -> None:
         """Enrich, assign stories, index, record copies, reconcile; then the batch's entries
         say what happened to each accepted article."""
         alias = self.settings.index_alias
-        enriched = enrich_articles((a for _, a, _ in batch.accepted), self.gazetteer,
-                                   self.enrich_rules, self._nlp)
+        with self._nlp_lock:
+            enriched = list(enrich_articles((a for _, a, _ in batch.accepted), self.gazetteer,
+                                            self.enrich_rules, self._nlp))
         stories = StoryFinder(self.es, alias, self.story_rules)
         documents = [article_document(article, print_, stories.assign(article), batch.run_id,
                                       batch.mode, self.enrich_version, batch.feed.republisher)
@@ -395,7 +479,12 @@ class Ingestor:
             Indexed(url_id(article.url), article.url, print_,
                     seniority(utc_iso(article.published_at), batch.feed.republisher))
             for _, article, print_ in batch.accepted if article.url not in rejected])
-        for item, article, _ in batch.accepted:
+        # a demoted article is the same text as its original, or a near-copy of it
+        hashes = {doc["_id"]: (doc["_source"].get("dedup") or {}).get("content_hash")
+                  for doc in (self.es.mget(index=alias, ids=sorted(set(demoted.values())),
+                                           source_includes=["dedup.content_hash"])["docs"]
+                              if demoted else []) if doc.get("found")}
+        for item, article, print_ in batch.accepted:
             failure = rejected.get(article.url)
             doc_id = url_id(article.url)
             if failure:
@@ -406,7 +495,9 @@ class Ingestor:
                 batch.fail(item, failure.reason, failure.detail, retryable=failure.transient,
                            attempted=not failure.transient)
             elif doc_id in demoted:
-                batch.entries.append(batch.entry(item, Outcome.DUPLICATE, reason="near_copy",
+                same = hashes.get(demoted[doc_id]) == print_.content_hash
+                batch.entries.append(batch.entry(item, Outcome.DUPLICATE,
+                                                 reason="same_text" if same else "near_copy",
                                                  duplicate_of=demoted[doc_id]))
             else:
                 batch.entries.append(batch.entry(item, Outcome.INDEXED, doc_id=doc_id))
@@ -450,8 +541,30 @@ class _Batch:
 
 
 def ingest(feeds: Iterable[Feed], settings: Settings, run_id: str, mode: str = "poll",
-           es: Elasticsearch | None = None) -> dict[str, Any]:
-    """Run every feed in turn (one failing feed does not stop the others); the summary."""
-    with Ingestor(settings, es=es) as ingestor:
-        reports = [ingestor.ingest_feed(feed, run_id, mode).as_dict() for feed in feeds]
-    return summarize(run_id, reports)
+           es: Elasticsearch | None = None, max_errors: int | None = None,
+           progress: Progress = NO_PROGRESS) -> dict[str, Any]:
+    """Run every feed, up to `ingest.feed_workers` at once (one failing feed does not stop
+    the others); the summary, feeds in the order given (each with at most `max_errors` of its
+    errors). Each feed's report says what it saw; the totals of outcomes are the ledger's
+    for the run, after the feeds polled at once have settled which copy is the original."""
+    with Ingestor(settings, es=es, progress=progress) as ingestor, \
+            ThreadPoolExecutor(settings.feed_workers, thread_name_prefix="feed") as pool:
+        reports = list(pool.map(
+            lambda feed: ingestor.ingest_feed(feed, run_id, mode).as_dict(max_errors), feeds))
+        final = ingestor.ledger.counts(run_id)
+    summary = summarize(run_id, reports)
+    unrecorded = sum(1 for report in reports for error in report["errors"]
+                     if error["reason"] == "ledger_write_failed")
+    if final and not unrecorded:
+        summary.update({key: final.get(key, 0) for key in COUNTS[2:]})
+    return summary
+
+
+def site_groups(feeds: Iterable[Feed]) -> dict[str, list[Feed]]:
+    """The feeds by the site their URL is on (`urls.site_of`), in the order first seen: what
+    one process polls, so that a site's per-host limits hold however many processes poll the
+    others (the DAG maps its tasks over these)."""
+    groups: dict[str, list[Feed]] = {}
+    for feed in feeds:
+        groups.setdefault(site_of(feed.url), []).append(feed)
+    return groups

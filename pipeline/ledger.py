@@ -7,7 +7,7 @@ it depends on have succeeded, so an interrupted run leaves nothing marked done t
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,7 +17,7 @@ from elasticsearch import Elasticsearch, helpers
 from pipeline.discover import FeedState
 from pipeline.records import Outcome
 from pipeline.settings import Feed, PollSettings
-from pipeline.urls import MAX_URL_CHARS
+from pipeline.urls import MAX_URL_CHARS, normalize_url, url_id
 
 SETTLED = {Outcome.INDEXED, Outcome.DUPLICATE, Outcome.IRRELEVANT}
 
@@ -36,6 +36,42 @@ class LedgerEntry:
     not_before: datetime | None = None  # the site asked for no retry before then (Retry-After)
     doc_id: str | None = None
     duplicate_of: str | None = None
+
+
+def _names_as_url(entry: LedgerEntry) -> bool:
+    """Whether the entry says its item indexed a document, or is a `same_url` duplicate of the
+    document its own URL names (an AMP or tracking variant of it)."""
+    return bool((entry.status is Outcome.INDEXED and entry.doc_id) or (
+        entry.status is Outcome.DUPLICATE and entry.reason == "same_url"
+        and entry.duplicate_of and url_id(entry.url) == entry.duplicate_of))
+
+
+def _first_for(doc_id: str) -> Callable[[str], tuple[bool, bool, str]]:
+    """The order in which URLs of document `doc_id` are its indexer: its own URL, then a URL
+    already in normal form, then the rest, alphabetically."""
+    def key(url: str) -> tuple[bool, bool, str]:
+        return url_id(url) != doc_id, normalize_url(url) != url, url
+    return key
+
+
+def document_of(entry: LedgerEntry) -> str | None:
+    """The document an entry names, as its indexer or as a copy of it."""
+    return entry.doc_id or entry.duplicate_of
+
+
+def _document(entry: LedgerEntry) -> str:
+    return entry.doc_id or entry.duplicate_of or ""
+
+
+def _status(indexed: bool) -> Outcome:
+    return Outcome.INDEXED if indexed else Outcome.DUPLICATE
+
+
+def _outcome(doc_id: str, indexed: bool) -> dict[str, Any]:
+    """The fields of an item that indexed document `doc_id`, or is its `same_url` copy."""
+    if indexed:
+        return {"reason": None, "doc_id": doc_id, "duplicate_of": None}
+    return {"reason": "same_url", "doc_id": None, "duplicate_of": doc_id}
 
 
 def ledger_id(url: str) -> str:
@@ -141,9 +177,10 @@ class Ledger:
                                                      f"{error.get('reason')}"[:500]))
         return refused
 
-    def repoint(self, loser_id: str, winner_id: str) -> None:
-        """A document became a copy of another: the items that were indexed as it become
-        duplicates of the other, and the items recorded as its duplicates follow."""
+    def repoint(self, loser_id: str, winner_id: str, reason: str = "near_copy") -> None:
+        """A document became a copy of another (`same_text` or a `near_copy`): the items that
+        were indexed as it become duplicates of the other, and the items recorded as its
+        duplicates follow."""
         hits = self._es.search(index=self._index, size=1000, source_includes=["doc_id"],
                                query={"bool": {"should": [
                                    {"term": {"doc_id": loser_id}},
@@ -151,7 +188,7 @@ class Ledger:
         now = datetime.now(UTC).isoformat()
         actions = [
             {"_op_type": "update", "_index": self._index, "_id": hit["_id"],
-             "doc": ({"status": Outcome.DUPLICATE.value, "reason": "near_copy",
+             "doc": ({"status": Outcome.DUPLICATE.value, "reason": reason,
                       "doc_id": None, "duplicate_of": winner_id, "updated_at": now}
                      if hit["_source"].get("doc_id") == loser_id
                      else {"duplicate_of": winner_id, "updated_at": now})}
@@ -159,6 +196,60 @@ class Ledger:
         ]
         if actions:
             helpers.bulk(self._es, actions, refresh="wait_for")
+
+    def one_indexer_each(self, entries: Iterable[LedgerEntry] = (),
+                         doc_ids: Iterable[str] = ()) -> list[LedgerEntry]:
+        """One item is `indexed` for each document, whatever order, concurrency or crash its
+        URLs came through: of the items recorded (or, in `entries`, about to be) as having
+        indexed it, or as its `same_url` duplicates under a URL of its own (an AMP or tracking
+        variant), the one whose URL is the document's own, else the first in order. The others
+        are its `same_url` duplicates.
+
+        Stored records that must change are changed now (before `entries` are written: a run
+        that dies in between leaves its items unrecorded, so they are taken again); `entries`
+        come back as they must be written. Called with `doc_ids` alone after a write, it
+        settles what workers writing at the same moment could not see of each other."""
+        entries = list(entries)
+        pending = {e.url: e for e in entries if _names_as_url(e)}
+        ids = sorted({*doc_ids, *(_document(e) for e in pending.values())})
+        if not ids:
+            return entries
+        hits = self._es.search(
+            index=self._index, size=10_000,
+            source_includes=["url", "status", "reason", "doc_id", "duplicate_of"],
+            query={"bool": {"should": [
+                {"bool": {"filter": [{"terms": {"doc_id": ids}},
+                                     {"term": {"status": Outcome.INDEXED.value}}]}},
+                {"bool": {"filter": [{"terms": {"duplicate_of": ids}},
+                                     {"term": {"reason": "same_url"}}]}},
+            ], "minimum_should_match": 1}})["hits"]["hits"]
+        stored = {hit["_source"]["url"]: hit["_source"] for hit in hits
+                  if hit["_source"]["url"] not in pending}
+        by_doc: dict[str, list[tuple[str, bool]]] = {}  # document -> (url, indexed now)
+        for url, record in stored.items():
+            if record["status"] == Outcome.INDEXED.value or (
+                    record["status"] == Outcome.DUPLICATE.value
+                    and url_id(url) == record.get("duplicate_of")):
+                by_doc.setdefault(record.get("doc_id") or record["duplicate_of"], []).append(
+                    (url, record["status"] == Outcome.INDEXED.value))
+        for url, entry in pending.items():
+            by_doc.setdefault(_document(entry), []).append(
+                (url, entry.status is Outcome.INDEXED))
+        decided: dict[str, tuple[str, bool]] = {}  # url -> (document, indexed)
+        for doc_id, urls in by_doc.items():
+            keep = min((url for url, _ in urls), key=_first_for(doc_id))
+            for url, indexed in urls:
+                if (url == keep) != indexed:
+                    decided[url] = (doc_id, url == keep)
+        now = datetime.now(UTC).isoformat()
+        actions = [{"_op_type": "update", "_index": self._index, "_id": ledger_id(url),
+                    "doc": {**_outcome(doc_id, indexed), "status": _status(indexed).value,
+                            "updated_at": now}}
+                   for url, (doc_id, indexed) in decided.items() if url in stored]
+        if actions:
+            helpers.bulk(self._es, actions, refresh="wait_for")
+        return [replace(e, status=_status(decided[e.url][1]), **_outcome(*decided[e.url]))
+                if e.url in decided and e.url in pending else e for e in entries]
 
     def counts(self, run_id: str | None = None) -> dict[str, int]:
         """Items by outcome, for one run or for the whole ledger."""

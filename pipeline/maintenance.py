@@ -24,6 +24,7 @@ from elasticsearch import Elasticsearch, helpers
 
 from pipeline.index import index_documents
 from pipeline.ledger import SETTLED, ledger_id
+from pipeline.progress import NO_PROGRESS, Progress
 from pipeline.records import Outcome
 from pipeline.settings import Settings
 from pipeline.store import (
@@ -50,7 +51,8 @@ class ReindexReport:
         return asdict(self)
 
 
-def reindex(es: Elasticsearch, settings: Settings, batch_size: int = 500) -> ReindexReport:
+def reindex(es: Elasticsearch, settings: Settings, batch_size: int = 500,
+            progress: Progress = NO_PROGRESS) -> ReindexReport:
     """If the alias is not on `<alias>-v<version>` of the mapping file, copy every document
     into that index (created from the index template) and swap the alias to it; then remove
     the old indices."""
@@ -73,7 +75,7 @@ def reindex(es: Elasticsearch, settings: Settings, batch_size: int = 500) -> Rei
     es.indices.put_settings(index=",".join(sources), settings={"index.blocks.write": True})
     try:
         copied = _copy(es, sources, target, batch_size,
-                       renew_every_s=settings.reindex_lease_s / 3)
+                       renew_every_s=settings.reindex_lease_s / 3, progress=progress)
         es.indices.update_aliases(actions=[
             *({"remove": {"index": index, "alias": alias}} for index in sources),
             {"add": {"index": target, "alias": alias, "is_write_index": True}},
@@ -88,7 +90,7 @@ def reindex(es: Elasticsearch, settings: Settings, batch_size: int = 500) -> Rei
 
 
 def _copy(es: Elasticsearch, sources: list[str], target: str, batch_size: int,
-          renew_every_s: float) -> int:
+          renew_every_s: float, progress: Progress = NO_PROGRESS) -> int:
     """Copy every document of `sources` into `target`, renewing the claim on the sources at
     least every `renew_every_s`; how many. Raises when `target` holds fewer than the sources
     do."""
@@ -97,9 +99,10 @@ def _copy(es: Elasticsearch, sources: list[str], target: str, batch_size: int,
     # what was written just before the block is searchable, so copied and counted, before the
     # sources are deleted
     es.indices.refresh(index=",".join(sources))
+    progress.listed(es.count(index=",".join(sources))["count"])
     copied, _ = helpers.bulk(es, (
         {"_op_type": "index", "_index": target, "_id": hit["_id"], "_source": hit["_source"]}
-        for hit in _renewing(es, sources, renew_every_s, helpers.scan(
+        for hit in _renewing(es, sources, renew_every_s, progress, helpers.scan(
             es, index=",".join(sources), size=batch_size, query={"query": {"match_all": {}}}))
     ), chunk_size=batch_size, max_retries=3, raise_on_error=True)
     es.indices.refresh(index=target)
@@ -110,9 +113,10 @@ def _copy(es: Elasticsearch, sources: list[str], target: str, batch_size: int,
     return copied
 
 
-def _renewing(es: Elasticsearch, sources: list[str], every_s: float,
+def _renewing(es: Elasticsearch, sources: list[str], every_s: float, progress: Progress,
               hits: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-    """`hits`, renewing the claim on `sources` whenever `every_s` has passed since the last."""
+    """`hits`, renewing the claim on `sources` whenever `every_s` has passed since the last
+    (and counting them done)."""
     renewed = time.monotonic()
     for hit in hits:
         if time.monotonic() - renewed >= every_s:
@@ -120,6 +124,7 @@ def _renewing(es: Elasticsearch, sources: list[str], every_s: float,
                 claim_for_reindex(es, index)
             renewed = time.monotonic()
         yield hit
+        progress.done()
 
 
 def replay_quarantine(es: Elasticsearch, settings: Settings,

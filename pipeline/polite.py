@@ -3,9 +3,8 @@ at most `per_host_concurrency` requests to one host at a time, at least `per_hos
 between the starts of two requests to it, and none while the host has asked for a pause
 (`Retry-After`) or rests after timing out several times in a row.
 
-The limits hold for every HttpClient of a process (threads share them); Airflow workers in
-other processes each keep their own, so the per-host cap of a deployment is this cap times the
-number of workers fetching that host.
+The limits hold for every HttpClient of a process (threads share them); processes each keep
+their own, which is why the DAG gives all of a site's feeds to one task (`ingest.site_groups`).
 """
 
 from __future__ import annotations

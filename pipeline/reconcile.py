@@ -36,22 +36,25 @@ class Indexed(NamedTuple):
 
 def reconcile(es: Elasticsearch, alias: str, ledger: Ledger, hasher: MinHasher,
               indexed: Iterable[Indexed]) -> dict[str, str]:
-    """Check the batch's documents against the corpus; return the batch's documents that were
-    demoted, each with the document it now copies."""
+    """Check the batch's documents against the corpus; return the documents that were demoted
+    (the batch's own, and others' demoted onto them), each with the document it now copies."""
     batch = list(indexed)
     ours = [doc.doc_id for doc in batch]
     demoted: dict[str, str] = {}
-    for doc_id, _, print_, senior in batch:
-        if doc_id in demoted:
-            continue
-        for other_id, other_senior in _copies(es, alias, hasher, print_, [doc_id]):
+    for doc_id, url, print_, senior in batch:
+        for _ in range(_DEMOTE_RETRIES):  # again when a document vanished as we moved
             if doc_id in demoted:
                 break
-            if precedes((other_senior, other_id), (senior, doc_id)):
-                demote(es, alias, ledger, doc_id, other_id)
-                demoted[doc_id] = other_id
-            else:
-                demote(es, alias, ledger, other_id, doc_id)
+            try:
+                _reconcile_one(es, alias, ledger, hasher, doc_id, print_, senior, demoted)
+                break
+            except NotFoundError:
+                # a document another worker demoted just now: ours (then its URL shows where
+                # it went), or the one ours was going to: the copies are looked up again
+                if not es.exists(index=alias, id=doc_id):
+                    holder = holder_of(es, alias, url)
+                    if holder:
+                        demoted[doc_id] = holder
     # A worker reconciling at the same moment may have demoted one of ours already.
     if ours:
         urls = {doc.doc_id: doc.url for doc in batch}
@@ -63,6 +66,22 @@ def reconcile(es: Elasticsearch, alias: str, ledger: Ledger, hasher: MinHasher,
     return demoted
 
 
+def _reconcile_one(es: Elasticsearch, alias: str, ledger: Ledger, hasher: MinHasher, doc_id: str,
+                   print_: Fingerprint, senior: str, demoted: dict[str, str]) -> None:
+    """Demote `doc_id` onto the first of its copies that precedes it, and each later copy onto
+    it; record each demotion in `demoted`. Raises `NotFoundError` when a document involved
+    vanished meanwhile."""
+    for other_id, other_senior in _copies(es, alias, hasher, print_, [doc_id]):
+        if doc_id in demoted:
+            return
+        if precedes((other_senior, other_id), (senior, doc_id)):
+            demote(es, alias, ledger, doc_id, other_id)
+            demoted[doc_id] = other_id
+        else:
+            demote(es, alias, ledger, other_id, doc_id)
+            demoted[other_id] = doc_id
+
+
 def demote(es: Elasticsearch, alias: str, ledger: Ledger, loser_id: str, winner_id: str) -> None:
     """Make `loser_id` a recorded copy of `winner_id` (idempotent: a document already demoted
     by another worker is left alone). The loser is deleted only as it was read: a copy another
@@ -70,7 +89,7 @@ def demote(es: Elasticsearch, alias: str, ledger: Ledger, loser_id: str, winner_
     for _ in range(_DEMOTE_RETRIES):
         loser = es.options(ignore_status=404).get(
             index=alias, id=loser_id, source_includes=["url", "source.name", "fetched_at",
-                                                       "duplicates"])
+                                                       "duplicates", "dedup.content_hash"])
         if not loser.get("found"):
             return
         source: dict[str, Any] = loser["_source"]
@@ -84,7 +103,12 @@ def demote(es: Elasticsearch, alias: str, ledger: Ledger, loser_id: str, winner_
             continue  # changed since it was read (a copy recorded on it): move that too
         except NotFoundError:
             pass  # another worker demoted it meanwhile
-        ledger.repoint(loser_id, winner_id)
+        # the same reason a copy judged against the winner would have had, whatever the order
+        winner = es.options(ignore_status=404).get(index=alias, id=winner_id,
+                                                   source_includes=["dedup.content_hash"])
+        same = (winner.get("found") and (winner["_source"].get("dedup") or {}).get(
+            "content_hash") == (source.get("dedup") or {}).get("content_hash"))
+        ledger.repoint(loser_id, winner_id, "same_text" if same else "near_copy")
         return
     raise RuntimeError(f"could not demote {loser_id}: it kept changing")
 

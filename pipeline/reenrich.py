@@ -17,6 +17,7 @@ from elasticsearch import Elasticsearch, helpers
 from pipeline.enrich import EnrichRules, enrich_articles, enrichment_version
 from pipeline.gazetteer import Gazetteer
 from pipeline.index import entity_fields
+from pipeline.progress import NO_PROGRESS, Progress
 from pipeline.records import Article, Source
 from pipeline.settings import Settings
 
@@ -33,7 +34,8 @@ class ReenrichReport:
 
 
 def reenrich(es: Elasticsearch, settings: Settings, *, batch_size: int = 200,
-             max_batches: int | None = None, nlp: Any | None = None) -> ReenrichReport:
+             max_batches: int | None = None, nlp: Any | None = None,
+             progress: Progress = NO_PROGRESS) -> ReenrichReport:
     """Bring every document of the alias to the current enrichment version (or `max_batches`
     batches of them: a later run goes on from there)."""
     gazetteer_path = settings.config_dir / "entities.yaml"
@@ -43,6 +45,8 @@ def reenrich(es: Elasticsearch, settings: Settings, *, batch_size: int = 200,
     report = ReenrichReport(version=enrichment_version(gazetteer_path, rules_path))
     refused: list[str] = []  # documents Elasticsearch would not update: not asked for again
     batches = 0
+    progress.listed(es.count(index=settings.index_alias, query={"bool": {"must_not": [
+        {"term": {"enrich_version": report.version}}]}})["count"])
     while max_batches is None or batches < max_batches:
         batches += 1
         hits = es.search(
@@ -69,6 +73,7 @@ def reenrich(es: Elasticsearch, settings: Settings, *, batch_size: int = 200,
                 report.failed += 1
                 refused.append(result["_id"])
                 report.errors.append({"id": result["_id"], "error": str(result.get("error"))})
+        progress.done(len(hits))
     return report
 
 

@@ -64,6 +64,13 @@ def same_site(url: str, other: str) -> bool:
     return urlsplit(url).netloc.lower() == urlsplit(other).netloc.lower()
 
 
+def site_of(url: str) -> str:
+    """The site `url` belongs to, as `same_site` tells sites apart: its registrable domain, or
+    its host and port where the Public Suffix List does not apply."""
+    domain: str | None = get_fld(url, fail_silently=True)
+    return domain or urlsplit(url).netloc.lower()
+
+
 def _is_tracking(key: str) -> bool:
     lowered = key.lower()
     return lowered in _TRACKING_PARAMS or lowered.startswith(_TRACKING_PREFIXES)

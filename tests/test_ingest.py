@@ -7,7 +7,10 @@ import json
 import os
 import subprocess
 import sys
+import threading
+import time
 from dataclasses import replace
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -189,7 +192,6 @@ def test_same_documents_in_any_feed_order_and_in_concurrent_runs(
         fresh_settings: Settings, es: Elasticsearch, site: SampleSite, tmp_path: Path) -> None:
     """The syndicated wire copy (published after the wire's original) is recorded on the
     original whichever feed comes first, and two runs at once leave the same corpus."""
-    import threading
     from dataclasses import replace
 
     from pipeline.ingest import ingest
@@ -372,8 +374,6 @@ def test_a_slow_feed_is_recorded_as_it_goes(es: Elasticsearch, fresh_settings: S
     """Items taken before a stalling one are written and recorded while it stalls (after
     `flush_after_s`), not only at the end of the batch: a run stopped by its timeout keeps
     them."""
-    import threading
-    import time
 
     from pipeline.ingest import Ingestor
     from pipeline.ledger import ledger_id
@@ -416,3 +416,133 @@ def test_a_report_kept_in_xcom_holds_a_bounded_number_of_errors() -> None:
     assert len(kept["errors"]) == XCOM_ERRORS and kept["errors_left_out"] == 10_000 - XCOM_ERRORS
     assert kept["failed"] == 10_000
     assert len(report.as_dict()["errors"]) == 10_000  # the CLI's --json keeps them all
+
+
+class _Slow:
+    """Servers on loopback (one "host" each: the port is part of the host) whose pages answer
+    after a pause, counting the requests in flight at once, per host and in all."""
+
+    def __init__(self, hosts: int, pause: float = 0.3) -> None:
+        self.lock = threading.Lock()
+        self.now: dict[int, int] = {}
+        self.most: dict[int, int] = {}
+        self.most_in_all = 0
+        slow = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                port = self.server.server_address[1]
+                counted = self.path != "/robots.txt"
+                if counted:
+                    with slow.lock:
+                        slow.now[port] = slow.now.get(port, 0) + 1
+                        slow.most[port] = max(slow.most.get(port, 0), slow.now[port])
+                        slow.most_in_all = max(slow.most_in_all, sum(slow.now.values()))
+                time.sleep(pause)
+                if counted:
+                    with slow.lock:
+                        slow.now[port] -= 1
+                body = (slow.feeds.get((port, self.path)) or b"<html><body><p>short</p>"
+                        b"</body></html>")
+                kind = "application/rss+xml" if (port, self.path) in slow.feeds else "text/html"
+                self.send_response(200)
+                self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.feeds: dict[tuple[int, str], bytes] = {}
+        self.servers = [ThreadingHTTPServer(("127.0.0.1", 0), Handler) for _ in range(hosts)]
+        for server in self.servers:
+            threading.Thread(target=server.serve_forever, daemon=True).start()
+        self.bases = [f"http://127.0.0.1:{s.server_address[1]}" for s in self.servers]
+
+    def feed(self, host: int, urls: list[str]) -> str:
+        """Serve a feed listing `urls` on host `host`; its URL."""
+        port = self.servers[host].server_address[1]
+        self.feeds[(port, "/feed.xml")] = rss([Item(url, "Item") for url in urls])
+        return f"{self.bases[host]}/feed.xml"
+
+    def close(self) -> None:
+        for server in self.servers:
+            server.shutdown()
+            server.server_close()
+
+
+def test_a_feeds_pages_on_many_hosts_are_fetched_at_once_within_each_hosts_limit(
+        es: Elasticsearch, fresh_settings: Settings) -> None:
+    from pipeline.ingest import Ingestor
+    from pipeline.settings import Feed
+
+    slow = _Slow(hosts=5)
+    try:
+        pages = [f"{base}/story-{n}.html" for base in slow.bases[1:] for n in range(3)]
+        settings = replace(fresh_settings, fetch_workers=8, http=replace(
+            fresh_settings.http, per_host_concurrency=1, per_host_delay=0.0))
+        with Ingestor(settings, es=es) as ingestor:
+            report = ingestor.ingest_feed(Feed(name="Many", url=slow.feed(0, pages)), "run-1")
+    finally:
+        slow.close()
+    assert report.seen == report.fetched == 12
+    page_hosts = [int(base.rsplit(":", 1)[1]) for base in slow.bases[1:]]
+    assert max(slow.most[port] for port in page_hosts) == 1  # each host's limit held
+    assert slow.most_in_all >= 3  # while several hosts were asked at once
+
+
+def test_newsroom_ingest_polls_feeds_at_once(es: Elasticsearch,
+                                             fresh_settings: Settings) -> None:
+    from pipeline.ingest import ingest
+    from pipeline.settings import Feed
+
+    slow = _Slow(hosts=6)
+    try:
+        feeds = [Feed(name=f"F{n}", url=slow.feed(n, [])) for n in range(6)]
+        settings = replace(fresh_settings, feed_workers=6, http=replace(
+            fresh_settings.http, per_host_delay=0.0))
+        summary = ingest(feeds, settings, "run-1", es=es)
+    finally:
+        slow.close()
+    assert [feed["name"] for feed in summary["feeds"]] == [f"F{n}" for n in range(6)]
+    assert slow.most_in_all >= 3
+
+
+def test_a_long_run_shows_progress_on_a_terminal_and_json_stays_clean(
+        fresh_settings: Settings, es: Elasticsearch, site: SampleSite, feeds_file: Path) -> None:
+    """With stderr a terminal, `newsroom ingest --json` draws pages done, rate and time left
+    there, and stdout is the JSON report alone; with stderr a pipe, no bar is drawn."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    leader, follower = pty.openpty()  # a terminal 120 columns wide
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))
+    env = {**os.environ, "ELASTICSEARCH_URL": fresh_settings.elasticsearch_url,
+           "NEWSROOM_INDEX": fresh_settings.index_alias, "NEWSROOM_ALLOW_NETS": "127.0.0.0/8",
+           "NEWSROOM_HOST_DELAY": "0"}
+    run = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "ingest", "--feeds",
+                            str(feeds_file), "--json"], env=env, stdout=subprocess.PIPE,
+                           stderr=follower)
+    os.close(follower)
+    drawn = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # the run closed its end
+            break
+        if not chunk:
+            break
+        drawn += chunk
+    stdout, _ = run.communicate(timeout=600)
+    os.close(leader)
+    assert run.returncode == 0
+    report = json.loads(stdout)
+    bar = drawn.decode("utf-8", "replace")
+    assert "ingest" in bar and "page/s" in bar, bar[-500:]
+    assert f"{report['seen']}/{report['seen']}" in bar  # a first run takes every item listed
+    piped = newsroom(fresh_settings, "ingest", "--feeds", str(feeds_file), "--json")
+    assert piped.returncode == 0 and "page/s" not in piped.stderr
+    json.loads(piped.stdout)

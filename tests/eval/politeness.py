@@ -1,0 +1,136 @@
+"""`make bench`, politeness part: how long `newsroom ingest` takes where the per-host limits,
+not the machine, set the pace; figures beside their bound, never a pass/fail.
+
+- Politeness-bound: 50 hosts on loopback (each its own port), each answering after 200 ms,
+  each listing 20 new pages, host delay 1 s. A host cannot be asked faster than once a second,
+  so the bound is about 20 × 1 s + the latency; fetching one page after another would take
+  over 1,000 s. The pages are short (our fetches and the ledger are measured, not extraction).
+- Idle poll: 200 feeds on 200 hosts, already polled once, answering 304 to the conditional GET.
+
+Each part runs on an alias of its own on the local node, removed afterwards.
+
+    python -m tests.eval.politeness        # or: make bench
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import uuid
+from dataclasses import replace
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from pipeline.ingest import ingest
+from pipeline.localnode import LocalNode
+from pipeline.settings import Feed, Settings, parse_nets
+from pipeline.store import connect, ensure_indices
+
+LATENCY = 0.2
+
+
+class _Host(BaseHTTPRequestHandler):
+    """A site with a feed of `pages` short pages, answering after LATENCY; 304 to a feed
+    request that sends back its ETag."""
+
+    protocol_version = "HTTP/1.1"
+    pages = 20
+
+    def do_GET(self) -> None:
+        time.sleep(LATENCY)
+        base = f"http://127.0.0.1:{self.server.server_address[1]}"
+        if self.path == "/feed.xml":
+            if self.headers.get("If-None-Match") == '"v1"':
+                self._answer(304, b"", "application/rss+xml")
+                return
+            items = "".join(f"<item><title>Story {n}</title><link>{base}/story-{n}.html</link>"
+                            "</item>" for n in range(self.pages))
+            body = (f'<?xml version="1.0"?><rss version="2.0"><channel><title>Host</title>'
+                    f"<link>{base}/</link><description>d</description>{items}"
+                    "</channel></rss>").encode()
+            self._answer(200, body, "application/rss+xml", etag='"v1"')
+        elif self.path == "/robots.txt":
+            self._answer(404, b"", "text/plain")
+        else:
+            self._answer(200, b"<html><body><p>A short page.</p></body></html>", "text/html")
+
+    def _answer(self, status: int, body: bytes, kind: str, etag: str | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        if etag:
+            self.send_header("ETag", etag)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def _hosts(count: int, pages: int) -> list[ThreadingHTTPServer]:
+    handler = type("Host", (_Host,), {"pages": pages})
+    servers = [ThreadingHTTPServer(("127.0.0.1", 0), handler) for _ in range(count)]
+    for server in servers:
+        server.daemon_threads = True
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    return servers
+
+
+def _settings(base: Settings, name: str, delay: float) -> Settings:
+    return replace(base, index_alias=f"bench-polite-{name}-{uuid.uuid4().hex[:6]}",
+                   http=replace(base.http, allow_nets=parse_nets("127.0.0.0/8"),
+                                per_host_delay=delay))
+
+
+def _run(settings: Settings, servers: list[ThreadingHTTPServer]) -> tuple[float, dict]:
+    feeds = [Feed(name=f"host-{n}", url=f"http://127.0.0.1:{s.server_address[1]}/feed.xml")
+             for n, s in enumerate(servers)]
+    started = time.monotonic()
+    summary = ingest(feeds, settings, f"bench-{uuid.uuid4().hex[:6]}")
+    return time.monotonic() - started, summary
+
+
+def main() -> int:
+    node = LocalNode.from_env()
+    node.start()
+    base = replace(Settings.load(), elasticsearch_url=node.url)
+    es = connect(base)
+    print("Politeness (newsroom ingest's feed and page concurrency within per-host limits)")
+    hosts, pages, delay = 50, 20, 1.0
+    settings = _settings(base, "bound", delay)
+    ensure_indices(es, settings)
+    servers = _hosts(hosts, pages)
+    try:
+        took, summary = _run(settings, servers)
+        bound = pages * delay + LATENCY
+        print(f"  {hosts} hosts x {pages} new pages, {LATENCY * 1000:.0f} ms latency, host delay "
+              f"{delay:.0f} s: {took:.1f} s for {summary['fetched']} pages "
+              f"(bound {bound:.1f} s; {took / bound:.2f}x the bound; one page after another "
+              f"would take over {hosts * pages * (LATENCY + delay):.0f} s)")
+    finally:
+        for server in servers:
+            server.shutdown()
+        es.options(ignore_status=404).indices.delete(index=f"{settings.index_alias}*")
+        es.options(ignore_status=404).indices.delete_index_template(
+            name=f"{settings.index_alias}-template")
+    hosts = int(os.environ.get("BENCH_IDLE_FEEDS", "200"))
+    settings = _settings(base, "idle", delay)
+    ensure_indices(es, settings)
+    servers = _hosts(hosts, 1)
+    try:
+        _run(settings, servers)  # the first poll keeps each feed's ETag
+        took, summary = _run(settings, servers)
+        unchanged = sum(1 for feed in summary["feeds"] if feed["status"] == "not_modified")
+        print(f"  idle poll: {hosts} feeds on {hosts} hosts, {unchanged} answering 304: "
+              f"{took:.1f} s (goal 10 s)")
+    finally:
+        for server in servers:
+            server.shutdown()
+        es.options(ignore_status=404).indices.delete(index=f"{settings.index_alias}*")
+        es.options(ignore_status=404).indices.delete_index_template(
+            name=f"{settings.index_alias}-template")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
