@@ -9,7 +9,7 @@ export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export AIRFLOW__CORE__UNIT_TEST_MODE := False
 
-.PHONY: setup es airflow-db airflow demo test eval bench chaos lint stop clean
+.PHONY: setup es airflow-db airflow demo test eval bench chaos soak lint stop clean
 
 setup: $(VENV)/.installed
 
@@ -41,15 +41,21 @@ eval: es
 	$(BIN)/python -m tests.eval.evaluate
 
 # Throughput figures, measured in one run so that their ratios hold on a noisy machine; then the
-# load run: end to end over 2,000 and 10,000 generated pages, with peak memory (BENCH_LOAD_SIZES).
+# load run: end to end over 2,000 and 10,000 generated pages, with peak memory (BENCH_LOAD_SIZES);
+# then where the per-host limits set the pace: 50 hosts x 20 pages, and an idle poll of 200 feeds.
 bench: setup
 	$(BIN)/python -m tests.eval.bench
 	$(BIN)/python -m tests.eval.load
+	$(BIN)/python -m tests.eval.politeness
 
 # The fault-injection suite at full budget (a 10,000-item feed, a 5 MB article page) against the
 # local node: a table of each fault, what the product did, items lost and duplicates created.
 chaos: es
 	$(BIN)/python -m tests.chaos.suite
+
+# Four concurrent workers with a SIGKILL and a reindex, and the DAG, checked against a serial run.
+soak: es
+	$(BIN)/python -m tests.chaos.soak
 
 lint: setup
 	$(BIN)/ruff check pipeline dags tests

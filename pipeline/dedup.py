@@ -27,7 +27,7 @@ from typing import Any
 from elasticsearch import Elasticsearch
 
 from pipeline.minhash import MinHasher
-from pipeline.urls import url_id
+from pipeline.urls import indexer_rank, url_id
 
 _NON_WORD = re.compile(r"[\W_]+")
 _CANDIDATES = 20
@@ -42,6 +42,7 @@ class DuplicateOf:
     match: str  # same_url | same_text | near_copy
     similarity: float = 1.0
     seniority: str = "0:~"  # which of two copies is the original (see `seniority`)
+    text_kept: bool = False  # same_url: its text came from the URL that comes first
 
 
 @dataclass(frozen=True)
@@ -105,31 +106,38 @@ class Deduplicator:
         self._by_hash: dict[str, DuplicateOf] = {}
         self._batch: list[tuple[DuplicateOf, Fingerprint]] = []
 
-    def check(self, url: str, print_: Fingerprint,
-              senior: str = UNDATED) -> DuplicateOf | None:
+    def check(self, url: str, print_: Fingerprint, senior: str = UNDATED,
+              item_url: str | None = None) -> DuplicateOf | None:
         """The document that `url` with this text duplicates, or None when the article is new,
         is an updated version (same URL, changed text) of an indexed one, or is a copy
         published before the indexed one (it will be indexed, and `pipeline.reconcile` makes
         the later one its duplicate)."""
-        original = self._find(url, print_)
+        original = self._find(url, print_, item_url or url)
         if (original is not None and original.match != "same_url"
                 and precedes((senior, url_id(url)),
                              (original.seniority, original.doc_id))):
             return None
         return original
 
-    def _find(self, url: str, print_: Fingerprint) -> DuplicateOf | None:
+    def _find(self, url: str, print_: Fingerprint, item_url: str) -> DuplicateOf | None:
         doc_id = url_id(url)
         if doc_id in self._by_id:
             return self._by_id[doc_id]
         if print_.content_hash in self._by_hash:
             return self._by_hash[print_.content_hash]
         existing = self._es.options(ignore_status=404).get(
-            index=self._alias, id=doc_id, source_includes=["url", "dedup.content_hash"])
+            index=self._alias, id=doc_id,
+            source_includes=["url", "dedup.content_hash", "ingest.item_url"])
         if existing.get("found"):
             source = existing["_source"]
-            if source.get("dedup", {}).get("content_hash") == print_.content_hash:
-                return DuplicateOf(doc_id=doc_id, url=source["url"], match="same_url")
+            writer = (source.get("ingest") or {}).get("item_url")
+            if source.get("dedup", {}).get("content_hash") == print_.content_hash or (
+                    writer and indexer_rank(writer, doc_id) < indexer_rank(item_url, doc_id)):
+                # the same text, or another version (an AMP page's) of a document whose text
+                # came from the URL that comes first: it keeps that text
+                return DuplicateOf(doc_id=doc_id, url=source["url"], match="same_url",
+                                   text_kept=source.get("dedup", {}).get("content_hash")
+                                   != print_.content_hash)
         hits = self._es.search(
             index=self._alias, size=1, query={"term": {"dedup.content_hash": print_.content_hash}},
             source_includes=["url", "published_at", "dedup.seniority"],

@@ -19,7 +19,7 @@ from elasticsearch import ApiError, ConflictError, Elasticsearch, helpers
 
 from pipeline.dedup import Fingerprint, seniority
 from pipeline.records import Article, Entity
-from pipeline.urls import url_id
+from pipeline.urls import indexer_rank, url_id
 
 _DUPLICATE_RETRIES = 30
 
@@ -63,7 +63,7 @@ def is_write_block(exc: ApiError) -> bool:
 
 def article_document(article: Article, print_: Fingerprint, story_id: str, run_id: str,
                      mode: str, enrich_version: str,
-                     republisher: bool = False) -> dict[str, Any]:
+                     republisher: bool = False, item_url: str | None = None) -> dict[str, Any]:
     """The document for `article`, as described in docs/architecture.md (without `duplicates`)."""
     return {
         "url": article.url,
@@ -86,7 +86,7 @@ def article_document(article: Article, print_: Fingerprint, story_id: str, run_i
                   "seniority": seniority(utc_iso(article.published_at), republisher)},
         "story_id": story_id,
         "word_count": article.word_count,
-        "ingest": {"run_id": run_id, "mode": mode},
+        "ingest": {"run_id": run_id, "mode": mode, "item_url": item_url or article.url},
     }
 
 
@@ -113,33 +113,41 @@ def entity_fields(entities: Iterable[Entity], enrich_version: str) -> dict[str, 
 
 def index_documents(es: Elasticsearch, alias: str, documents: Iterable[dict[str, Any]],
                     refresh: bool | str = "wait_for") -> list[IndexFailure]:
-    """Upsert `documents` (from `article_document`) and wait until they are searchable.
+    """Upsert `documents` (from `article_document`) and wait until they are searchable. A
+    document written from another URL than its own (`ingest.item_url`: an AMP or tracking
+    variant) is only created, never written over another version: the article's own URL
+    gives it its text, whichever came first. Such a document that exists already comes back
+    as a failure with reason `exists`.
 
     Returns the documents Elasticsearch refused (e.g. a mapping conflict); transport errors
     raise, so that nothing is recorded as done when the node is gone."""
-    actions: list[dict[str, Any]] = [
-        {
-            "_op_type": "update",
-            "_index": alias,
-            "_id": url_id(doc["url"]),
-            "retry_on_conflict": RETRY_ON_CONFLICT,
-            "doc": doc,
-            "upsert": {**doc, "duplicates": [], "duplicate_count": 0},
-        }
-        for doc in documents
-    ]
+    actions: list[dict[str, Any]] = []
+    for doc in documents:
+        created = {**doc, "duplicates": [], "duplicate_count": 0}
+        doc_id = url_id(doc["url"])
+        if indexer_rank((doc.get("ingest") or {}).get("item_url") or doc["url"],
+                        doc_id)[:2] == (False, False):  # the article's own URL
+            actions.append({"_op_type": "update", "_index": alias, "_id": doc_id,
+                            "retry_on_conflict": RETRY_ON_CONFLICT, "doc": doc,
+                            "upsert": created})
+        else:
+            actions.append({"_op_type": "create", "_index": alias, "_id": doc_id,
+                            "_source": created})
     if not actions:
         return []
-    by_id = {action["_id"]: action["doc"] for action in actions}
+    by_id = {action["_id"]: action.get("doc") or action["_source"] for action in actions}
     failures = []
     # 429s (es_rejected_execution_exception) are retried here with exponential back-off.
     for ok, item in helpers.streaming_bulk(es, actions, raise_on_error=False,
                                            raise_on_exception=True, refresh=refresh,
                                            max_retries=3, initial_backoff=1, chunk_size=200):
         if not ok:
-            result = item["update"]
+            op, result = next(iter(item.items()))
             error = result.get("error", {})
-            transient = _failure_reason(int(result.get("status", 0)), error.get("type"))
+            status = int(result.get("status", 0))
+            transient = _failure_reason(status, error.get("type"))
+            if op == "create" and status == 409:
+                transient = "exists"
             document = by_id[result["_id"]]
             failures.append(IndexFailure(
                 url=document["url"],

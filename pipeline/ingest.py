@@ -288,7 +288,7 @@ class Ingestor:
             self._wait_for_block(batch, exc)
         # of the URLs of one article (AMP, tracking variants) the same one is `indexed`,
         # whichever came first
-        batch.entries = self.ledger.one_indexer_each(batch.entries)
+        batch.entries = self.ledger.one_indexer_each(batch.entries, existing=self._existing)
         for url, error in self.ledger.record(batch.entries, previous):
             # not recorded: the next run takes the item again (its article, if indexed, is
             # recognised as its own)
@@ -298,11 +298,17 @@ class Ingestor:
         self._repoint_stale_records(batch)
         # Of the URLs of one article (AMP, tracking variants) the same one is `indexed`,
         # whichever came first: other workers wrote at the same moment perhaps
-        self.ledger.one_indexer_each(doc_ids=[d for e in batch.entries
-                                              if (d := document_of(e))])
+        self.ledger.one_indexer_each(doc_ids=[d for e in batch.entries if (d := document_of(e))],
+                                     existing=self._existing)
         for entry in batch.entries:
             setattr(batch.report, entry.status.value,
                     getattr(batch.report, entry.status.value) + 1)
+
+    def _existing(self, doc_ids: list[str]) -> set[str]:
+        """Which of these documents exist now."""
+        docs = self.es.mget(index=self.settings.index_alias, ids=doc_ids,
+                            source_includes=[])["docs"]
+        return {doc["_id"] for doc in docs if doc.get("found")}
 
     def _wait_for_block(self, batch: _Batch, exc: ApiError) -> None:
         """The index became write-blocked (a reindex) in the middle of the batch's writes: its
@@ -426,8 +432,8 @@ class Ingestor:
             return
         print_ = fingerprint(article.text, self.hasher)
         senior = seniority(utc_iso(article.published_at), batch.feed.republisher)
-        original = dedup.check(article.url, print_, senior)
-        if original is not None and original.match == "same_url" and (
+        original = dedup.check(article.url, print_, senior, item.url)
+        if original is not None and original.match == "same_url" and not original.text_kept and (
                 batch.reprocess or not self._claimed(original.doc_id, batch)):
             # Reprocessing replaces the stored version. And a document no ledger record
             # (nor this batch) has indexed was written by a run that died before its ledger:
@@ -455,9 +461,14 @@ class Ingestor:
                                             self.enrich_rules, self._nlp))
         stories = StoryFinder(self.es, alias, self.story_rules)
         documents = [article_document(article, print_, stories.assign(article), batch.run_id,
-                                      batch.mode, self.enrich_version, batch.feed.republisher)
-                     for article, (_, _, print_) in zip(enriched, batch.accepted, strict=True)]
+                                      batch.mode, self.enrich_version, batch.feed.republisher,
+                                      item.url)
+                     for article, (item, _, print_) in zip(enriched, batch.accepted,
+                                                           strict=True)]
         rejected = {f.url: f for f in index_documents(self.es, alias, documents)}
+        # a variant URL's version of an article that exists already is a copy of it
+        existed = {url for url, failure in rejected.items() if failure.reason == "exists"}
+        rejected = {url: f for url, f in rejected.items() if url not in existed}
         moved: dict[str, str] = {}  # originals another worker demoted meanwhile -> where to
         for item, article, original in batch.copies:
             target = moved.get(original.doc_id, original.doc_id)
@@ -478,7 +489,8 @@ class Ingestor:
         demoted = reconcile(self.es, alias, self.ledger, self.hasher, [
             Indexed(url_id(article.url), article.url, print_,
                     seniority(utc_iso(article.published_at), batch.feed.republisher))
-            for _, article, print_ in batch.accepted if article.url not in rejected])
+            for _, article, print_ in batch.accepted
+            if article.url not in rejected and article.url not in existed])
         # a demoted article is the same text as its original, or a near-copy of it
         hashes = {doc["_id"]: (doc["_source"].get("dedup") or {}).get("content_hash")
                   for doc in (self.es.mget(index=alias, ids=sorted(set(demoted.values())),
@@ -494,6 +506,9 @@ class Ingestor:
                 # a transient refusal is Elasticsearch's state, not the page's fault
                 batch.fail(item, failure.reason, failure.detail, retryable=failure.transient,
                            attempted=not failure.transient)
+            elif article.url in existed:
+                batch.entries.append(batch.entry(item, Outcome.DUPLICATE, reason="same_url",
+                                                 duplicate_of=doc_id))
             elif doc_id in demoted:
                 same = hashes.get(demoted[doc_id]) == print_.content_hash
                 batch.entries.append(batch.entry(item, Outcome.DUPLICATE,

@@ -17,7 +17,7 @@ from elasticsearch import Elasticsearch, helpers
 from pipeline.discover import FeedState
 from pipeline.records import Outcome
 from pipeline.settings import Feed, PollSettings
-from pipeline.urls import MAX_URL_CHARS, normalize_url, url_id
+from pipeline.urls import MAX_URL_CHARS, indexer_rank, url_id
 
 SETTLED = {Outcome.INDEXED, Outcome.DUPLICATE, Outcome.IRRELEVANT}
 
@@ -44,14 +44,6 @@ def _names_as_url(entry: LedgerEntry) -> bool:
     return bool((entry.status is Outcome.INDEXED and entry.doc_id) or (
         entry.status is Outcome.DUPLICATE and entry.reason == "same_url"
         and entry.duplicate_of and url_id(entry.url) == entry.duplicate_of))
-
-
-def _first_for(doc_id: str) -> Callable[[str], tuple[bool, bool, str]]:
-    """The order in which URLs of document `doc_id` are its indexer: its own URL, then a URL
-    already in normal form, then the rest, alphabetically."""
-    def key(url: str) -> tuple[bool, bool, str]:
-        return url_id(url) != doc_id, normalize_url(url) != url, url
-    return key
 
 
 def document_of(entry: LedgerEntry) -> str | None:
@@ -188,7 +180,7 @@ class Ledger:
         now = datetime.now(UTC).isoformat()
         actions = [
             {"_op_type": "update", "_index": self._index, "_id": hit["_id"],
-             "doc": ({"status": Outcome.DUPLICATE.value, "reason": reason,
+             "retry_on_conflict": 5, "doc": ({"status": Outcome.DUPLICATE.value, "reason": reason,
                       "doc_id": None, "duplicate_of": winner_id, "updated_at": now}
                      if hit["_source"].get("doc_id") == loser_id
                      else {"duplicate_of": winner_id, "updated_at": now})}
@@ -197,8 +189,9 @@ class Ledger:
         if actions:
             helpers.bulk(self._es, actions, refresh="wait_for")
 
-    def one_indexer_each(self, entries: Iterable[LedgerEntry] = (),
-                         doc_ids: Iterable[str] = ()) -> list[LedgerEntry]:
+    def one_indexer_each(self, entries: Iterable[LedgerEntry] = (), doc_ids: Iterable[str] = (),
+                         existing: Callable[[list[str]], set[str]] | None = None,
+                         ) -> list[LedgerEntry]:
         """One item is `indexed` for each document, whatever order, concurrency or crash its
         URLs came through: of the items recorded (or, in `entries`, about to be) as having
         indexed it, or as its `same_url` duplicates under a URL of its own (an AMP or tracking
@@ -208,10 +201,15 @@ class Ledger:
         Stored records that must change are changed now (before `entries` are written: a run
         that dies in between leaves its items unrecorded, so they are taken again); `entries`
         come back as they must be written. Called with `doc_ids` alone after a write, it
-        settles what workers writing at the same moment could not see of each other."""
+        settles what workers writing at the same moment could not see of each other.
+        `existing` says which of some documents exist: one demoted meanwhile is left to the
+        demotion's own re-pointing, never given an indexer."""
         entries = list(entries)
         pending = {e.url: e for e in entries if _names_as_url(e)}
         ids = sorted({*doc_ids, *(_document(e) for e in pending.values())})
+        if ids and existing is not None:
+            ids = sorted(existing(ids))
+            pending = {url: e for url, e in pending.items() if _document(e) in ids}
         if not ids:
             return entries
         hits = self._es.search(
@@ -237,13 +235,13 @@ class Ledger:
                 (url, entry.status is Outcome.INDEXED))
         decided: dict[str, tuple[str, bool]] = {}  # url -> (document, indexed)
         for doc_id, urls in by_doc.items():
-            keep = min((url for url, _ in urls), key=_first_for(doc_id))
+            keep = min((url for url, _ in urls), key=lambda url: indexer_rank(url, doc_id))
             for url, indexed in urls:
                 if (url == keep) != indexed:
                     decided[url] = (doc_id, url == keep)
         now = datetime.now(UTC).isoformat()
         actions = [{"_op_type": "update", "_index": self._index, "_id": ledger_id(url),
-                    "doc": {**_outcome(doc_id, indexed), "status": _status(indexed).value,
+                    "retry_on_conflict": 5, "doc": {**_outcome(doc_id, indexed), "status": _status(indexed).value,
                             "updated_at": now}}
                    for url, (doc_id, indexed) in decided.items() if url in stored]
         if actions:

@@ -64,6 +64,13 @@ def same_site(url: str, other: str) -> bool:
     return urlsplit(url).netloc.lower() == urlsplit(other).netloc.lower()
 
 
+def indexer_rank(url: str, doc_id: str) -> tuple[bool, bool, str]:
+    """Of the URLs of one document (an article and its AMP or tracking variants), the order in
+    which one is its indexer, the page whose text it holds: its own URL, then a URL already in
+    normal form, then the rest, alphabetically."""
+    return url_id(url) != doc_id, normalize_url(url) != url, url
+
+
 def site_of(url: str) -> str:
     """The site `url` belongs to, as `same_site` tells sites apart: its registrable domain, or
     its host and port where the Public Suffix List does not apply."""

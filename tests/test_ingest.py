@@ -63,7 +63,8 @@ def test_ingest_sample_corpus_twice(fresh_settings: Settings, es: Elasticsearch,
     assert one["language"] == relevant[0].raw["language"]
     threshold = load_yaml(CONFIG_DIR / "topic.yaml")["threshold"]
     assert one["published_at"] and one["relevance"]["score"] >= threshold and one["entities"]
-    assert one["ingest"] == {"run_id": report["run_id"], "mode": "poll"}
+    assert one["ingest"] == {"run_id": report["run_id"], "mode": "poll",
+                             "item_url": relevant[0].raw["feed_link"].replace("{BASE_URL}", base)}
 
     # An outlet with two feeds is one source.
     continental = es.search(index=alias, size=50, source_includes=["source"],
@@ -546,3 +547,19 @@ def test_a_long_run_shows_progress_on_a_terminal_and_json_stays_clean(
     piped = newsroom(fresh_settings, "ingest", "--feeds", str(feeds_file), "--json")
     assert piped.returncode == 0 and "page/s" not in piped.stderr
     json.loads(piped.stdout)
+
+
+def test_the_dags_tasks_each_take_all_of_a_sites_feeds() -> None:
+    """The DAG maps its tasks over sites, so that one process's per-host limits hold for a
+    site: feeds on one registrable domain (or one address and port) go together."""
+    from pipeline.ingest import site_groups
+    from pipeline.settings import Feed
+
+    feeds = [Feed(name=name, url=url) for name, url in (
+        ("a", "https://www.example.co.uk/world.xml"), ("b", "https://news.example.co.uk/rss"),
+        ("c", "https://other.example.org/feed"), ("d", "http://127.0.0.1:8000/x.xml"),
+        ("e", "http://127.0.0.1:8001/y.xml"), ("f", "https://example.co.uk/more.xml"))]
+    groups = {site: [feed.name for feed in members]
+              for site, members in site_groups(feeds).items()}
+    assert groups == {"example.co.uk": ["a", "b", "f"], "example.org": ["c"],
+                      "127.0.0.1:8000": ["d"], "127.0.0.1:8001": ["e"]}

@@ -123,6 +123,12 @@ class ChaosServer:
         with self._lock:
             return [h for h in self.hits if h.path == path and (run is None or h.run == run)]
 
+    def forget_counts(self) -> None:
+        """Count every path from zero again, so that routes which fail the first request(s)
+        fail them anew: a soak replays one web for several runs under the same URLs."""
+        with self._lock:
+            self._counts.clear()
+
     def content_hits(self) -> list[Hit]:
         """The requests other than for robots.txt."""
         with self._lock:
