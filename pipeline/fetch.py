@@ -24,7 +24,7 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 
-from pipeline.polite import HostLimiter, RobotsCache, Unavailable
+from pipeline.polite import HostLimiter, HostPaused, RobotsCache, Unavailable
 from pipeline.records import ItemError, Page
 from pipeline.settings import HttpSettings, IPNetwork
 
@@ -132,7 +132,7 @@ class HttpClient:
                     raise ItemError("robots_disallowed", f"robots.txt disallows {current}")
                 if isinstance(verdict, Unavailable):  # RFC 9309: disallow until it can be read
                     raise ItemError(verdict.reason, verdict.detail, transient=True,
-                                    attempted=asked)
+                                    attempted=asked and verdict.asked)
             status, response_headers, body = self._get_once(current, address, headers or {})
             if status in (301, 302, 303, 307, 308):
                 location = response_headers.get("location")
@@ -154,9 +154,7 @@ class HttpClient:
                     last_modified=response_headers.get("last-modified"),
                 )
             wait = retry_after(response_headers.get("retry-after"), datetime.now(UTC)) \
-                if status in (429, 503) else None
-            if wait:  # the host asked for a pause: nothing more to it until then
-                self._limiter.pause(current, wait)
+                if status in (429, 503) else None  # (the host is paused for it already)
             raise ItemError(f"http_{status}", f"HTTP {status} from {current}"
                             + (f" (Retry-After {wait:.0f} s)" if wait else ""),
                             transient=status in _TRANSIENT_STATUSES, retry_after=wait)
@@ -173,9 +171,10 @@ class HttpClient:
                 address = check_address(current, self._settings.allow_nets)
                 status, headers, body = self._get_once(current, address, {})
             except ItemError as exc:
-                unreachable = exc.reason in ("timeout", "connection_error", "dns_error")
+                unreachable = exc.reason in ("timeout", "connection_error", "dns_error",
+                                             "rate_limited", "host_unresponsive")
                 return Unavailable(exc.reason if unreachable else "robots_unavailable",
-                                   f"robots.txt at {current}: {exc.detail}")
+                                   f"robots.txt at {current}: {exc.detail}", exc.attempted)
             location = headers.get("location")
             if status not in (301, 302, 303, 307, 308) or not location:
                 return status, body
@@ -184,15 +183,27 @@ class HttpClient:
 
     def _get_once(self, url: str, address: str,
                   headers: Mapping[str, str]) -> tuple[int, httpx.Headers, bytes]:
-        with self._limiter.slot(url):
-            try:
-                answer = self._request(url, address, headers)
-            except ItemError as exc:
-                if exc.reason in ("timeout", "connection_error"):
-                    self._limiter.answered(url, ok=False)
-                raise
-            self._limiter.answered(url, ok=True)
-            return answer
+        try:
+            with self._limiter.slot(url, max_wait=self._settings.max_pause):
+                try:
+                    answer = self._request(url, address, headers)
+                except ItemError as exc:
+                    if exc.reason in ("timeout", "connection_error"):
+                        self._limiter.answered(url, ok=False)
+                    raise
+                self._limiter.answered(url, ok=True)
+                status, response_headers, _ = answer
+                wait = retry_after(response_headers.get("retry-after"), datetime.now(UTC)) \
+                    if status in (429, 503) else None
+                if wait:  # before the slot is free: no request waiting for it starts sooner
+                    self._limiter.pause(url, wait)
+                return answer
+        except HostPaused as paused:  # paused or put to rest while this request waited
+            said = ("asked for a pause" if paused.why == "rate_limited"
+                    else "stopped answering; left alone")
+            raise ItemError(paused.why, f"{urlsplit(url).netloc} {said} "
+                                        f"({paused.seconds:.0f} s left)", transient=True,
+                            retry_after=paused.seconds, attempted=False) from paused
 
     def _request(self, url: str, address: str,
                  headers: Mapping[str, str]) -> tuple[int, httpx.Headers, bytes]:

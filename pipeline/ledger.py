@@ -241,7 +241,8 @@ class Ledger:
                     decided[url] = (doc_id, url == keep)
         now = datetime.now(UTC).isoformat()
         actions = [{"_op_type": "update", "_index": self._index, "_id": ledger_id(url),
-                    "retry_on_conflict": 5, "doc": {**_outcome(doc_id, indexed), "status": _status(indexed).value,
+                    "retry_on_conflict": 5,
+                    "doc": {**_outcome(doc_id, indexed), "status": _status(indexed).value,
                             "updated_at": now}}
                    for url, (doc_id, indexed) in decided.items() if url in stored]
         if actions:

@@ -31,9 +31,20 @@ class Unavailable:
 
     reason: str
     detail: str
+    asked: bool = True  # whether the host was asked at all (not when it was resting)
 
 
 Verdict = Literal["allowed", "disallowed"] | Unavailable
+
+
+class HostPaused(Exception):
+    """A request would wait longer than it may for its host (`seconds`, and `why`:
+    `rate_limited` or `host_unresponsive`)."""
+
+    def __init__(self, seconds: float, why: str) -> None:
+        super().__init__(f"{why}: {seconds:.0f} s left")
+        self.seconds = seconds
+        self.why = why
 
 
 @dataclass
@@ -71,13 +82,17 @@ class HostLimiter:
             return cls._registry[key]
 
     @contextmanager
-    def slot(self, url: str) -> Iterator[None]:
+    def slot(self, url: str, max_wait: float | None = None) -> Iterator[None]:
         """Hold one of the host's slots for the duration of a request, starting it no sooner
-        than `delay` after the previous start on that host."""
+        than `delay` after the previous start on that host. Raises `HostPaused` instead of
+        waiting longer than `max_wait` (the host was paused or put to rest while this request
+        waited for its slot)."""
         host = self._host(urlsplit(url).netloc.lower())
         with host.slots:
             with host.lock:
                 wait = host.next_start - time.monotonic()
+                if max_wait is not None and wait > max_wait:
+                    raise HostPaused(wait, host.why_paused)
                 host.next_start = max(host.next_start, time.monotonic()) + self._delay
             if wait > 0:
                 time.sleep(wait)

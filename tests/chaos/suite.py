@@ -481,10 +481,12 @@ def stalled_host(stage: Stage) -> Check:
     """A host that accepts connections and then sends nothing, listed for 12 items: after
     `host_strikes` (2) timeouts in a row it rests, so its other items fail `host_unresponsive`
     at once (retryable, no attempt spent), the run reaches the healthy item within a few
-    timeouts, not twelve, and the rerun leaves the resting host alone."""
+    timeouts, not twelve, and the rerun leaves the resting host alone. (Pages are fetched a
+    few at once: a request that took its slot as the first timeout came in is sent too, so
+    the host is asked at most `host_strikes` + `per_host_concurrency` - 1 times.)"""
     slow = ChaosServer().start()
     stage.cleanups.append(slow.stop)
-    stage.http.update(host_strikes=2, host_rest=600.0)
+    stage.http.update(host_strikes=2, host_rest=600.0, per_host_concurrency=2)
     slow.route("/robots.txt", chaos.page(b"", "text/plain", status=404))
     stalled = [slow.route(f"/stall/{n}", chaos.delayed_headers(30, chaos.page(b"late")))
                for n in range(12)]
@@ -495,12 +497,17 @@ def stalled_host(stage: Stage) -> Check:
         problems = []
         for url in stalled:
             problems += expect(out, url, "failed", retryable=True)
-        spent = [out.record(url).get("attempts") for url in stalled]
-        if spent != [1, 1] + [0] * 10:  # the two asked spent one; the rest none
-            problems.append(f"attempts spent: {spent}")
         asked = [(h.run, h.path) for h in slow.content_hits()]
-        if asked != [(0, "/stall/0"), (0, "/stall/1")]:  # the rerun leaves the host alone
+        most = 2 + 2 - 1  # host_strikes + per_host_concurrency - 1
+        if not 2 <= len(asked) <= most or {run for run, _ in asked} != {0}:
+            # (and the rerun leaves the host alone)
             problems.append(f"the stalled host was asked for {asked}")
+        spent = {url: out.record(url).get("attempts") for url in stalled}
+        paths = {path for _, path in asked}
+        wrong = {url: n for url, n in spent.items()
+                 if n != (1 if urlsplit(url).path in paths else 0)}
+        if wrong:  # the items asked spent one attempt; the rest none
+            problems.append(f"attempts spent: {wrong}")
         took = reached_healthy(stage, out, 2 * READ_TIMEOUT + 3.0, problems)
         return (f"2 timeouts, then host_unresponsive at once; healthy item reached after "
                 f"{took:.1f}s"), problems
@@ -584,6 +591,8 @@ def rate_limited(stage: Stage) -> Check:
     waited for: its other item fails `rate_limited` (retryable) without a request and without
     spending one of its attempts, and neither is asked for again by the later runs (the ledger
     holds them until the hour is up)."""
+    # one request at a time to a host: the next one starts after the 429 has come back
+    stage.http.update(per_host_concurrency=1)
     key = "northwire/stories/2026/10/22/power-of-siberia-2-talks.html"
     body = sample_page(key, stage.server.base_url)
     busy = stage.server.route("/" + key, chaos.fail_then([(429, {"Retry-After": "2"})],
