@@ -45,7 +45,9 @@ class FeedHealth:
         self._index = index
 
     def record(self, document: dict[str, Any]) -> None:
-        self._es.index(index=self._index, document=document)
+        """Add a feed's health after a poll, searchable when this returns (`newsroom feeds`
+        right after a run shows it)."""
+        self._es.index(index=self._index, document=document, refresh="wait_for")
 
     def latest(self) -> list[dict[str, Any]]:
         """The most recent health document of every feed, by feed name."""
