@@ -147,8 +147,8 @@ class Settings:
     max_attempts: int = 3
     batch_size: int = 100
     flush_after_s: float = 120.0
-    fetch_workers: int = 8  # a feed's pages fetched at once (the per-host limits still hold)
-    feed_workers: int = 32  # feeds one process polls at once (`newsroom ingest`, a DAG task)
+    fetch_workers: int = 1  # a feed's pages fetched at once (the per-host limits still hold)
+    feed_workers: int = 1  # feeds one process polls at once (`newsroom ingest`, a DAG task)
     ledger_retention_days: int = 365
     reindex_lease_s: float = 300.0
     replicas: int = 0  # copies of every shard on other nodes (elasticsearch.replicas)

@@ -27,6 +27,7 @@ from pipeline.settings import Feed, Settings, parse_nets
 from pipeline.store import connect, ensure_indices
 
 LATENCY = 0.2
+FEED_WORKERS, FETCH_WORKERS = 32, 8  # feeds and a feed's pages at once (1 and 1 as shipped)
 
 
 class _Host(BaseHTTPRequestHandler):
@@ -78,6 +79,7 @@ def _hosts(count: int, pages: int) -> list[ThreadingHTTPServer]:
 
 def _settings(base: Settings, name: str, delay: float) -> Settings:
     return replace(base, index_alias=f"bench-polite-{name}-{uuid.uuid4().hex[:6]}",
+                   feed_workers=FEED_WORKERS, fetch_workers=FETCH_WORKERS,
                    http=replace(base.http, allow_nets=parse_nets("127.0.0.0/8"),
                                 per_host_delay=delay))
 
@@ -95,7 +97,8 @@ def main() -> int:
     node.start()
     base = replace(Settings.load(), elasticsearch_url=node.url)
     es = connect(base)
-    print("Politeness (newsroom ingest's feed and page concurrency within per-host limits)")
+    print(f"Politeness ({FEED_WORKERS} feeds and {FETCH_WORKERS} of a feed's pages at once, "
+          "within the per-host limits)")
     hosts, pages, delay = 50, 20, 1.0
     settings = _settings(base, "bound", delay)
     ensure_indices(es, settings)
