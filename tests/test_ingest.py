@@ -384,7 +384,7 @@ def test_a_slow_feed_is_recorded_as_it_goes(es: Elasticsearch, fresh_settings: S
     from tests.chaos.suite import HEALTHY, sample_page
 
     settings = replace(fresh_settings, flush_after_s=0.0, http=replace(
-        fresh_settings.http, read_timeout=2.0, respect_robots=False, per_host_delay=0.0))
+        fresh_settings.http, read_timeout=4.0, respect_robots=False, per_host_delay=0.0))
     with ChaosServer() as site, ChaosServer() as slow:
         healthy = site.route(f"/{HEALTHY}", chaos.page(sample_page(HEALTHY, site.base_url)))
         stalled = slow.route("/stall", chaos.delayed_headers(10, chaos.page(b"late")))
@@ -396,8 +396,14 @@ def test_a_slow_feed_is_recorded_as_it_goes(es: Elasticsearch, fresh_settings: S
             run.start()
             while not slow.content_hits() and run.is_alive():
                 time.sleep(0.05)
-            time.sleep(0.5)  # the stalled request is in flight
-            recorded_meanwhile = es.exists(index=settings.ledger_index, id=ledger_id(healthy))
+            # poll while the stalled request is in flight (it times out 4 s after it began);
+            # a busy node may take a second to write, so no fixed pause decides the outcome
+            stalled_until = time.monotonic() + 3.5
+            recorded_meanwhile = False
+            while not recorded_meanwhile and time.monotonic() < stalled_until:
+                recorded_meanwhile = bool(
+                    es.exists(index=settings.ledger_index, id=ledger_id(healthy)))
+                time.sleep(0.05)
             run.join()
     assert recorded_meanwhile
     assert es.get(index=settings.ledger_index, id=ledger_id(healthy))["_source"]["status"] == \
