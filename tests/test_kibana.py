@@ -43,6 +43,8 @@ ALLOWED: dict[str, frozenset[str]] = {
     "sort": AGGREGATABLE,
     "column": AGGREGATABLE | TEXT,
     "filter": AGGREGATABLE | TEXT,
+    "label": AGGREGATABLE | TEXT,  # a data view's custom label for a field
+    "default_field": KEYWORDS | TEXT,  # the search bar's fields (index.query.default_field)
 }
 
 FIELD_CALL = re.compile(r"\b([a-z_]+)\(\s*([A-Za-z_@][\w.@-]*)\s*[,)]")  # sum(duplicate_count)
@@ -102,6 +104,9 @@ def referenced_fields(objects: list[dict[str, Any]]) -> list[Ref]:
         if obj["type"] == "index-pattern" and obj["attributes"].get("timeFieldName"):
             found.add(Ref(obj["attributes"]["title"], obj["attributes"]["timeFieldName"],
                           "time_field"))
+        if obj["type"] == "index-pattern":
+            labelled = json.loads(obj["attributes"].get("fieldAttrs") or "{}")
+            found.update(Ref(obj["attributes"]["title"], name, "label") for name in labelled)
         for view_id, field, use in _walk(obj, {}, None):
             view = titles.get(view_id, view_id) if view_id else "<no data view>"
             found.add(Ref(view, field, use))
@@ -287,6 +292,28 @@ def test_checker_sees_every_kind_of_use() -> None:
                                          "terms", "last_value", "sort_field", "sum", "average",
                                          "median"}
     assert Ref("news-articles-feed-health", "median_fetch_ms", "median") in refs
+
+
+def test_the_search_bar_and_the_data_view_use_the_language_fields() -> None:
+    """Kibana's search bar (the index's `query.default_field`) searches every language's
+    sub-fields, each of them a field of the mapping, and the data view labels them."""
+    template = _articles_template()
+    fields = mapping_fields(template)
+    default = template["settings"]["query"]["default_field"]
+    languages = {f"{parent}.{lang}" for parent in ("title", "text") for lang in ("en", "ru", "zh")}
+    assert languages <= set(default)
+    assert problems([Ref("news-articles", name, "default_field") for name in default],
+                    {"news-articles": fields}) == []
+    labels = {ref.field for ref in referenced_fields(load_objects()) if ref.use == "label"}
+    assert labels == languages
+
+
+def test_checker_reports_a_label_for_a_missing_field() -> None:
+    broken = _articles_template()
+    del broken["mappings"]["properties"]["text"]["fields"]["ru"]
+    mappings = {**load_mappings(), "news-articles": mapping_fields(broken)}
+    assert _keys(problems(referenced_fields(load_objects()), mappings)) == {
+        ("news-articles", "text.ru", "label")}
 
 
 def test_formula_fields_are_checked() -> None:

@@ -1,12 +1,25 @@
-"""The local Elasticsearch node: a JDK that the version supports, idempotent start, status."""
+"""The local Elasticsearch node: a JDK that the version supports, idempotent start, status, and
+the project's analysis plugin built from its sources and installed."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
-from pipeline.localnode import MIN_JAVA, LocalNode, _java_version, find_java_home
+import httpx
+
+from pipeline.localnode import (
+    MIN_JAVA,
+    PLUGIN_NAME,
+    PLUGIN_SOURCE,
+    LocalNode,
+    _java_version,
+    find_java_home,
+    plugin_digest,
+)
 
 
 def test_java_home_is_new_enough() -> None:
@@ -49,3 +62,28 @@ def test_status_of_a_node_that_is_not_there() -> None:
                             capture_output=True, text=True, check=False,
                             env={**os.environ, "ELASTICSEARCH_URL": "http://127.0.0.1:9"})
     assert status.returncode == 1 and "not running" in status.stdout
+
+
+def test_the_node_runs_the_analysis_plugin_of_these_sources(es_node: LocalNode) -> None:
+    nodes = httpx.get(f"{es_node.url}/_nodes/_local/plugins").json()["nodes"]
+    plugins = {plugin["name"] for plugin in next(iter(nodes.values()))["plugins"]}
+    assert PLUGIN_NAME in plugins
+    assert es_node.plugin_current()
+
+
+def test_a_change_to_the_plugin_sources_calls_for_a_new_build(tmp_path: Path) -> None:
+    source = tmp_path / "analysis"
+    shutil.copytree(PLUGIN_SOURCE, source, ignore=shutil.ignore_patterns("target"))
+    before = plugin_digest(source)
+    assert before == plugin_digest(PLUGIN_SOURCE)  # what Maven writes to target/ is not a source
+    java = next((source / "src" / "main").rglob("*.java"))
+    java.write_text(java.read_text() + "\n// changed\n")
+    assert plugin_digest(source) != before
+
+    node = LocalNode(url="http://127.0.0.1:9", base_dir=tmp_path / "local")
+    node.__dict__["node_dir"] = tmp_path / "node"  # not a folder for the service user's sake
+    (node.home / "plugins" / PLUGIN_NAME).mkdir(parents=True)
+    node.plugin_stamp.write_text("an-older-build\n")
+    assert not node.plugin_current()  # `start` rebuilds, reinstalls and restarts such a node
+    node.plugin_stamp.write_text(plugin_digest() + "\n")
+    assert node.plugin_current()

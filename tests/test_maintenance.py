@@ -26,14 +26,18 @@ from pipeline.ledger import Ledger, LedgerEntry, ledger_id
 from pipeline.maintenance import prune_ledger, reindex
 from pipeline.provision import import_saved_objects, setup
 from pipeline.records import Outcome
+from pipeline.search import ANALYSED_LANGUAGES, search_articles
 from pipeline.settings import CONFIG_DIR, Settings
 from pipeline.store import (
     StoreUnavailable,
     alias_indices,
+    articles_version,
     ensure_indices,
     open_store,
     reindex_claim,
 )
+
+VERSION = articles_version(CONFIG_DIR)  # the article mapping's version as shipped
 
 
 @pytest.fixture
@@ -60,16 +64,16 @@ def test_reindex_copies_everything_and_swaps_the_alias(fresh_settings: Settings,
     assert reindex(es, fresh_settings).status == "current"
 
     ensure_indices(es, next_version)  # a run under the new config: the alias stays put
-    assert alias_indices(es, alias) == [f"{alias}-v1"]
+    assert alias_indices(es, alias) == [f"{alias}-v{VERSION}"]
     report = reindex(es, next_version)
-    assert (report.status, report.copied, report.sources) == ("reindexed", 25, [f"{alias}-v1"])
-    assert alias_indices(es, alias) == [f"{alias}-v2"]
+    assert (report.status, report.copied, report.sources) == ("reindexed", 25, [f"{alias}-v{VERSION}"])
+    assert alias_indices(es, alias) == [f"{alias}-v{VERSION + 1}"]
     assert es.count(index=alias)["count"] == 25
     assert es.get(index=alias, id="doc-7")["_source"]["title"] == "Story 7"
-    mapping = es.indices.get_mapping(index=f"{alias}-v2")[f"{alias}-v2"]["mappings"]
+    mapping = es.indices.get_mapping(index=f"{alias}-v{VERSION + 1}")[f"{alias}-v{VERSION + 1}"]["mappings"]
     assert mapping["properties"]["section"] == {"type": "keyword"}
     es.index(index=alias, id="new", document={"url": "https://example.org/new"})  # writable
-    assert not es.indices.exists(index=f"{alias}-v1")
+    assert not es.indices.exists(index=f"{alias}-v{VERSION}")
     assert reindex(es, next_version).status == "current"
 
 
@@ -80,7 +84,7 @@ def test_new_fields_reach_an_index_behind_the_mapping_version(fresh_settings: Se
     # by the old index's strict mapping
     alias = fresh_settings.index_alias
     ensure_indices(es, next_version)
-    assert alias_indices(es, alias) == [f"{alias}-v1"]
+    assert alias_indices(es, alias) == [f"{alias}-v{VERSION}"]
     es.index(index=alias, id="with-section", document={"url": "https://example.org/s",
                                                         "section": "world"})
     assert es.get(index=alias, id="with-section")["_source"]["section"] == "world"
@@ -100,6 +104,39 @@ def test_a_changed_field_stops_runs_until_the_reindex(fresh_settings: Settings,
     ensure_indices(es, next_version)  # and afterwards every run does
 
 
+def test_a_corpus_from_before_the_language_fields_is_moved_by_the_reindex(
+        fresh_settings: Settings, tmp_path: Path) -> None:
+    """An index made by the mapping before `title` and `text` had language sub-fields stops
+    runs with a clear message; `newsroom reindex` moves it, and its articles are then found
+    in any inflection."""
+    config = tmp_path / "before"
+    shutil.copytree(CONFIG_DIR, config)
+    path = config / "mappings" / "articles.json"
+    body = json.loads(path.read_text())
+    body["version"] -= 1
+    del body["settings"]["analysis"], body["settings"]["query"]
+    for name in ("title", "text"):
+        for language in ANALYSED_LANGUAGES:
+            del body["mappings"]["properties"][name]["fields"][language]
+    path.write_text(json.dumps(body))
+    before = replace(fresh_settings, config_dir=config)
+    es = open_store(before)
+    alias = fresh_settings.index_alias
+    es.index(index=alias, id="kremlin", refresh=True, document={
+        "url": "https://example.org/kremlin", "language": "ru", "title": "Звонок из Пекина",
+        "text": "Председатель КНР позвонил Путину и обсудил поставки газа."})
+    assert search_articles(es, alias, "Путина")["total"] == 0
+
+    with pytest.raises(StoreUnavailable, match="newsroom reindex"):
+        ensure_indices(es, fresh_settings)
+    report = reindex(es, fresh_settings)
+    assert (report.status, report.copied) == ("reindexed", 1)
+    assert alias_indices(es, alias) == [f"{alias}-v{VERSION}"]
+    es.indices.refresh(index=alias)
+    assert [hit["id"] for hit in search_articles(es, alias, "Путина")["hits"]] == ["kremlin"]
+    ensure_indices(es, fresh_settings)  # runs go on
+
+
 def test_a_reindex_that_fails_takes_its_write_block_off(fresh_settings: Settings,
                                                         es: Elasticsearch,
                                                         next_version: Settings,
@@ -116,7 +153,7 @@ def test_a_reindex_that_fails_takes_its_write_block_off(fresh_settings: Settings
     monkeypatch.setattr("pipeline.maintenance.helpers.scan", dies)
     with pytest.raises(ConnectionError):
         reindex(es, next_version)
-    assert alias_indices(es, alias) == [f"{alias}-v1"]
+    assert alias_indices(es, alias) == [f"{alias}-v{VERSION}"]
     es.index(index=alias, id="after", document={"url": "https://example.org/after"})  # writable
     monkeypatch.undo()
     assert reindex(es, next_version).copied == 6
@@ -130,7 +167,7 @@ def _write_blocked(es: Elasticsearch, index: str) -> bool:
 def test_a_reindex_killed_outright_leaves_a_block_that_a_later_run_lifts(
         fresh_settings: Settings, es: Elasticsearch, next_version: Settings) -> None:
     alias = fresh_settings.index_alias
-    source = f"{alias}-v1"
+    source = f"{alias}-v{VERSION}"
     es.index(index=alias, id="kept", document={"url": "https://example.org/kept"}, refresh=True)
     # the real `newsroom reindex`, whose copy never ends, killed once its block is on
     hangs = ("import sys, time; import pipeline.maintenance as m; "
@@ -169,7 +206,7 @@ def test_a_reindex_killed_outright_leaves_a_block_that_a_later_run_lifts(
 def test_a_block_nobody_claims_is_left_alone(fresh_settings: Settings,
                                              es: Elasticsearch) -> None:
     """An operator's own write block (or anything not a reindex of ours) is not lifted."""
-    source = f"{fresh_settings.index_alias}-v1"
+    source = f"{fresh_settings.index_alias}-v{VERSION}"
     es.indices.put_settings(index=source, settings={"index.blocks.write": True})
     open_store(replace(fresh_settings, reindex_lease_s=0.0))
     assert _write_blocked(es, source)
@@ -180,7 +217,7 @@ def test_a_working_reindex_renews_its_claim_as_it_copies(
         fresh_settings: Settings, es: Elasticsearch, next_version: Settings,
         monkeypatch: pytest.MonkeyPatch) -> None:
     alias = fresh_settings.index_alias
-    source = f"{alias}-v1"
+    source = f"{alias}-v{VERSION}"
     for n in range(4):
         es.index(index=alias, id=f"doc-{n}", document={"url": f"https://example.org/{n}"})
     es.indices.refresh(index=alias)

@@ -21,10 +21,11 @@ from elasticsearch import Elasticsearch
 
 from pipeline.ingest import Ingestor
 from pipeline.maintenance import reindex
-from pipeline.settings import Feed, Settings, load_feeds
+from pipeline.settings import CONFIG_DIR, Feed, Settings, load_feeds
 from pipeline.store import (
     StoreUnavailable,
     alias_indices,
+    articles_version,
     claim_for_reindex,
     connect,
     open_store,
@@ -33,6 +34,8 @@ from pipeline.store import (
 from tests.chaos.es_proxy import FaultyProxy
 from tests.es_roles import INDEX_ADMIN_PRIVILEGES, Need, denied, load_roles, required
 from tests.sample_site.server import SampleSite
+
+VERSION = articles_version(CONFIG_DIR)  # the article mapping's version as shipped
 
 
 @dataclass
@@ -120,7 +123,7 @@ def test_a_dead_reindexs_block_waits_for_the_maintenance_role(
         caplog: pytest.LogCaptureFixture) -> None:
     maintenance = as_role("newsroom_maintenance")
     es = open_store(maintenance.settings)
-    source = f"{fresh_settings.index_alias}-v1"
+    source = f"{fresh_settings.index_alias}-v{VERSION}"
     claim_for_reindex(es, source)  # a reindex blocked the index, then died
     es.indices.put_settings(index=source, settings={"index.blocks.write": True})
     stale = 0.0  # every claim is older than the lease

@@ -13,10 +13,11 @@ from pipeline.ledger import Ledger, LedgerEntry
 from pipeline.minhash import MinHasher
 from pipeline.records import Outcome
 from pipeline.settings import CONFIG_DIR, Settings
-from pipeline.store import ensure_indices
+from pipeline.store import articles_version, ensure_indices
 from pipeline.urls import url_id
 
 HASHER = MinHasher.load(CONFIG_DIR / "dedup.yaml")
+VERSION = articles_version(CONFIG_DIR)  # the article mapping's version as shipped
 
 
 LATER = seniority("2026-11-02T00:00:00+00:00")  # published after the documents _doc make
@@ -35,8 +36,8 @@ def test_indices_are_versioned_behind_the_alias_and_idempotent(es: Elasticsearch
                                                                fresh_settings: Settings) -> None:
     ensure_indices(es, fresh_settings)  # a second time changes nothing
     alias = fresh_settings.index_alias
-    assert list(es.indices.get_alias(name=alias)) == [f"{alias}-v1"]
-    mapping = es.indices.get_mapping(index=alias)[f"{alias}-v1"]["mappings"]
+    assert list(es.indices.get_alias(name=alias)) == [f"{alias}-v{VERSION}"]
+    mapping = es.indices.get_mapping(index=alias)[f"{alias}-v{VERSION}"]["mappings"]
     assert mapping["properties"]["published_at"]["type"] == "date"
     assert mapping["properties"]["persons"]["type"] == "keyword"
     assert es.indices.exists(index=fresh_settings.ledger_index)

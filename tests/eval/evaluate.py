@@ -5,7 +5,9 @@ Prints bag-of-words precision / recall / F1 of our extraction and of plain
 F1), date accuracy (same calendar day in UTC), canonical URL accuracy, language accuracy
 (pages, labelled articles, and their titles alone as short texts), relevance precision and
 recall, near-duplicate pair precision / recall, story purity and completeness (in a scratch
-alias of the real node), linked-entity precision / recall / F1, and every miss.
+alias of the real node), search recall@10 / precision@10 / nDCG@10 per language beside the
+standard analyzer (tests/eval/search_quality.py), linked-entity precision / recall / F1, and
+every miss.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from pipeline.settings import CONFIG_DIR, Settings
 from pipeline.store import StoreUnavailable, check_available, connect, ensure_indices
 from pipeline.stories import StoryFinder, StoryRules
 from pipeline.urls import normalize_url
+from tests.eval import search_quality
 from tests.eval.corpus import (
     GoldPage,
     annotated_articles,
@@ -305,8 +308,9 @@ def main() -> int:
         print(f"Stories on {stories['articles']} articles indexed from those documents "
               f"({stories['events']} labelled events, {stories['stories']} stories): purity "
               f"{stories['purity']:.4f}, completeness {stories['completeness']:.4f}")
+        search_quality.report(es, settings)
     except StoreUnavailable as exc:
-        print(f"Stories: not measured: {exc}")
+        print(f"Stories and search: not measured: {exc}")
     finally:
         es.options(ignore_status=404).indices.delete(index=f"{settings.index_alias}*",
                                                      expand_wildcards="all")

@@ -18,6 +18,8 @@ import os
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -68,20 +70,30 @@ class _Host(BaseHTTPRequestHandler):
         pass
 
 
-def _hosts(count: int, pages: int) -> list[ThreadingHTTPServer]:
+@contextmanager
+def _hosts_and_alias(base: Settings, name: str, delay: float, count: int, pages: int
+                     ) -> Iterator[tuple[Settings, list[ThreadingHTTPServer]]]:
+    """`count` hosts serving `pages` pages each, and settings on an alias of their own; both
+    gone afterwards."""
+    settings = replace(base, index_alias=f"bench-polite-{name}-{uuid.uuid4().hex[:6]}",
+                       feed_workers=FEED_WORKERS, fetch_workers=FETCH_WORKERS,
+                       http=replace(base.http, allow_nets=parse_nets("127.0.0.0/8"),
+                                    per_host_delay=delay))
+    es = connect(settings)
+    ensure_indices(es, settings)
     handler = type("Host", (_Host,), {"pages": pages})
     servers = [ThreadingHTTPServer(("127.0.0.1", 0), handler) for _ in range(count)]
     for server in servers:
         server.daemon_threads = True
         threading.Thread(target=server.serve_forever, daemon=True).start()
-    return servers
-
-
-def _settings(base: Settings, name: str, delay: float) -> Settings:
-    return replace(base, index_alias=f"bench-polite-{name}-{uuid.uuid4().hex[:6]}",
-                   feed_workers=FEED_WORKERS, fetch_workers=FETCH_WORKERS,
-                   http=replace(base.http, allow_nets=parse_nets("127.0.0.0/8"),
-                                per_host_delay=delay))
+    try:
+        yield settings, servers
+    finally:
+        for server in servers:
+            server.shutdown()
+        es.options(ignore_status=404).indices.delete(index=f"{settings.index_alias}*")
+        es.options(ignore_status=404).indices.delete_index_template(
+            name=f"{settings.index_alias}-template")
 
 
 def _run(settings: Settings, servers: list[ThreadingHTTPServer]) -> tuple[float, dict]:
@@ -96,42 +108,23 @@ def main() -> int:
     node = LocalNode.from_env()
     node.start()
     base = replace(Settings.load(), elasticsearch_url=node.url)
-    es = connect(base)
     print(f"Politeness ({FEED_WORKERS} feeds and {FETCH_WORKERS} of a feed's pages at once, "
           "within the per-host limits)")
     hosts, pages, delay = 50, 20, 1.0
-    settings = _settings(base, "bound", delay)
-    ensure_indices(es, settings)
-    servers = _hosts(hosts, pages)
-    try:
+    with _hosts_and_alias(base, "bound", delay, hosts, pages) as (settings, servers):
         took, summary = _run(settings, servers)
         bound = pages * delay + LATENCY
         print(f"  {hosts} hosts x {pages} new pages, {LATENCY * 1000:.0f} ms latency, host delay "
               f"{delay:.0f} s: {took:.1f} s for {summary['fetched']} pages "
               f"(bound {bound:.1f} s; {took / bound:.2f}x the bound; one page after another "
               f"would take over {hosts * pages * (LATENCY + delay):.0f} s)")
-    finally:
-        for server in servers:
-            server.shutdown()
-        es.options(ignore_status=404).indices.delete(index=f"{settings.index_alias}*")
-        es.options(ignore_status=404).indices.delete_index_template(
-            name=f"{settings.index_alias}-template")
     hosts = int(os.environ.get("BENCH_IDLE_FEEDS", "200"))
-    settings = _settings(base, "idle", delay)
-    ensure_indices(es, settings)
-    servers = _hosts(hosts, 1)
-    try:
+    with _hosts_and_alias(base, "idle", delay, hosts, 1) as (settings, servers):
         _run(settings, servers)  # the first poll keeps each feed's ETag
         took, summary = _run(settings, servers)
         unchanged = sum(1 for feed in summary["feeds"] if feed["status"] == "not_modified")
         print(f"  idle poll: {hosts} feeds on {hosts} hosts, {unchanged} answering 304: "
               f"{took:.1f} s (goal 10 s)")
-    finally:
-        for server in servers:
-            server.shutdown()
-        es.options(ignore_status=404).indices.delete(index=f"{settings.index_alias}*")
-        es.options(ignore_status=404).indices.delete_index_template(
-            name=f"{settings.index_alias}-template")
     return 0
 
 
