@@ -6,7 +6,10 @@ reference loader and the library inside `docker compose`: a small Go program of 
 variables, validates against the specification's schema, normalises the model and checks its
 consistency, then prints the normalised project as JSON, which the tests below read for what the
 deployment promises: the services, Elasticsearch security, secrets only from `.env`, ports on
-the loopback only, one image and one Elasticsearch connection for Airflow, and the start order.
+the loopback only, one image and one Elasticsearch connection for Airflow, and the start order;
+and the `celery` profile (`--profile celery` with AIRFLOW_EXECUTOR=CeleryExecutor): Redis and N
+Celery workers that get exactly what the scheduler's tasks get, without anything LocalExecutor
+users run.
 
 No `.env` is read: the variables named in .env.example get unique dummy values here.
 """
@@ -18,7 +21,7 @@ import os
 import re
 import subprocess
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +38,10 @@ AIRFLOW_SERVICES = ("airflow-api-server", "airflow-scheduler", "airflow-dag-proc
                     "airflow-triggerer")
 ONE_SHOTS = ("certs", "es-passwords", "setup", "airflow-init")
 SERVICES = {"elasticsearch", "kibana", "postgres", *ONE_SHOTS, *AIRFLOW_SERVICES}
+CELERY = "celery"  # the profile
+CELERY_SERVICES = {"redis", "airflow-worker"}
+# Settings (not secrets) the file takes from the environment, each with its default: `${VAR:-x}`.
+SETTINGS = {"AIRFLOW_EXECUTOR": "LocalExecutor"}
 PUBLISHED = {9200, 5601, 8080}
 SECRET_WORDS = re.compile(r"PASSWORD|SECRET|TOKEN|API_KEY", re.IGNORECASE)
 SETUP_ENV = ("ELASTICSEARCH_URL", "ELASTICSEARCH_CA_CERTS", "ELASTICSEARCH_USERNAME",
@@ -62,19 +69,27 @@ DUMMY = {name: f"dummy-{name.lower().replace('_', '-')}-{_RUN}" for name in SECR
 
 
 def checker_env(values: Mapping[str, str]) -> dict[str, str]:
-    """This process's environment without the secrets' names (a developer's shell may export
-    them) or Compose's own settings, plus `values`."""
+    """This process's environment without the secrets' or settings' names (a developer's shell
+    may export them) or Compose's own settings, plus `values`."""
     env = {k: v for k, v in os.environ.items()
-           if k not in DUMMY and not k.startswith("COMPOSE_")}
+           if k not in DUMMY and k not in SETTINGS and not k.startswith("COMPOSE_")}
     return {**env, **values}
 
 
-def run_checker(compose_file: Path,
-                values: Mapping[str, str] = DUMMY) -> subprocess.CompletedProcess[str]:
+def run_checker(compose_file: Path, values: Mapping[str, str] = DUMMY,
+                profiles: Sequence[str] = ()) -> subprocess.CompletedProcess[str]:
     assert CHECKER.exists(), "the compose_checker fixture builds it"
-    return subprocess.run([str(CHECKER), "-workdir", str(ROOT), str(compose_file)],
+    selected = [arg for name in profiles for arg in ("-profile", name)]
+    return subprocess.run([str(CHECKER), "-workdir", str(ROOT), *selected, str(compose_file)],
                           env=checker_env(values), capture_output=True, text=True, timeout=60,
                           check=False)
+
+
+def load(values: Mapping[str, str] = DUMMY, profiles: Sequence[str] = ()) -> Project:
+    checked = run_checker(COMPOSE_FILE, values, profiles)
+    assert checked.returncode == 0, f"Compose rejects docker-compose.yml:\n{checked.stderr}"
+    loaded: Project = json.loads(checked.stdout)
+    return loaded
 
 
 @pytest.fixture(scope="module")
@@ -88,11 +103,15 @@ def compose_checker() -> Path:
 
 @pytest.fixture(scope="module")
 def project(compose_checker: Path) -> Project:
-    """docker-compose.yml as Compose normalises it (interpolated, anchors merged, defaults in)."""
-    checked = run_checker(COMPOSE_FILE)
-    assert checked.returncode == 0, f"Compose rejects docker-compose.yml:\n{checked.stderr}"
-    loaded: Project = json.loads(checked.stdout)
-    return loaded
+    """docker-compose.yml as Compose normalises it (interpolated, anchors merged, defaults in)
+    for `docker compose up`: no profile, no AIRFLOW_EXECUTOR."""
+    return load()
+
+
+@pytest.fixture(scope="module")
+def celery_project(compose_checker: Path) -> Project:
+    """The same for `AIRFLOW_EXECUTOR=CeleryExecutor docker compose --profile celery up`."""
+    return load({**DUMMY, "AIRFLOW_EXECUTOR": "CeleryExecutor"}, [CELERY])
 
 
 @pytest.fixture(scope="module")
@@ -143,11 +162,19 @@ def test_compose_accepts_the_file_and_every_service_is_there(project: Project) -
 def test_env_example_names_exactly_the_variables_the_file_uses() -> None:
     text = COMPOSE_FILE.read_text(encoding="utf-8")
     used = set(re.findall(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)", text))
-    assert used == set(SECRETS), (
-        f"only in docker-compose.yml: {sorted(used - set(SECRETS))}; "
-        f"only in .env.example: {sorted(set(SECRETS) - used)}")
+    secrets = used - set(SETTINGS)
+    assert secrets == set(SECRETS), (
+        f"only in docker-compose.yml: {sorted(secrets - set(SECRETS))}; "
+        f"only in .env.example: {sorted(set(SECRETS) - secrets)}")
     required = set(re.findall(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*):\?", text))
-    assert required == used, f"use ${{VAR:?message}} for {sorted(used - required)}"
+    assert required == secrets, f"use ${{VAR:?message}} for {sorted(secrets - required)}"
+    # The settings are no secrets, are not in .env.example (whose one-line recipe would give them
+    # random values), and have their defaults in the file.
+    assert not set(SETTINGS) & set(SECRETS)
+    for name, default in SETTINGS.items():
+        assert not is_secret(name), name
+        uses = set(re.findall(r"(?<!\$)\$\{" + name + r"([^}]*)\}", text))
+        assert uses == {f":-{default}"}, f"{name}: {uses}"
 
 
 def test_a_missing_secret_stops_compose_with_its_name(compose_checker: Path) -> None:
@@ -263,7 +290,8 @@ def test_elasticsearch_speaks_https_with_certificates_the_stack_makes(project: P
     assert "http://elasticsearch:9200" not in text and "http://localhost:9200" not in text
 
 
-def test_every_secret_comes_from_a_variable(project: Project, raw: Project) -> None:
+def test_every_secret_comes_from_a_variable(project: Project, celery_project: Project,
+                                           raw: Project) -> None:
     # As written: every secret-looking setting is a ${...} reference, never a literal.
     for name, svc in raw["services"].items():
         for key, value in raw_environment(svc).items():
@@ -271,14 +299,16 @@ def test_every_secret_comes_from_a_variable(project: Project, raw: Project) -> N
                 assert "${" in value, f"{name}: {key} is a literal, not a ${{...}} variable"
     # As Compose resolves it: each one carries one of the .env values, and every .env value
     # reaches at least one service.
-    reached: set[str] = set()
-    for name in project["services"]:
-        for key, value in environment(project, name).items():
-            carried = {secret for secret, dummy in DUMMY.items() if dummy in value}
-            if is_secret(key):
-                assert carried, f"{name}: {key} does not come from .env"
-            reached |= carried
-    assert reached == set(SECRETS), f"never used: {sorted(set(SECRETS) - reached)}"
+    # The same with the celery profile, which needs no secret of its own.
+    for loaded in (project, celery_project):
+        reached: set[str] = set()
+        for name in loaded["services"]:
+            for key, value in environment(loaded, name).items():
+                carried = {secret for secret, dummy in DUMMY.items() if dummy in value}
+                if is_secret(key):
+                    assert carried, f"{name}: {key} does not come from .env"
+                reached |= carried
+        assert reached == set(SECRETS), f"never used: {sorted(set(SECRETS) - reached)}"
     airflow = environment(project, "airflow-scheduler")
     assert DUMMY["POSTGRES_PASSWORD"] in airflow["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
     assert airflow["AIRFLOW__API_AUTH__JWT_SECRET"] == DUMMY["AIRFLOW_JWT_SECRET"]
@@ -297,13 +327,17 @@ def test_no_password_on_a_command_line(raw: Project) -> None:
                 f"{name}: a password on the command line: {text[:200]}")
 
 
-def test_published_ports_bind_the_loopback_only(project: Project) -> None:
-    published: set[int] = set()
-    for name, svc in project["services"].items():
-        for port in svc.get("ports") or []:
-            assert port.get("host_ip") == "127.0.0.1", f"{name} publishes {port} beyond 127.0.0.1"
-            published.add(int(port["published"]))
-    assert published == PUBLISHED
+def test_published_ports_bind_the_loopback_only(project: Project,
+                                                celery_project: Project) -> None:
+    for loaded in (project, celery_project):
+        published: set[int] = set()
+        for name, svc in loaded["services"].items():
+            for port in svc.get("ports") or []:
+                assert port.get("host_ip") == "127.0.0.1", (
+                    f"{name} publishes {port} beyond 127.0.0.1")
+                published.add(int(port["published"]))
+        # Redis and the workers publish nothing (the workers could not scale if they did)
+        assert published == PUBLISHED
 
 
 def test_airflow_services_share_the_image_and_the_elasticsearch_connection(
@@ -379,7 +413,7 @@ def depends(project: Project, name: str) -> dict[str, str]:
             for target, spec in (service(project, name).get("depends_on") or {}).items()}
 
 
-def test_services_start_in_order(project: Project) -> None:
+def test_services_start_in_order(project: Project, celery_project: Project) -> None:
     assert depends(project, "es-passwords")["elasticsearch"] == "service_healthy"
     assert depends(project, "kibana")["es-passwords"] == "service_completed_successfully"
     assert depends(project, "setup")["kibana"] == "service_healthy"
@@ -389,13 +423,153 @@ def test_services_start_in_order(project: Project) -> None:
         assert after.get("airflow-init") == "service_completed_successfully", name
         assert after.get("setup") == "service_completed_successfully", name
     # What is waited on must be able to get there: a healthcheck, or a one-shot that ends.
-    for name in project["services"]:
-        for target, condition in depends(project, name).items():
-            if condition == "service_healthy":
-                check = service(project, target).get("healthcheck") or {}
-                assert check.get("test") and not check.get("disable"), f"{target}: no healthcheck"
-            if condition == "service_completed_successfully":
-                assert target in ONE_SHOTS, f"{name} waits for {target} to exit"
+    for loaded in (project, celery_project):
+        for name in loaded["services"]:
+            for target, condition in depends(loaded, name).items():
+                if condition == "service_healthy":
+                    check = service(loaded, target).get("healthcheck") or {}
+                    assert check.get("test") and not check.get("disable"), (
+                        f"{target}: no healthcheck")
+                if condition == "service_completed_successfully":
+                    assert target in ONE_SHOTS, f"{name} waits for {target} to exit"
     for name in ONE_SHOTS:
         assert service(project, name).get("restart", "no") == "no", name
     assert "/api/status" in " ".join(service(project, "kibana")["healthcheck"]["test"])
+
+
+# --- the celery profile --------------------------------------------------------------------------
+
+def test_without_the_profile_there_is_no_redis_and_no_worker(project: Project) -> None:
+    """`docker compose up` runs what it ran before: LocalExecutor, and nothing needs Redis."""
+    assert set(project["services"]) == SERVICES
+    for name in project["services"]:
+        assert not CELERY_SERVICES & set(depends(project, name)), name
+    for name in ("airflow-init", *AIRFLOW_SERVICES):
+        assert environment(project, name)["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor", name
+
+
+def test_the_celery_profile_adds_redis_and_the_workers(celery_project: Project,
+                                                       raw: Project) -> None:
+    assert set(celery_project["services"]) == SERVICES | CELERY_SERVICES
+    for name in CELERY_SERVICES:
+        assert raw["services"][name]["profiles"] == [CELERY], name
+    for name in SERVICES:
+        assert "profiles" not in raw["services"][name], name
+    # the executor is one setting shared by every Airflow service
+    assert raw["x-airflow-env"]["AIRFLOW__CORE__EXECUTOR"] == "${AIRFLOW_EXECUTOR:-LocalExecutor}"
+    for name in ("airflow-init", "airflow-worker", *AIRFLOW_SERVICES):
+        assert environment(celery_project, name)["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor", (
+            name)
+
+
+def test_redis_is_the_official_image_pinned_and_reachable_on_the_compose_network_only(
+        celery_project: Project) -> None:
+    redis = service(celery_project, "redis")
+    assert re.fullmatch(r"redis:\d+\.\d+\.\d+(-[a-z0-9.]+)?", redis["image"]), redis["image"]
+    assert "build" not in redis
+    assert redis["healthcheck"]["test"] == ["CMD", "redis-cli", "ping"]
+    assert not redis.get("ports")
+    assert redis.get("restart") == "unless-stopped"
+
+
+def test_celery_queues_in_redis_and_keeps_results_in_postgres(celery_project: Project) -> None:
+    for name in ("airflow-worker", *AIRFLOW_SERVICES):
+        env = environment(celery_project, name)
+        assert env["AIRFLOW__CELERY__BROKER_URL"] == "redis://redis:6379/0", name
+        # the metadata database, with the same credentials as Airflow's own URL
+        assert env["AIRFLOW__CELERY__RESULT_BACKEND"] == (
+            f"db+postgresql://airflow:{DUMMY['POSTGRES_PASSWORD']}@postgres:5432/airflow"), name
+        assert env["AIRFLOW__CELERY__RESULT_BACKEND"].removeprefix("db+postgresql://") == (
+            env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].removeprefix("postgresql+psycopg2://"))
+
+
+def test_a_worker_gets_what_the_scheduler_gives_its_tasks(project: Project,
+                                                          celery_project: Project) -> None:
+    """With LocalExecutor the scheduler runs the tasks; a worker takes them over with the same
+    image, settings, Elasticsearch connections, CA and logs."""
+    worker = service(celery_project, "airflow-worker")
+    scheduler = service(celery_project, "airflow-scheduler")
+    assert worker["image"] == scheduler["image"] == service(project, "airflow-scheduler")["image"]
+    assert worker["build"] == scheduler["build"]
+    env = environment(celery_project, "airflow-worker")
+    assert env.pop("DUMB_INIT_SETSID") == "0"  # a warm shutdown lets running tasks finish
+    assert env == environment(celery_project, "airflow-scheduler")
+    assert {**env, "AIRFLOW__CORE__EXECUTOR": "LocalExecutor"} == environment(
+        project, "airflow-scheduler")
+    assert env["NEWSROOM_ES_CONN_ID"] == "newsroom_es"
+    assert env["NEWSROOM_ES_MAINTENANCE_CONN_ID"] == "newsroom_es_maintenance"
+    assert json.loads(env["AIRFLOW_CONN_NEWSROOM_ES"])["extra"] == {"ca_certs": CA}
+    assert mounts(celery_project, "airflow-worker") == mounts(project, "airflow-scheduler")
+    assert mounts(celery_project, "airflow-worker")["/certs"] == ("certs", True)
+    assert mounts(celery_project, "airflow-worker")["/opt/airflow/logs"] == ("airflow-logs", False)
+
+
+def test_workers_scale_and_start_after_what_they_need(celery_project: Project) -> None:
+    worker = service(celery_project, "airflow-worker")
+    # `--scale airflow-worker=N` needs no fixed name and no published port
+    assert "container_name" not in worker and not worker.get("ports")
+    assert "exec airflow celery worker" in " ".join(argv(celery_project, "airflow-worker"))
+    assert depends(celery_project, "airflow-worker") == {
+        "redis": "service_healthy", "postgres": "service_healthy",
+        "airflow-init": "service_completed_successfully",
+        "setup": "service_completed_successfully", "airflow-api-server": "service_healthy"}
+    health = " ".join(worker["healthcheck"]["test"])
+    assert health.startswith("CMD-SHELL celery --app "
+                             "airflow.providers.celery.executors.celery_executor.app inspect ping")
+    assert '-d "celery@${HOSTNAME}"' in health  # this worker, not any
+    assert worker.get("restart") == "unless-stopped"
+
+
+def run_command(loaded: Project, name: str, up: Sequence[str],
+                tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """Run a service's `bash -c` command here with the environment Compose gives it, and stand-ins
+    for what its container has: `airflow` says what it would run, `getent hosts NAME` finds the
+    services in `up` only, and `sleep` returns at once."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    stubs = {"airflow": 'echo "airflow $*"',
+             "getent": '[[ $1 == hosts && " $UP " == *" $2 "* ]]',
+             "sleep": "exit 0"}
+    for tool, body in stubs.items():
+        stub = bin_dir / tool
+        stub.write_text(f"#!/usr/bin/env bash\n{body}\n", encoding="utf-8")
+        stub.chmod(0o755)
+    command = argv(loaded, name)
+    assert command[:2] == ["bash", "-c"], command
+    env = {**environment(loaded, name), "PATH": f"{bin_dir}:{os.environ['PATH']}",
+           "UP": " ".join(up)}
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=30,
+                          check=False)
+
+
+def test_a_worker_refuses_to_wait_for_tasks_the_scheduler_runs_itself(
+        celery_project: Project, tmp_path: Path) -> None:
+    ran = run_command(celery_project, "airflow-worker", ["redis"], tmp_path)
+    assert ran.returncode == 0 and ran.stdout.strip() == "airflow celery worker", ran.stderr
+    # `--profile celery` without AIRFLOW_EXECUTOR: the workers would sit idle under LocalExecutor
+    profile_only = load(DUMMY, [CELERY])
+    assert environment(profile_only, "airflow-scheduler")["AIRFLOW__CORE__EXECUTOR"] == (
+        "LocalExecutor")
+    ran = run_command(profile_only, "airflow-worker", ["redis"], tmp_path)
+    assert ran.returncode == 1 and not ran.stdout
+    assert "AIRFLOW_EXECUTOR=CeleryExecutor" in ran.stderr
+
+
+def test_the_scheduler_refuses_an_executor_the_running_services_do_not_match(
+        project: Project, celery_project: Project, tmp_path: Path) -> None:
+    # as shipped, and with the celery profile and its executor: it starts
+    ran = run_command(project, "airflow-scheduler", [], tmp_path)
+    assert ran.returncode == 0 and ran.stdout.strip() == "airflow scheduler", ran.stderr
+    ran = run_command(celery_project, "airflow-scheduler", ["redis", "airflow-worker"], tmp_path)
+    assert ran.returncode == 0 and ran.stdout.strip() == "airflow scheduler", ran.stderr
+    # LocalExecutor while workers run (say, a later `docker compose up -d` without
+    # AIRFLOW_EXECUTOR): they would sit idle while the scheduler ran every task
+    ran = run_command(project, "airflow-scheduler", ["redis", "airflow-worker"], tmp_path)
+    assert ran.returncode == 1 and not ran.stdout
+    assert "sit idle" in ran.stderr and "AIRFLOW_EXECUTOR=CeleryExecutor" in ran.stderr
+    # CeleryExecutor without the profile: tasks would be queued where nothing takes them
+    no_profile = load({**DUMMY, "AIRFLOW_EXECUTOR": "CeleryExecutor"})
+    assert not CELERY_SERVICES & set(no_profile["services"])
+    ran = run_command(no_profile, "airflow-scheduler", [], tmp_path)
+    assert ran.returncode == 1 and not ran.stdout
+    assert "--profile celery" in ran.stderr

@@ -9,7 +9,11 @@
 // `.env` beside the compose file is NOT read implicitly, so that the result does not depend on
 // a developer's secrets.
 //
-// Usage: compose-check [-env-file FILE]... [-workdir DIR] COMPOSE_FILE [OVERRIDE_FILE...]
+// Profiles are active only when named with -profile (like `docker compose --profile NAME`);
+// COMPOSE_PROFILES is not read. The services of the other profiles are left out of the output,
+// as Compose leaves them out of `up`.
+//
+// Usage: compose-check [-env-file FILE]... [-profile NAME]... [-workdir DIR] COMPOSE_FILE [OVERRIDE_FILE...]
 package main
 
 import (
@@ -33,13 +37,14 @@ func (f *fileList) Set(value string) error {
 }
 
 func main() {
-	var envFiles fileList
+	var envFiles, profiles fileList
 	flags := flag.NewFlagSet("compose-check", flag.ContinueOnError)
 	flags.Var(&envFiles, "env-file", "read variables from this file (repeatable; default: none)")
+	flags.Var(&profiles, "profile", "activate this profile (repeatable; default: none)")
 	workdir := flags.String("workdir", "", "project directory (default: the first file's directory)")
 	flags.Usage = func() {
 		fmt.Fprintln(flags.Output(),
-			"usage: compose-check [-env-file FILE]... [-workdir DIR] COMPOSE_FILE [OVERRIDE_FILE...]")
+			"usage: compose-check [-env-file FILE]... [-profile NAME]... [-workdir DIR] COMPOSE_FILE [OVERRIDE_FILE...]")
 		flags.PrintDefaults()
 	}
 	if err := flags.Parse(os.Args[1:]); err != nil {
@@ -49,13 +54,13 @@ func main() {
 		flags.Usage()
 		os.Exit(2)
 	}
-	if err := run(flags.Args(), envFiles, *workdir); err != nil {
+	if err := run(flags.Args(), envFiles, profiles, *workdir); err != nil {
 		fmt.Fprintf(os.Stderr, "compose-check: %v\n", err)
 		os.Exit(1)
 	}
 }
 
-func run(files []string, envFiles []string, workdir string) error {
+func run(files []string, envFiles []string, profiles []string, workdir string) error {
 	if workdir == "" {
 		workdir = filepath.Dir(files[0])
 	}
@@ -70,6 +75,7 @@ func run(files []string, envFiles []string, workdir string) error {
 		cli.WithNormalization(true),
 		cli.WithConsistency(true),
 		cli.WithResolvedPaths(true),
+		cli.WithProfiles(profiles),
 	}
 	if len(envFiles) > 0 {
 		opts = append(opts, cli.WithEnvFiles(envFiles...), cli.WithDotEnv)
