@@ -94,9 +94,26 @@ def lsh_query(print_: Fingerprint) -> dict[str, Any]:
                                 for token in print_.lsh]}}
 
 
+_SAME_URL_FIELDS = ["url", "dedup.content_hash", "ingest.item_url"]
+_SAME_TEXT_FIELDS = ["url", "published_at", "dedup.seniority"]
+_NEAR_COPY_FIELDS = ["url", "published_at", "dedup.signature", "dedup.seniority"]
+
+
+def same_text_search(print_: Fingerprint) -> dict[str, Any]:
+    """The search for the earliest indexed document with this exact text."""
+    return {"size": 1, "query": {"term": {"dedup.content_hash": print_.content_hash}},
+            "_source": _SAME_TEXT_FIELDS, "sort": [{"indexed_at": "asc"}]}
+
+
+def near_copy_search(print_: Fingerprint) -> dict[str, Any]:
+    """The search for indexed documents sharing an LSH band with this text."""
+    return {"size": _CANDIDATES, "query": lsh_query(print_), "_source": _NEAR_COPY_FIELDS}
+
+
 class Deduplicator:
     """Checks articles against the index and against those accepted earlier in the same batch
-    (not yet visible to search). One per batch."""
+    (not yet visible to search). One per batch; `prefetch` asks the index about the whole batch
+    in two requests, which `check` then reads instead of asking once per article."""
 
     def __init__(self, es: Elasticsearch, alias: str, hasher: MinHasher) -> None:
         self._es = es
@@ -105,6 +122,35 @@ class Deduplicator:
         self._by_id: dict[str, DuplicateOf] = {}
         self._by_hash: dict[str, DuplicateOf] = {}
         self._batch: list[tuple[DuplicateOf, Fingerprint]] = []
+        # what the index said, by document id and by the text's fingerprint
+        self._stored: dict[str, dict[str, Any] | None] = {}
+        self._same_text: dict[str, list[dict[str, Any]]] = {}
+        self._near_copies: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+
+    def prefetch(self, articles: list[tuple[str, Fingerprint]]) -> None:
+        """Look up the documents of these (url, fingerprint) pairs and their possible copies in
+        one `mget` and one `msearch`."""
+        if not articles:
+            return
+        ids = sorted({url_id(url) for url, _ in articles})
+        docs = self._es.mget(index=self._alias, ids=ids,
+                             source_includes=_SAME_URL_FIELDS)["docs"]
+        self._stored.update({doc["_id"]: doc.get("_source") if doc.get("found") else None
+                             for doc in docs})
+        prints = list({print_.content_hash: print_ for _, print_ in articles}.values())
+        searches: list[dict[str, Any]] = []
+        for print_ in prints:
+            searches += [{"index": self._alias}, same_text_search(print_),
+                         {"index": self._alias}, near_copy_search(print_)]
+        responses = self._es.msearch(searches=searches)["responses"]
+        for n, print_ in enumerate(prints):
+            same, near = responses[2 * n], responses[2 * n + 1]
+            for response in (same, near):
+                if "error" in response:  # asked again, one by one, by `check`
+                    break
+            else:
+                self._same_text[print_.content_hash] = same["hits"]["hits"]
+                self._near_copies[print_.lsh] = near["hits"]["hits"]
 
     def check(self, url: str, print_: Fingerprint, senior: str = UNDATED,
               item_url: str | None = None) -> DuplicateOf | None:
@@ -125,11 +171,8 @@ class Deduplicator:
             return self._by_id[doc_id]
         if print_.content_hash in self._by_hash:
             return self._by_hash[print_.content_hash]
-        existing = self._es.options(ignore_status=404).get(
-            index=self._alias, id=doc_id,
-            source_includes=["url", "dedup.content_hash", "ingest.item_url"])
-        if existing.get("found"):
-            source = existing["_source"]
+        source = self._stored_document(doc_id)
+        if source is not None:
             writer = (source.get("ingest") or {}).get("item_url")
             if source.get("dedup", {}).get("content_hash") == print_.content_hash or (
                     writer and indexer_rank(writer, doc_id) < indexer_rank(item_url, doc_id)):
@@ -138,15 +181,21 @@ class Deduplicator:
                 return DuplicateOf(doc_id=doc_id, url=source["url"], match="same_url",
                                    text_kept=source.get("dedup", {}).get("content_hash")
                                    != print_.content_hash)
-        hits = self._es.search(
-            index=self._alias, size=1, query={"term": {"dedup.content_hash": print_.content_hash}},
-            source_includes=["url", "published_at", "dedup.seniority"],
-            sort=[{"indexed_at": "asc"}])["hits"]["hits"]
+        hits = self._same_text.get(print_.content_hash)
+        if hits is None:
+            hits = self._es.search(index=self._alias, **same_text_search(print_))["hits"]["hits"]
         if hits and hits[0]["_id"] != doc_id:
             return DuplicateOf(doc_id=hits[0]["_id"], url=hits[0]["_source"]["url"],
                                match="same_text",
                                seniority=stored_seniority(hits[0]["_source"]))
         return self._near_copy(doc_id, print_)
+
+    def _stored_document(self, doc_id: str) -> dict[str, Any] | None:
+        if doc_id in self._stored:
+            return self._stored[doc_id]
+        existing = self._es.options(ignore_status=404).get(
+            index=self._alias, id=doc_id, source_includes=_SAME_URL_FIELDS)
+        return existing["_source"] if existing.get("found") else None
 
     def accept(self, url: str, print_: Fingerprint, senior: str = UNDATED) -> None:
         """Remember an article that will be indexed with this batch."""
@@ -163,10 +212,9 @@ class Deduplicator:
             (original, other.signature) for original, other in self._batch
             if set(other.lsh) & set(print_.lsh)
         ]
-        hits = self._es.search(
-            index=self._alias, size=_CANDIDATES, query=lsh_query(print_),
-            source_includes=["url", "published_at", "dedup.signature",
-                             "dedup.seniority"])["hits"]["hits"]
+        hits = self._near_copies.get(print_.lsh)
+        if hits is None:
+            hits = self._es.search(index=self._alias, **near_copy_search(print_))["hits"]["hits"]
         for hit in hits:
             signature = hit["_source"].get("dedup", {}).get("signature") or ()
             candidates.append((DuplicateOf(doc_id=hit["_id"], url=hit["_source"]["url"],

@@ -255,17 +255,14 @@ class Ingestor:
                  previous: dict[str, dict[str, Any]]) -> None:
         """Take `items`, then write and record them; sooner, every `flush_after_s`, when they
         come slowly: a run stopped by its timeout loses at most that much work."""
-        dedup = Deduplicator(self.es, self.settings.index_alias, self.hasher)
         started = time.monotonic()
         for item, fetching in self._fetching(items):
-            taken = batch.entries or batch.accepted or batch.copies
-            if taken and time.monotonic() - started > self.settings.flush_after_s:
+            if batch.taken and time.monotonic() - started > self.settings.flush_after_s:
                 self._finish(batch, previous)  # before waiting on the next page
                 batch = batch.fresh()
-                dedup = Deduplicator(self.es, self.settings.index_alias, self.hasher)
                 started = time.monotonic()
             try:
-                self._take(item, self._page(fetching, batch.report), batch, dedup)
+                self._take(item, self._page(fetching, batch.report), batch)
             except ItemError as exc:
                 log.info("item %s failed: %s", item.url, exc)
                 batch.fail(item, exc.reason, exc.detail, retryable=exc.transient,
@@ -279,7 +276,9 @@ class Ingestor:
         self._finish(batch, previous)
 
     def _finish(self, batch: _Batch, previous: dict[str, dict[str, Any]]) -> None:
-        """Write the batch's articles and record every item's outcome."""
+        """Judge the batch's articles against the corpus, write them and record every item's
+        outcome."""
+        self._judge(batch)
         try:
             self._write(batch)
         except ApiError as exc:
@@ -411,9 +410,9 @@ class Ingestor:
             result = exc
         return result, (time.monotonic() - started) * 1000
 
-    def _take(self, item: FeedItem, page: Page, batch: _Batch, dedup: Deduplicator) -> None:
-        """Extract, judge and dedup one fetched item: it joins the batch's articles, its
-        copies, or its settled entries."""
+    def _take(self, item: FeedItem, page: Page, batch: _Batch) -> None:
+        """Extract and judge the relevance of one fetched item: a relevant article waits in
+        the batch for `_judge`, which compares the whole batch with the corpus at once."""
         try:
             article = extract_article(page, item, source_name=None if batch.source_from_page
                                       else batch.feed.source_name, rules=self.extraction_rules)
@@ -430,23 +429,32 @@ class Ingestor:
             batch.entries.append(batch.entry(item, Outcome.IRRELEVANT, reason="not_relevant",
                                              error=f"score {relevance.score}"))
             return
-        print_ = fingerprint(article.text, self.hasher)
-        senior = seniority(utc_iso(article.published_at), batch.feed.republisher)
-        original = dedup.check(article.url, print_, senior, item.url)
-        if original is not None and original.match == "same_url" and not original.text_kept and (
-                batch.reprocess or not self._claimed(original.doc_id, batch)):
-            # Reprocessing replaces the stored version. And a document no ledger record
-            # (nor this batch) has indexed was written by a run that died before its ledger:
-            # this item is the one that indexes it.
-            original = None
-        if original is not None:
-            batch.entries.append(batch.entry(item, Outcome.DUPLICATE, reason=original.match,
-                                             duplicate_of=original.doc_id))
-            if original.match != "same_url":  # another URL: recorded on the original
-                batch.copies.append((item, article, original))
-            return
-        dedup.accept(article.url, print_, senior)
-        batch.accepted.append((item, article, print_))
+        batch.pending.append((item, article, fingerprint(article.text, self.hasher)))
+
+    def _judge(self, batch: _Batch) -> None:
+        """Dedup the batch's relevant articles, in the order they came, against the corpus
+        (asked about all of them in two requests) and each other: each joins the batch's
+        articles to index, its copies, or its settled entries."""
+        dedup = Deduplicator(self.es, self.settings.index_alias, self.hasher)
+        dedup.prefetch([(article.url, print_) for _, article, print_ in batch.pending])
+        for item, article, print_ in batch.pending:
+            senior = seniority(utc_iso(article.published_at), batch.feed.republisher)
+            original = dedup.check(article.url, print_, senior, item.url)
+            if original is not None and original.match == "same_url" and not original.text_kept \
+                    and (batch.reprocess or not self._claimed(original.doc_id, batch)):
+                # Reprocessing replaces the stored version. And a document no ledger record
+                # (nor this batch) has indexed was written by a run that died before its
+                # ledger: this item is the one that indexes it.
+                original = None
+            if original is not None:
+                batch.entries.append(batch.entry(item, Outcome.DUPLICATE, reason=original.match,
+                                                 duplicate_of=original.doc_id))
+                if original.match != "same_url":  # another URL: recorded on the original
+                    batch.copies.append((item, article, original))
+                continue
+            dedup.accept(article.url, print_, senior)
+            batch.accepted.append((item, article, print_))
+        batch.pending = []
 
     def _claimed(self, doc_id: str, batch: _Batch) -> bool:
         return (any(url_id(a.url) == doc_id for _, a, _ in batch.accepted)
@@ -460,6 +468,7 @@ class Ingestor:
             enriched = list(enrich_articles((a for _, a, _ in batch.accepted), self.gazetteer,
                                             self.enrich_rules, self._nlp))
         stories = StoryFinder(self.es, alias, self.story_rules)
+        stories.prefetch(enriched)
         documents = [article_document(article, print_, stories.assign(article), batch.run_id,
                                       batch.mode, self.enrich_version, batch.feed.republisher,
                                       item.url)
@@ -533,12 +542,18 @@ class _Batch:
     reprocess: bool = False  # archive runs: take settled items again
     source_from_page: bool = False  # URL lists: the page names its source, not the feed
     entries: list[LedgerEntry] = field(default_factory=list)
+    pending: list[tuple[FeedItem, Article, Fingerprint]] = field(default_factory=list)
     accepted: list[tuple[FeedItem, Article, Fingerprint]] = field(default_factory=list)
     copies: list[tuple[FeedItem, Article, DuplicateOf]] = field(default_factory=list)
 
     def fresh(self) -> _Batch:
         """An empty batch for the same feed, run and report."""
-        return replace(self, entries=[], accepted=[], copies=[])
+        return replace(self, entries=[], pending=[], accepted=[], copies=[])
+
+    @property
+    def taken(self) -> bool:
+        """Whether any item has an outcome or an article waiting."""
+        return bool(self.entries or self.pending or self.accepted or self.copies)
 
     def entry(self, item: FeedItem, status: Outcome, **details: Any) -> LedgerEntry:
         return LedgerEntry(item.url, self.feed.name, status, self.run_id, self.mode, **details)

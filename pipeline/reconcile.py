@@ -41,12 +41,16 @@ def reconcile(es: Elasticsearch, alias: str, ledger: Ledger, hasher: MinHasher,
     batch = list(indexed)
     ours = [doc.doc_id for doc in batch]
     demoted: dict[str, str] = {}
+    first = _copies_of_batch(es, alias, hasher, batch)  # one request for the whole batch
     for doc_id, url, print_, senior in batch:
         for _ in range(_DEMOTE_RETRIES):  # again when a document vanished as we moved
             if doc_id in demoted:
                 break
             try:
-                _reconcile_one(es, alias, ledger, hasher, doc_id, print_, senior, demoted)
+                copies = first.pop(doc_id, None)
+                if copies is None:  # looked up again, as things stand now
+                    copies = _copies(es, alias, hasher, print_, [doc_id])
+                _reconcile_one(es, alias, ledger, doc_id, copies, senior, demoted)
                 break
             except NotFoundError:
                 # a document another worker demoted just now: ours (then its URL shows where
@@ -66,32 +70,34 @@ def reconcile(es: Elasticsearch, alias: str, ledger: Ledger, hasher: MinHasher,
     return demoted
 
 
-def _reconcile_one(es: Elasticsearch, alias: str, ledger: Ledger, hasher: MinHasher, doc_id: str,
-                   print_: Fingerprint, senior: str, demoted: dict[str, str]) -> None:
-    """Demote `doc_id` onto the first of its copies that precedes it, and each later copy onto
-    it; record each demotion in `demoted`. Raises `NotFoundError` when a document involved
-    vanished meanwhile."""
-    for other_id, other_senior in _copies(es, alias, hasher, print_, [doc_id]):
+def _reconcile_one(es: Elasticsearch, alias: str, ledger: Ledger, doc_id: str,
+                   copies: list[tuple[str, str]], senior: str, demoted: dict[str, str]) -> None:
+    """Demote `doc_id` onto the first of its `copies` (id, seniority) that precedes it, and
+    each later copy onto it; record each demotion in `demoted`. Raises `NotFoundError` when a
+    document involved vanished meanwhile."""
+    for other_id, other_senior in copies:
         if doc_id in demoted:
             return
+        if other_id in demoted:  # demoted by this batch since the copies were looked up
+            continue
         if precedes((other_senior, other_id), (senior, doc_id)):
-            demote(es, alias, ledger, doc_id, other_id)
-            demoted[doc_id] = other_id
-        else:
-            demote(es, alias, ledger, other_id, doc_id)
+            if demote(es, alias, ledger, doc_id, other_id):
+                demoted[doc_id] = other_id
+        elif demote(es, alias, ledger, other_id, doc_id):
             demoted[other_id] = doc_id
 
 
-def demote(es: Elasticsearch, alias: str, ledger: Ledger, loser_id: str, winner_id: str) -> None:
+def demote(es: Elasticsearch, alias: str, ledger: Ledger, loser_id: str, winner_id: str) -> bool:
     """Make `loser_id` a recorded copy of `winner_id` (idempotent: a document already demoted
-    by another worker is left alone). The loser is deleted only as it was read: a copy another
-    worker recorded on it meanwhile is moved onto the winner too, never lost."""
+    by another worker is left alone, and False returned). The loser is deleted only as it was
+    read: a copy another worker recorded on it meanwhile is moved onto the winner too, never
+    lost."""
     for _ in range(_DEMOTE_RETRIES):
         loser = es.options(ignore_status=404).get(
             index=alias, id=loser_id, source_includes=["url", "source.name", "fetched_at",
                                                        "duplicates", "dedup.content_hash"])
         if not loser.get("found"):
-            return
+            return False
         source: dict[str, Any] = loser["_source"]
         copies = [{"url": source["url"], "source": source.get("source", {}).get("name"),
                    "seen_at": source.get("fetched_at")}, *(source.get("duplicates") or [])]
@@ -109,7 +115,7 @@ def demote(es: Elasticsearch, alias: str, ledger: Ledger, loser_id: str, winner_
         same = (winner.get("found") and (winner["_source"].get("dedup") or {}).get(
             "content_hash") == (source.get("dedup") or {}).get("content_hash"))
         ledger.repoint(loser_id, winner_id, "same_text" if same else "near_copy")
-        return
+        return True
     raise RuntimeError(f"could not demote {loser_id}: it kept changing")
 
 
@@ -122,15 +128,40 @@ def holder_of(es: Elasticsearch, alias: str, url: str) -> str | None:
     return hits[0]["_id"] if hits else None
 
 
-def _copies(es: Elasticsearch, alias: str, hasher: MinHasher, print_: Fingerprint,
-            exclude: list[str]) -> list[tuple[str, str]]:
-    """Documents of the corpus (outside `exclude`) that are copies of this text."""
+def _copies_search(print_: Fingerprint, exclude: list[str]) -> dict[str, Any]:
     query = lsh_query(print_)
     query["bool"]["should"].append({"term": {"dedup.content_hash": print_.content_hash}})
     query["bool"]["must_not"] = [{"ids": {"values": exclude}}]
-    hits = es.search(index=alias, size=_CANDIDATES, query=query,
-                     source_includes=["published_at", "dedup.signature", "dedup.seniority",
-                                      "dedup.content_hash"])["hits"]["hits"]
+    return {"size": _CANDIDATES, "query": query,
+            "_source": ["published_at", "dedup.signature", "dedup.seniority",
+                        "dedup.content_hash"]}
+
+
+def _copies_of_batch(es: Elasticsearch, alias: str, hasher: MinHasher, batch: list[Indexed]
+                     ) -> dict[str, list[tuple[str, str]]]:
+    """`_copies` of each of the batch's documents, in one `msearch` (a document whose search
+    failed is left out: it is looked up on its own)."""
+    if not batch:
+        return {}
+    searches: list[dict[str, Any]] = []
+    for doc in batch:
+        searches += [{"index": alias}, _copies_search(doc.fingerprint, [doc.doc_id])]
+    responses = es.msearch(searches=searches)["responses"]
+    return {doc.doc_id: _confirmed(hasher, doc.fingerprint, response["hits"]["hits"])
+            for doc, response in zip(batch, responses, strict=True) if "error" not in response}
+
+
+def _copies(es: Elasticsearch, alias: str, hasher: MinHasher, print_: Fingerprint,
+            exclude: list[str]) -> list[tuple[str, str]]:
+    """Documents of the corpus (outside `exclude`) that are copies of this text."""
+    hits = es.search(index=alias, **_copies_search(print_, exclude))["hits"]["hits"]
+    return _confirmed(hasher, print_, hits)
+
+
+def _confirmed(hasher: MinHasher, print_: Fingerprint, hits: list[dict[str, Any]]
+               ) -> list[tuple[str, str]]:
+    """The hits that are copies of this text (the same text, or similar enough), as (id,
+    seniority)."""
     found = []
     for hit in hits:
         dedup = hit["_source"].get("dedup", {})

@@ -51,13 +51,27 @@ def similarity(first: frozenset[str], second: frozenset[str]) -> float:
 
 
 class StoryFinder:
-    """Assigns stories to the articles of one batch, seeing the index and the batch itself."""
+    """Assigns stories to the articles of one batch, seeing the index and the batch itself;
+    `prefetch` asks the index for every article's candidates in one request."""
 
     def __init__(self, es: Elasticsearch, alias: str, rules: StoryRules) -> None:
         self._es = es
         self._alias = alias
         self._rules = rules
         self._batch: list[tuple[Article, frozenset[str], str]] = []
+        self._found: dict[str, list[dict[str, Any]]] = {}  # candidates by article URL
+
+    def prefetch(self, articles: list[Article]) -> None:
+        """Search the candidates of all these articles in one `msearch`."""
+        if not articles:
+            return
+        searches: list[dict[str, Any]] = []
+        for article in articles:
+            searches += [{"index": self._alias}, self._search(article)]
+        responses = self._es.msearch(searches=searches)["responses"]
+        for article, response in zip(articles, responses, strict=True):
+            if "error" not in response:  # else `assign` asks again for this one
+                self._found[article.url] = response["hits"]["hits"]
 
     def assign(self, article: Article) -> str:
         """The story `article` belongs to (and remember it for the rest of the batch)."""
@@ -69,7 +83,10 @@ class StoryFinder:
             other_when = other.published_at or other.fetched_at
             if abs(other_when - when) <= window and similarity(words, other_words) >= best:
                 best_story, best = story, similarity(words, other_words)
-        for hit in self._candidates(article, when, window):
+        found = self._found.get(article.url)
+        if found is None:
+            found = self._es.search(index=self._alias, **self._search(article))["hits"]["hits"]
+        for hit in found:
             if hit["_id"] == url_id(article.url):
                 continue
             source = hit["_source"]
@@ -80,7 +97,10 @@ class StoryFinder:
         self._batch.append((article, words, best_story))
         return best_story
 
-    def _candidates(self, article: Article, when: Any, window: timedelta) -> list[dict[str, Any]]:
+    def _search(self, article: Article) -> dict[str, Any]:
+        """The candidate search: similar articles published within the window."""
+        when = article.published_at or article.fetched_at
+        window = timedelta(days=self._rules.window_days)
         query = {"bool": {
             "must": {"more_like_this": {
                 "fields": ["title", "text"],
@@ -90,7 +110,5 @@ class StoryFinder:
             "filter": {"range": {"published_at": {"gte": (when - window).isoformat(),
                                                   "lte": (when + window).isoformat()}}},
         }}
-        response = self._es.search(index=self._alias, size=self._rules.candidates, query=query,
-                                   source_includes=["story_id", "title", "text"])
-        hits: list[dict[str, Any]] = response["hits"]["hits"]
-        return hits
+        return {"size": self._rules.candidates, "query": query,
+                "_source": ["story_id", "title", "text"]}
