@@ -9,6 +9,7 @@ size runs in a fresh process on a fresh alias, so the peaks compare.
 from __future__ import annotations
 
 import json
+import math
 import os
 import random
 import subprocess
@@ -17,17 +18,21 @@ import tempfile
 import threading
 import time
 import uuid
+from collections import Counter
 from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from elasticsearch import helpers
 
 from pipeline.localnode import LocalNode
 from pipeline.settings import Settings
 from pipeline.store import connect, ensure_indices
+from tests.chaos.es_proxy import FaultyProxy
 
 FEEDS = 20
+COUNTED_PAGES = 400  # the run whose Elasticsearch requests are counted (through a proxy)
 _TOPIC = ["Russia", "China", "Moscow", "Beijing", "Kremlin", "Putin", "Xi Jinping", "Lavrov",
           "Wang Yi", "Gazprom", "CNPC", "yuan", "rouble", "Power of Siberia", "SCO", "BRICS",
           "sanctions", "pipeline", "summit", "drills", "Arctic", "trade", "talks", "Ukraine"]
@@ -119,14 +124,36 @@ _MEASURE = ("import resource, subprocess, sys; code = subprocess.run(sys.argv[1:
             "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, code)")
 
 
-def ingest_run(settings: Settings, pages: int) -> dict[str, float]:
-    """One `newsroom ingest` over `pages` generated pages: seconds, peak RSS in MB, counts."""
+class RequestCount:
+    """Counts the requests that reach Elasticsearch through a proxy: in all, by kind, and how
+    many wait for a refresh."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.total = 0
+        self.refresh_waits = 0
+        self.kinds: Counter[str] = Counter()
+
+    def __call__(self, method: str, path: str, body: bytes) -> None:
+        route = urlsplit(path)
+        kind = next((part for part in route.path.split("/") if part.startswith("_")), "other")
+        with self.lock:
+            self.total += 1
+            self.kinds[f"{method} {kind}"] += 1
+            if "refresh=wait_for" in route.query or "refresh=true" in route.query \
+                    or kind == "_refresh":
+                self.refresh_waits += 1
+
+
+def ingest_run(settings: Settings, pages: int, es_url: str | None = None) -> dict[str, float]:
+    """One `newsroom ingest` over `pages` generated pages: seconds, peak RSS in MB, counts
+    (through `es_url`, a counting proxy, when given)."""
     site = GeneratedSite(pages)
     try:
         with tempfile.TemporaryDirectory() as folder:
             feeds = site.feeds_file(Path(folder))
             report_file = Path(folder) / "report.json"
-            env = {**os.environ, "ELASTICSEARCH_URL": settings.elasticsearch_url,
+            env = {**os.environ, "ELASTICSEARCH_URL": es_url or settings.elasticsearch_url,
                    "NEWSROOM_INDEX": settings.index_alias, "NEWSROOM_ALLOW_NETS": "127.0.0.0/8",
                    "NEWSROOM_HOST_DELAY": "0"}
             command = (f'"{sys.executable}" -m pipeline.cli ingest --feeds "{feeds}" --json '
@@ -144,6 +171,13 @@ def ingest_run(settings: Settings, pages: int) -> dict[str, float]:
     return {"pages": pages, "seconds": seconds, "pages_per_s": pages / seconds,
             "peak_mb": int(max_rss_kb) / 1024, **{key: report[key] for key in (
                 "indexed", "duplicate", "irrelevant", "failed")}}
+
+
+def request_counts(settings: Settings, pages: int) -> tuple[dict[str, float], RequestCount]:
+    """A run over `pages` pages with every request to Elasticsearch counted."""
+    count = RequestCount()
+    with FaultyProxy(settings.elasticsearch_url, count) as proxy:
+        return ingest_run(settings, pages, es_url=proxy.url), count
 
 
 def bulk_throughput(settings: Settings, documents: int = 20_000) -> float:
@@ -174,6 +208,10 @@ def main() -> int:
             aliases.append(settings.index_alias)
             ensure_indices(connect(settings), settings)
             results.append(ingest_run(settings, pages))
+        counted_settings = replace(base, index_alias=f"load-{uuid.uuid4().hex[:8]}")
+        aliases.append(counted_settings.index_alias)
+        ensure_indices(connect(counted_settings), counted_settings)
+        counted, count = request_counts(counted_settings, COUNTED_PAGES)
         bulk = replace(base, index_alias=f"load-{uuid.uuid4().hex[:8]}")
         aliases.append(bulk.index_alias)
         ensure_indices(connect(bulk), bulk)
@@ -194,6 +232,13 @@ def main() -> int:
     if len(results) >= 2:
         print(f"  peak memory at {results[-1]['pages']:,} / at {results[0]['pages']:,} pages: "
               f"{results[-1]['peak_mb'] / results[0]['peak_mb']:.2f}")
+    indexed = max(1, int(counted["indexed"]))
+    batches = FEEDS * math.ceil(COUNTED_PAGES // FEEDS / base.batch_size)
+    print(f"Elasticsearch requests over {COUNTED_PAGES:,} pages ({counted['indexed']:,} indexed, "
+          f"{batches} batches of up to {base.batch_size}): {count.total:,} in all, "
+          f"{count.total / indexed:.2f} per indexed article; {count.refresh_waits:,} wait for "
+          f"a refresh, {count.refresh_waits / batches:.2f} per batch")
+    print("  by kind: " + ", ".join(f"{kind} {n:,}" for kind, n in count.kinds.most_common()))
     print(f"Elasticsearch bulk throughput: {docs_per_s:,.0f} documents/s (20,000 small "
           "documents, chunks of 500)")
     return 0
