@@ -53,7 +53,7 @@ from pipeline.relevance import TopicModel, score_relevance
 from pipeline.settings import Feed, Settings
 from pipeline.store import connect
 from pipeline.stories import StoryFinder, StoryRules
-from pipeline.urls import MAX_URL_CHARS, site_of, url_id
+from pipeline.urls import MAX_URL_CHARS, indexer_rank, site_of, url_id
 
 log = logging.getLogger(__name__)
 
@@ -437,7 +437,7 @@ class Ingestor:
         articles to index, its copies, or its settled entries."""
         dedup = Deduplicator(self.es, self.settings.index_alias, self.hasher)
         dedup.prefetch([(article.url, print_) for _, article, print_ in batch.pending])
-        for item, article, print_ in batch.pending:
+        for item, article, print_ in _indexer_first(batch.pending):
             senior = seniority(utc_iso(article.published_at), batch.feed.republisher)
             original = dedup.check(article.url, print_, senior, item.url)
             if original is not None and original.match == "same_url" and not original.text_kept \
@@ -588,6 +588,19 @@ def ingest(feeds: Iterable[Feed], settings: Settings, run_id: str, mode: str = "
     if final and not unrecorded:
         summary.update({key: final.get(key, 0) for key in COUNTS[2:]})
     return summary
+
+
+def _indexer_first(pending: list[tuple[FeedItem, Article, Fingerprint]]
+                   ) -> list[tuple[FeedItem, Article, Fingerprint]]:
+    """The batch's articles in the order they came, except that the pages of one document (an
+    article and its AMP or tracking variants) come together, where the first of them came, and
+    the one that is to be its indexer first: it gives the document its text, the others are
+    its `same_url` duplicates, whichever order the feed listed them in."""
+    first: dict[str, int] = {}
+    for position, (_, article, _) in enumerate(pending):
+        first.setdefault(url_id(article.url), position)
+    return sorted(pending, key=lambda taken: (
+        first[url_id(taken[1].url)], indexer_rank(taken[0].url, url_id(taken[1].url))))
 
 
 def site_groups(feeds: Iterable[Feed]) -> dict[str, list[Feed]]:

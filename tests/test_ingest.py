@@ -14,6 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import pytest
 from elasticsearch import Elasticsearch
 
 from pipeline.settings import CONFIG_DIR, Settings, load_yaml
@@ -327,6 +328,35 @@ def test_another_sites_page_claiming_an_article_does_not_take_it_over(
     assert copy_url in {d["url"] for d in after["duplicates"]}
     record = es.get(index=fresh_settings.ledger_index, id=ledger_id(copy_url))["_source"]
     assert record["status"] == "duplicate" and record["duplicate_of"] == url_id(original_url)
+
+
+@pytest.mark.parametrize("amp_first", [True, False])
+def test_an_articles_own_page_gives_its_text_whichever_variant_a_feed_lists_first(
+        tmp_path: Path, es: Elasticsearch, fresh_settings: Settings, site: SampleSite,
+        amp_first: bool) -> None:
+    """A feed listing an article's AMP page and the article itself in one batch: the
+    document holds the article's own text and is indexed by its own URL, the AMP page a
+    `same_url` duplicate, in either order."""
+    from pipeline.ingest import Ingestor
+    from pipeline.ledger import ledger_id
+    from pipeline.settings import Feed
+
+    amp = next(a for a in sample_articles(None) if a.raw["kind"] == "amp_copy")
+    amp_url, own_url = amp.url(site.base_url), amp.raw["canonical"].replace(
+        "{BASE_URL}", site.base_url)
+    root = tmp_path / "feed"
+    root.mkdir()
+    order = [amp_url, own_url] if amp_first else [own_url, amp_url]
+    (root / "rss.xml").write_bytes(rss([Item(url, "Power of Siberia") for url in order]))
+    with SampleSite(root=root) as feeds, Ingestor(fresh_settings, es=es) as ingestor:
+        ingestor.ingest_feed(Feed(name="Both", url=f"{feeds.base_url}/rss.xml"), "run-both")
+    stored = es.get(index=fresh_settings.index_alias, id=url_id(own_url))["_source"]
+    assert stored["ingest"]["item_url"] == own_url
+    assert not stored["text"].startswith("Energy")  # the AMP page's section label
+    assert es.get(index=fresh_settings.ledger_index, id=ledger_id(own_url))["_source"][
+        "status"] == "indexed"
+    amp_record = es.get(index=fresh_settings.ledger_index, id=ledger_id(amp_url))["_source"]
+    assert (amp_record["status"], amp_record["reason"]) == ("duplicate", "same_url")
 
 
 def test_a_marked_republishers_backdated_copy_never_takes_over_an_outlets_article(
