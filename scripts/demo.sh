@@ -35,8 +35,9 @@ echo
 echo "Outcomes of run $run_id (from the ledger; a rerun over unchanged feeds has none):"
 newsroom ledger --run "$run_id"
 echo
-echo 'Top hits for "Putin Xi summit":'
-newsroom search "Putin Xi summit" --limit 5
+echo 'Top hits for "Putin Xi", and for "Путина" (any case form of the name):'
+newsroom search "Putin Xi" --limit 3
+newsroom search "Путина" --limit 2
 echo
 echo "Backfill from the outlets' archive listings, 2026-09-21 to 2026-11-25 (what the feeds no longer list):"
 newsroom backfill --from 2026-09-21 --to 2026-11-25

@@ -7,8 +7,9 @@ command line (`python -m pipeline.cli ingest`) against the real node:
 
 - serial (the reference): one `ingest` per feeds file, in turn;
 - concurrent: four `ingest` workers at once, one per feeds file, started on a copy of config/
-  whose article mapping `version` is one higher; mid-run `newsroom reindex` moves the corpus to
-  that version (the old index is write-blocked while it copies), and one worker, drawn by the
+  whose article mapping `version` is one higher and whose batches are of 3 items; mid-run
+  `newsroom reindex` moves the corpus to that version (the old index is write-blocked while it
+  copies), and one worker, drawn by the
   seed, is killed with SIGKILL and started again: at a drawn moment, or a drawn fraction of a
   second after its first documents land (between its article writes and its ledger records);
 - dag (full budget only): `airflow dags test news_ingest --use-executor` over all four feeds:
@@ -68,6 +69,7 @@ from tests.chaos.soak_web import FEEDS, FeedFiles, SoakWeb, WebBudget
 
 MAX_RERUNS = 4  # runs over all feeds after a phase, until nothing is left to retry
 RUN_TIMEOUT = 900.0  # seconds any one process may take: a hang, not a slow machine
+CONCURRENT_BATCH = 3  # items a concurrent worker fetches, then writes and records together
 DAG_LINGER = 60.0  # seconds `airflow dags test` may take to exit after its DAG run finished
 SETTLED = {"indexed", "duplicate", "irrelevant"}
 AIRFLOW_ENV = {
@@ -245,13 +247,22 @@ def run_serial(soak: Soak) -> Phase:
 
 
 def bumped_config(soak: Soak) -> Path:
-    """A copy of config/ whose article mapping `version` is one higher."""
+    """A copy of config/ whose article mapping `version` is one higher, and whose batches are
+    of `CONCURRENT_BATCH` items: a worker writes several times in its run (so a kill after its
+    first documents land meets it running), and the batches end elsewhere than the serial
+    run's, which must not change the outcome either."""
     folder = soak.work / "config-bumped"
     shutil.copytree(CONFIG_DIR, folder)
     mapping = folder / "mappings" / "articles.json"
     body = json.loads(mapping.read_text(encoding="utf-8"))
     body["version"] = int(body["version"]) + 1
     mapping.write_text(json.dumps(body, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    settings = folder / "newsroom.yaml"
+    text, changed = re.subn(r"(?m)^(\s*batch_size:\s*)\d+", rf"\g<1>{CONCURRENT_BATCH}",
+                            settings.read_text(encoding="utf-8"))
+    if changed != 1:
+        raise RuntimeError(f"{settings}: no `batch_size` to set")
+    settings.write_text(text, encoding="utf-8")
     return folder
 
 
