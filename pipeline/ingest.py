@@ -243,6 +243,7 @@ class Ingestor:
         for start in range(0, len(items), size):
             chunk = items[start:start + size]
             previous = self.ledger.lookup(item.url for item in chunk)
+            self._settle_indexers(previous)
             now = datetime.now(UTC)
             todo = [i for i in chunk if batch.reprocess or (
                 not self.ledger.is_settled(previous.get(i.url))
@@ -250,6 +251,18 @@ class Ingestor:
             if todo:
                 self.progress.listed(len(todo))
                 self._process(todo, batch.fresh(), previous)
+
+    def _settle_indexers(self, records: dict[str, dict[str, Any]]) -> None:
+        """A run killed between its ledger write and the check after it may have left two
+        items `indexed` for one document (an article and its variant, written by two feeds at
+        once). A later run that lists a variant recorded `indexed` settles its document again,
+        so the rerun finishes the job."""
+        variants = sorted({record["doc_id"] for url, record in records.items()
+                           if record.get("status") == Outcome.INDEXED.value
+                           and record.get("doc_id")  # a variant: not the document's own
+                           and indexer_rank(url, record["doc_id"])[:2] != (False, False)})
+        if variants:
+            self.ledger.one_indexer_each(doc_ids=variants, existing=self._existing)
 
     def _process(self, items: list[FeedItem], batch: _Batch,
                  previous: dict[str, dict[str, Any]]) -> None:

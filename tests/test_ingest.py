@@ -359,6 +359,39 @@ def test_an_articles_own_page_gives_its_text_whichever_variant_a_feed_lists_firs
     assert (amp_record["status"], amp_record["reason"]) == ("duplicate", "same_url")
 
 
+def test_a_rerun_settles_two_indexers_a_killed_run_left_for_one_document(
+        tmp_path: Path, es: Elasticsearch, fresh_settings: Settings, site: SampleSite) -> None:
+    """Two feeds polled at once, killed between their ledger writes and the check after them,
+    may leave an article and its tracking-URL variant both `indexed`. The next run that lists
+    the variant leaves one: the article's own URL `indexed`, the variant its `same_url`
+    duplicate, as an uninterrupted run does."""
+    from pipeline.ingest import Ingestor
+    from pipeline.ledger import LedgerEntry, ledger_id
+    from pipeline.records import Outcome
+    from pipeline.settings import Feed
+
+    tracked = next(a for a in sample_articles(None) if a.raw["kind"] == "tracking_link")
+    variant = tracked.raw["feed_link"].replace("{BASE_URL}", site.base_url)
+    own = tracked.raw["canonical"].replace("{BASE_URL}", site.base_url)
+    root = tmp_path / "feed"
+    root.mkdir()
+    with SampleSite(root=root) as feeds, Ingestor(fresh_settings, es=es) as ingestor:
+        (root / "own.xml").write_bytes(rss([Item(own, "Kremlin readies")]))
+        ingestor.ingest_feed(Feed(name="Own", url=f"{feeds.base_url}/own.xml"), "run-own")
+        # what the killed run left: the variant recorded `indexed` for the same document
+        ingestor.ledger.record([LedgerEntry(variant, "Tracked", Outcome.INDEXED, "run-killed",
+                                            doc_id=url_id(own))])
+        (root / "tracked.xml").write_bytes(rss([Item(variant, "Kremlin readies")]))
+        ingestor.ingest_feed(Feed(name="Tracked", url=f"{feeds.base_url}/tracked.xml"),
+                             "run-again")
+    es.indices.refresh(index=fresh_settings.ledger_index)
+    records = {url: es.get(index=fresh_settings.ledger_index, id=ledger_id(url))["_source"]
+               for url in (own, variant)}
+    assert records[own]["status"] == "indexed" and records[own]["doc_id"] == url_id(own)
+    assert (records[variant]["status"], records[variant]["reason"],
+            records[variant]["duplicate_of"]) == ("duplicate", "same_url", url_id(own))
+
+
 def test_a_marked_republishers_backdated_copy_never_takes_over_an_outlets_article(
         tmp_path: Path, fresh_settings: Settings, site: SampleSite, feeds_file: Path) -> None:
     """An aggregator republishing an outlet's article under a date a year earlier: with its
