@@ -445,9 +445,10 @@ class Ingestor:
         batch.pending.append((item, article, fingerprint(article.text, self.hasher)))
 
     def _judge(self, batch: _Batch) -> None:
-        """Dedup the batch's relevant articles, in the order they came, against the corpus
-        (asked about all of them in two requests) and each other: each joins the batch's
-        articles to index, its copies, or its settled entries."""
+        """Dedup the batch's relevant articles against the corpus (asked about all of them in
+        two requests) and each other, in the order they came (the pages of one document
+        together, its own URL first): each joins the batch's articles to index, its copies, or
+        its settled entries."""
         dedup = Deduplicator(self.es, self.settings.index_alias, self.hasher)
         dedup.prefetch([(article.url, print_) for _, article, print_ in batch.pending])
         for item, article, print_ in _indexer_first(batch.pending):
