@@ -243,7 +243,7 @@ class Ingestor:
         for start in range(0, len(items), size):
             chunk = items[start:start + size]
             previous = self.ledger.lookup(item.url for item in chunk)
-            self._settle_indexers(previous)
+            self._settle_leftovers(previous)
             now = datetime.now(UTC)
             todo = [i for i in chunk if batch.reprocess or (
                 not self.ledger.is_settled(previous.get(i.url))
@@ -252,14 +252,25 @@ class Ingestor:
                 self.progress.listed(len(todo))
                 self._process(todo, batch.fresh(), previous)
 
-    def _settle_indexers(self, records: dict[str, dict[str, Any]]) -> None:
-        """A run killed between its ledger write and the check after it may have left two
-        items `indexed` for one document (an article and its variant, written by two feeds at
-        once). A later run that lists a variant recorded `indexed` settles its document again,
-        so the rerun finishes the job."""
+    def _settle_leftovers(self, records: dict[str, dict[str, Any]]) -> None:
+        """What a run killed between its ledger write and the checks after it may have left
+        for the items a later run lists, settled as an uninterrupted run settles it:
+        - an item recorded `indexed` for a document another worker demoted meanwhile becomes
+          a duplicate of the document that took it over;
+        - two items `indexed` for one document (an article and its variant, written by two
+          feeds at once): of a variant recorded `indexed`, the document gets one indexer."""
+        indexed = {record["doc_id"]: url for url, record in records.items()
+                   if record.get("status") == Outcome.INDEXED.value and record.get("doc_id")}
+        if not indexed:
+            return
+        existing = self._existing(sorted(indexed))
+        for doc_id in sorted(set(indexed) - existing):
+            holder = holder_of(self.es, self.settings.index_alias, indexed[doc_id])
+            if holder is not None:
+                self.ledger.repoint(doc_id, holder)
         variants = sorted({record["doc_id"] for url, record in records.items()
                            if record.get("status") == Outcome.INDEXED.value
-                           and record.get("doc_id")  # a variant: not the document's own
+                           and record.get("doc_id") in existing  # a variant, not its own URL
                            and indexer_rank(url, record["doc_id"])[:2] != (False, False)})
         if variants:
             self.ledger.one_indexer_each(doc_ids=variants, existing=self._existing)

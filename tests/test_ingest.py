@@ -392,6 +392,40 @@ def test_a_rerun_settles_two_indexers_a_killed_run_left_for_one_document(
             records[variant]["duplicate_of"]) == ("duplicate", "same_url", url_id(own))
 
 
+def test_a_rerun_settles_an_indexed_record_whose_document_was_demoted(
+        tmp_path: Path, es: Elasticsearch, fresh_settings: Settings, site: SampleSite) -> None:
+    """A run killed after its ledger write, before it re-pointed the records of a document
+    another worker demoted meanwhile, leaves an item `indexed` for a document that is gone.
+    The next run that lists the item makes it a duplicate of the document that took the
+    demoted one over."""
+    from pipeline.ingest import Ingestor
+    from pipeline.ledger import LedgerEntry, ledger_id
+    from pipeline.records import Outcome
+    from pipeline.settings import Feed
+
+    copy = next(a for a in sample_articles(None) if a.raw["kind"] == "syndicated_copy")
+    copy_url = copy.url(site.base_url)
+    original_url = f"{site.base_url}/{copy.raw['duplicate_of']}"
+    root = tmp_path / "feed"
+    root.mkdir()
+    (root / "both.xml").write_bytes(rss([Item(original_url, "Original"), Item(copy_url, "Copy")]))
+    with SampleSite(root=root) as feeds, Ingestor(fresh_settings, es=es) as ingestor:
+        feed = Feed(name="Both", url=f"{feeds.base_url}/both.xml")
+        ingestor.ingest_feed(feed, "run-one")
+        assert copy_url in {d["url"] for d in es.get(
+            index=fresh_settings.index_alias, id=url_id(original_url))["_source"]["duplicates"]}
+        # what the killed run left: the copy recorded as having indexed its own (gone) document
+        ingestor.ledger.record([LedgerEntry(copy_url, "Both", Outcome.INDEXED, "run-killed",
+                                            doc_id=url_id(copy_url))])
+        # the killed run kept no validators for the feed: the next poll gets it whole
+        es.delete(index=fresh_settings.feed_state_index, id=ledger_id(feed.url), refresh=True)
+        ingestor.ingest_feed(feed, "run-again")
+    es.indices.refresh(index=fresh_settings.ledger_index)
+    record = es.get(index=fresh_settings.ledger_index, id=ledger_id(copy_url))["_source"]
+    assert (record["status"], record["doc_id"], record["duplicate_of"]) == (
+        "duplicate", None, url_id(original_url))
+
+
 def test_a_marked_republishers_backdated_copy_never_takes_over_an_outlets_article(
         tmp_path: Path, fresh_settings: Settings, site: SampleSite, feeds_file: Path) -> None:
     """An aggregator republishing an outlet's article under a date a year earlier: with its
