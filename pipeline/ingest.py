@@ -275,6 +275,20 @@ class Ingestor:
         if variants:
             self.ledger.one_indexer_each(doc_ids=variants, existing=self._existing)
 
+    def _settle_copies_of(self, doc_ids: list[str]) -> None:
+        """The records of the copies recorded on these documents, settled as
+        `_settle_leftovers` settles them: a run killed while demoting a copy onto one of them
+        (the copy deleted, its records not yet re-pointed) left its item `indexed` for a
+        document that is gone, and that item's feed may have nothing new to list."""
+        if not doc_ids:
+            return
+        docs = self.es.mget(index=self.settings.index_alias, ids=sorted(set(doc_ids)),
+                            source_includes=["duplicates.url"])["docs"]
+        urls = [copy["url"] for doc in docs if doc.get("found")
+                for copy in doc["_source"].get("duplicates") or []]
+        if urls:
+            self._settle_leftovers(self.ledger.lookup(urls))
+
     def _process(self, items: list[FeedItem], batch: _Batch,
                  previous: dict[str, dict[str, Any]]) -> None:
         """Take `items`, then write and record them; sooner, every `flush_after_s`, when they
@@ -319,6 +333,7 @@ class Ingestor:
             batch.report.errors.append({"url": url, "reason": "ledger_write_failed",
                                         "error": error})
         self._repoint_stale_records(batch)
+        self._settle_copies_of(batch.rewritten)
         # Of the URLs of one article (AMP, tracking variants) the same one is `indexed`,
         # whichever came first: other workers wrote at the same moment perhaps
         self.ledger.one_indexer_each(doc_ids=[d for e in batch.entries if (d := document_of(e))],
@@ -469,7 +484,9 @@ class Ingestor:
                     and (batch.reprocess or not self._claimed(original.doc_id, batch)):
                 # Reprocessing replaces the stored version. And a document no ledger record
                 # (nor this batch) has indexed was written by a run that died before its
-                # ledger: this item is the one that indexes it.
+                # ledger: this item is the one that indexes it (and that run's demotions of
+                # its copies may not have reached their records: see `_finish`).
+                batch.rewritten.append(original.doc_id)
                 original = None
             if original is not None:
                 batch.entries.append(batch.entry(item, Outcome.DUPLICATE, reason=original.match,
@@ -568,12 +585,13 @@ class _Batch:
     source_from_page: bool = False  # URL lists: the page names its source, not the feed
     entries: list[LedgerEntry] = field(default_factory=list)
     pending: list[tuple[FeedItem, Article, Fingerprint]] = field(default_factory=list)
+    rewritten: list[str] = field(default_factory=list)  # documents a dead run left unrecorded
     accepted: list[tuple[FeedItem, Article, Fingerprint]] = field(default_factory=list)
     copies: list[tuple[FeedItem, Article, DuplicateOf]] = field(default_factory=list)
 
     def fresh(self) -> _Batch:
         """An empty batch for the same feed, run and report."""
-        return replace(self, entries=[], pending=[], accepted=[], copies=[])
+        return replace(self, entries=[], pending=[], rewritten=[], accepted=[], copies=[])
 
     @property
     def taken(self) -> bool:

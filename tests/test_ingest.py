@@ -426,6 +426,45 @@ def test_a_rerun_settles_an_indexed_record_whose_document_was_demoted(
         "duplicate", None, url_id(original_url))
 
 
+def test_a_rerun_settles_a_copy_a_killed_run_demoted_but_never_re_pointed(
+        tmp_path: Path, es: Elasticsearch, fresh_settings: Settings, site: SampleSite) -> None:
+    """A run killed while demoting a copy onto its original (the copy's document deleted, its
+    record not yet re-pointed, the original's record not written) leaves the copy's item
+    `indexed` for a document that is gone, on a feed with nothing new. The rerun of the
+    original's feed re-points it."""
+    from pipeline.ingest import Ingestor
+    from pipeline.ledger import LedgerEntry, ledger_id
+    from pipeline.records import Outcome
+    from pipeline.settings import Feed
+
+    copy = next(a for a in sample_articles(None) if a.raw["kind"] == "syndicated_copy")
+    copy_url = copy.url(site.base_url)
+    original_url = f"{site.base_url}/{copy.raw['duplicate_of']}"
+    root = tmp_path / "feed"
+    root.mkdir()
+    (root / "copy.xml").write_bytes(rss([Item(copy_url, "Copy")]))
+    (root / "original.xml").write_bytes(rss([Item(original_url, "Original")]))
+    with SampleSite(root=root) as feeds, Ingestor(fresh_settings, es=es) as ingestor:
+        original_feed = Feed(name="Original", url=f"{feeds.base_url}/original.xml")
+        ingestor.ingest_feed(Feed(name="Copy", url=f"{feeds.base_url}/copy.xml"), "run-copy")
+        ingestor.ingest_feed(original_feed, "run-original")  # demotes the copy onto it
+        assert not es.exists(index=fresh_settings.index_alias, id=url_id(copy_url))
+        # what the killed run left: the copy's record not re-pointed, the original's and the
+        # original feed's state not written
+        ingestor.ledger.record([LedgerEntry(copy_url, "Copy", Outcome.INDEXED, "run-copy",
+                                            doc_id=url_id(copy_url))])
+        es.delete(index=fresh_settings.ledger_index, id=ledger_id(original_url), refresh=True)
+        es.delete(index=fresh_settings.feed_state_index, id=ledger_id(original_feed.url),
+                  refresh=True)
+        ingestor.ingest_feed(original_feed, "run-again")
+    es.indices.refresh(index=fresh_settings.ledger_index)
+    record = es.get(index=fresh_settings.ledger_index, id=ledger_id(copy_url))["_source"]
+    assert (record["status"], record["doc_id"], record["duplicate_of"]) == (
+        "duplicate", None, url_id(original_url))
+    assert es.get(index=fresh_settings.ledger_index, id=ledger_id(original_url))["_source"][
+        "status"] == "indexed"
+
+
 def test_a_marked_republishers_backdated_copy_never_takes_over_an_outlets_article(
         tmp_path: Path, fresh_settings: Settings, site: SampleSite, feeds_file: Path) -> None:
     """An aggregator republishing an outlet's article under a date a year earlier: with its
