@@ -93,6 +93,20 @@ def test_lang_restricts_to_one_language(es: Elasticsearch, corpus: str) -> None:
                                                       "ru-putin-ins"}
 
 
+def test_a_query_without_fields_searches_every_language_as_kibanas_search_bar_does(
+        es: Elasticsearch, corpus: str) -> None:
+    """Kibana's search bar sends a free-text query with no field list: the index's
+    `query.default_field` decides, and its language sub-fields analyse it per language."""
+    def bar(query: str) -> set[str]:
+        hits = es.search(index=corpus, size=20, query={"multi_match": {
+            "query": query, "lenient": True}})["hits"]["hits"]
+        return {hit["_id"] for hit in hits}
+
+    assert bar("Путина") == {"ru-putin-nom", "ru-putin-gen", "ru-putin-ins"}
+    assert bar("pipelines") >= {"en-pipeline", "en-pipelines", "en-gas-later"}
+    assert bar("普京") == {"zh-putin"}
+
+
 def test_hits_carry_highlighted_passages(es: Elasticsearch, corpus: str) -> None:
     hits = {hit["id"]: hit for hit in search_articles(es, corpus, "Путину")["hits"]}
     passage = " ".join(hits["ru-putin-ins"]["highlights"])

@@ -81,6 +81,8 @@ class AnalyzersTest {
         // punctuation breaks a run: no bigram across it
         assertEquals(List.of("普", "京"), tokens(zh, "普，京"));
         assertEquals(List.of("ga", "pipelin"), tokens(zh, "Gas Pipelines"));
+        // Cyrillic, which the segmenter cuts into letters, is left out rather than matched by letter
+        assertEquals(List.of("普京"), tokens(zh, "Путина 普京"));
     }
 
     @Test

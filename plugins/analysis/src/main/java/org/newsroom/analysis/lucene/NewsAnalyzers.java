@@ -93,8 +93,9 @@ public final class NewsAnalyzers {
 
     /**
      * smartcn word segmentation (the chain of Lucene's SmartChineseAnalyzer: HMM segmenter, which also
-     * lowercases and folds full-width forms, its punctuation stopwords, Porter for Latin words), then
-     * runs of adjacent single Han characters, mostly names missing from its dictionary, become bigrams.
+     * lowercases and folds full-width forms, its punctuation stopwords, Porter for Latin words), without
+     * the single letters it cuts other alphabets into ({@link LoneLetterFilter}); then runs of adjacent
+     * single Han characters, mostly names missing from its dictionary, become bigrams.
      */
     public static Analyzer chinese() {
         return new Analyzer() {
@@ -102,6 +103,7 @@ public final class NewsAnalyzers {
             protected TokenStreamComponents createComponents(String fieldName) {
                 Tokenizer source = new HMMChineseTokenizer();
                 TokenStream result = new StopFilter(source, SmartChineseAnalyzer.getDefaultStopSet());
+                result = new LoneLetterFilter(result);
                 result = new PorterStemFilter(result);
                 result = new HanSingleCharTypeFilter(result);
                 result = new CJKBigramFilter(result, CJKBigramFilter.HAN, false);
