@@ -43,7 +43,7 @@ eval: es
 # Throughput figures, measured in one run so that their ratios hold on a noisy machine; then the
 # load run: end to end over 2,000 and 10,000 generated pages, with peak memory (BENCH_LOAD_SIZES);
 # then where the per-host limits set the pace: 50 hosts x 20 pages, and an idle poll of 200 feeds.
-bench: setup
+bench: es airflow-db
 	$(BIN)/python -m tests.eval.bench
 	$(BIN)/python -m tests.eval.load
 	$(BIN)/python -m tests.eval.politeness

@@ -1,9 +1,10 @@
 """news_ingest: poll every feed, every 15 minutes, through every stage of `pipeline`.
 
 Orchestration only: settings come from the environment (see README), the work is
-`pipeline.ingest.ingest`, mapped over the feeds grouped by site (`pipeline.ingest.site_groups`):
-one task polls all of a site's feeds, so the per-host limits of one process hold for the site
-however many tasks run at once. Only small dicts pass through XCom (feed definitions and
+`pipeline.ingest.ingest`, mapped over groups of whole sites (`pipeline.ingest.host_groups`), as
+many as run at once: one task polls all of a site's feeds, so the per-host limits of one process
+hold for the site however many tasks run at once, and a task polls its sites' feeds
+`ingest.feed_workers` at once. Only small dicts pass through XCom (feed definitions and
 per-feed counts), never pages.
 """
 
@@ -11,12 +12,14 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from airflow.sdk import dag, get_current_context, task
 
 log = logging.getLogger(__name__)
+SITE_GROUPS = 4  # tasks that poll at once, each a group of whole sites
 
 
 @dag(
@@ -32,33 +35,36 @@ def news_ingest() -> None:
     @task
     def prepare() -> list[dict[str, Any]]:
         """Check Elasticsearch, set up the indices if needed (with the maintenance connection,
-        when there is one: the ingest role may not), and list the feeds by site."""
-        from pipeline.ingest import site_groups
+        when there is one: the ingest role may not), and deal the sites into groups."""
+        from pipeline.ingest import host_groups
         from pipeline.settings import Settings, load_feeds
         from pipeline.store import open_store
 
         settings = Settings.load(maintenance=True)
         open_store(settings)
-        return [{"site": site, "feeds": [feed.as_dict() for feed in feeds]}
-                for site, feeds in site_groups(load_feeds(settings.feeds_file)).items()]
+        return [{"sites": list(group), "feeds": [f.as_dict() for fs in group.values() for f in fs]}
+                for group in host_groups(load_feeds(settings.feeds_file), SITE_GROUPS)]
 
-    @task(max_active_tis_per_dagrun=4, multiple_outputs=False,
+    @task(max_active_tis_per_dagrun=SITE_GROUPS, multiple_outputs=False,
           execution_timeout=timedelta(minutes=25))
-    def ingest_site(site: dict[str, Any]) -> dict[str, Any]:
+    def ingest_sites(group: dict[str, Any]) -> dict[str, Any]:
         from pipeline.ingest import XCOM_ERRORS, ingest
         from pipeline.settings import Feed, Settings
 
-        return ingest([Feed.from_dict(feed) for feed in site["feeds"]], Settings.load(),
+        # the groups' tasks run at once, each in a process of its own: that is what uses the
+        # cores here, so a task reads its pages itself
+        settings = replace(Settings.load(), cpu_workers=1)
+        return ingest([Feed.from_dict(feed) for feed in group["feeds"]], settings,
                       get_current_context()["run_id"], mode="poll", max_errors=XCOM_ERRORS)
 
     @task(retries=0, multiple_outputs=False, trigger_rule="all_done")
-    def report(site_reports: list[dict[str, Any]]) -> dict[str, Any]:
+    def report(group_reports: list[dict[str, Any]]) -> dict[str, Any]:
         from pipeline.ingest import summarize
 
-        # a site whose task failed has no report: the others are summed all the same
+        # a group whose task failed has no report: the others are summed all the same
         summary = summarize(get_current_context()["run_id"],
-                            [feed for site in site_reports if site is not None
-                             for feed in site["feeds"]])
+                            [feed for group in group_reports if group is not None
+                             for feed in group["feeds"]])
         for feed in summary["feeds"]:
             log.info("news_ingest feed %s: %s, seen %s, indexed %s, failed %s", feed["name"],
                      feed["status"], feed["seen"], feed["indexed"], feed["failed"])
@@ -66,7 +72,7 @@ def news_ingest() -> None:
                  json.dumps({k: v for k, v in summary.items() if k != "feeds"}))
         return summary
 
-    report(ingest_site.expand(site=prepare()))
+    report(ingest_sites.expand(group=prepare()))
 
 
 news_ingest()

@@ -27,6 +27,7 @@ from typing import Any
 from elasticsearch import Elasticsearch
 
 from pipeline.minhash import MinHasher
+from pipeline.store import msearch_each
 from pipeline.urls import indexer_rank, url_id
 
 _NON_WORD = re.compile(r"[\W_]+")
@@ -138,19 +139,14 @@ class Deduplicator:
         self._stored.update({doc["_id"]: doc.get("_source") if doc.get("found") else None
                              for doc in docs})
         prints = list({print_.content_hash: print_ for _, print_ in articles}.values())
-        searches: list[dict[str, Any]] = []
-        for print_ in prints:
-            searches += [{"index": self._alias}, same_text_search(print_),
-                         {"index": self._alias}, near_copy_search(print_)]
-        responses = self._es.msearch(searches=searches)["responses"]
+        hits = msearch_each(self._es, self._alias, [
+            body for print_ in prints
+            for body in (same_text_search(print_), near_copy_search(print_))])
         for n, print_ in enumerate(prints):
-            same, near = responses[2 * n], responses[2 * n + 1]
-            for response in (same, near):
-                if "error" in response:  # asked again, one by one, by `check`
-                    break
-            else:
-                self._same_text[print_.content_hash] = same["hits"]["hits"]
-                self._near_copies[print_.lsh] = near["hits"]["hits"]
+            same, near = hits[2 * n], hits[2 * n + 1]
+            if same is not None and near is not None:  # else asked again by `check`
+                self._same_text[print_.content_hash] = same
+                self._near_copies[print_.lsh] = near
 
     def check(self, url: str, print_: Fingerprint, senior: str = UNDATED,
               item_url: str | None = None) -> DuplicateOf | None:

@@ -15,9 +15,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from enum import Enum
 from functools import cached_property
 from pathlib import Path
 from typing import Any
+
+import ahocorasick
 
 from pipeline.settings import ConfigError, load_yaml
 from pipeline.text import UNSPACED, simplified
@@ -25,7 +28,8 @@ from pipeline.text import UNSPACED, simplified
 _CYRILLIC = re.compile(r"[\u0400-\u04ff]")
 _ANYWHERE = re.compile(r"[\u0600-\u06ff\u0900-\u097f\u1100-\u11ff\uac00-\ud7af]")
 # A word ends where letters of an alphabet with spaces stop: "BRICS首脳会議" has the word BRICS.
-_WORD_CHAR = r"[0-9A-Za-z\u00c0-\u024f\u0370-\u03ff\u0400-\u04ff\u1e00-\u1eff]"
+_WORD_CHAR = re.compile(r"[0-9A-Za-z\u00c0-\u024f\u0370-\u03ff\u0400-\u04ff\u1e00-\u1eff]")
+_WORD_REST = re.compile(r"\w*")
 # Arabic and Persian write yeh and kaf differently; the matcher reads them as one.
 _ARABIC_LETTERS = str.maketrans({"\u064a": "\u06cc", "\u0649": "\u06cc", "\u0643": "\u06a9"})
 ENTITY_TYPES = ("person", "organization", "location")
@@ -41,47 +45,61 @@ class Match:
 
 
 class TermMatcher:
-    """Finds configured terms in text, longest term first, without overlaps."""
+    """Finds configured terms in text, longest term first, without overlaps: every form's
+    occurrences in one pass (an Aho-Corasick automaton), then the word-boundary rules of its
+    kind."""
 
     def __init__(self, terms: Iterable[str]) -> None:
-        self._configured: dict[str, str] = {}  # what a pattern matches -> the configured term
-        whole: list[str] = []
-        stems: list[str] = []
-        anywhere: list[str] = []
-        for term in {t for t in terms if t}:
+        # each form once, as the most permissive of the terms it comes from ("energi" as a
+        # whole word and "energi*" as a stem: the stem)
+        forms: dict[str, tuple[_Kind, str]] = {}
+        for term in sorted({t for t in terms if t}):
             if UNSPACED.search(term) or _ANYWHERE.search(term):
-                forms, kind = [_match_form(term)], anywhere
+                term_forms, kind = [_match_form(term)], _Kind.ANYWHERE
             elif term.endswith("*") or _CYRILLIC.search(term):
-                forms, kind = _cases(term.rstrip("*")), stems
+                term_forms, kind = _cases(term.rstrip("*")), _Kind.STEM
             else:
-                forms, kind = _cases(term), whole
-            for form in forms:
-                if form not in self._configured:
-                    kind.append(form)
-                    self._configured[form] = term
-        patterns = []
-        if whole:
-            patterns.append(rf"(?<!{_WORD_CHAR})({_alternation(whole)})(?!{_WORD_CHAR})")
-        if stems:
-            patterns.append(rf"(?<!{_WORD_CHAR})({_alternation(stems)})\w*")
-        if anywhere:
-            patterns.append(rf"({_alternation(anywhere)})")
-        self._patterns = [re.compile(p) for p in patterns]
+                term_forms, kind = _cases(term), _Kind.WHOLE
+            for form in term_forms:
+                if form and (form not in forms or forms[form][0].value < kind.value):
+                    forms[form] = kind, term
+        self._automaton = ahocorasick.Automaton()
+        for form, (kind, term) in forms.items():
+            self._automaton.add_word(form, (term, kind, len(form)))
+        self._empty = not forms
+        if forms:
+            self._automaton.make_automaton()
 
     def find(self, text: str) -> list[Match]:
+        if self._empty:
+            return []
         text = _match_form(text)
-        found: list[Match] = []
-        for pattern in self._patterns:
-            found.extend(Match(self._configured[m.group(1)], m.start(), m.end())
-                         for m in pattern.finditer(text))
-        found.sort(key=lambda m: (m.start, -(m.end - m.start)))
+        found: list[tuple[int, int, int, str]] = []  # start, -end, -form length, term
+        for last, (term, kind, length) in self._automaton.iter(text):
+            start, end = last + 1 - length, last + 1
+            if kind is not _Kind.ANYWHERE and start and _WORD_CHAR.match(text, start - 1):
+                continue
+            if kind is _Kind.WHOLE and _WORD_CHAR.match(text, end):
+                continue
+            if kind is _Kind.STEM:  # a stem takes the rest of its word
+                end = _WORD_REST.match(text, end).end()  # type: ignore[union-attr]
+            found.append((start, -end, -length, term))
+        found.sort()
         result: list[Match] = []
         last_end = -1
-        for match in found:
-            if match.start >= last_end:
-                result.append(match)
-                last_end = match.end
+        for start, negative_end, _, term in found:
+            if start >= last_end:
+                result.append(Match(term, start, -negative_end))
+                last_end = -negative_end
         return result
+
+
+class _Kind(Enum):
+    """Where a form matches, each kind more permissive than the one before."""
+
+    WHOLE = 1  # a whole word
+    STEM = 2  # at a word's start, with any ending
+    ANYWHERE = 3  # scripts without spaces between words, or affixing ones
 
 
 @dataclass(frozen=True)
@@ -158,7 +176,3 @@ def _match_form(text: str) -> str:
     """`text` as the matcher compares it: Chinese in simplified characters, Arabic and
     Persian letters in one spelling."""
     return simplified(text).translate(_ARABIC_LETTERS)
-
-
-def _alternation(terms: list[str]) -> str:
-    return "|".join(re.escape(t) for t in sorted(terms, key=len, reverse=True))

@@ -19,7 +19,7 @@ from elasticsearch import ApiError, ConflictError, Elasticsearch, helpers
 
 from pipeline.dedup import Fingerprint, seniority
 from pipeline.records import Article, Entity
-from pipeline.urls import indexer_rank, url_id
+from pipeline.urls import is_variant, url_id
 
 _DUPLICATE_RETRIES = 30
 
@@ -125,8 +125,8 @@ def index_documents(es: Elasticsearch, alias: str, documents: Iterable[dict[str,
     for doc in documents:
         created = {**doc, "duplicates": [], "duplicate_count": 0}
         doc_id = url_id(doc["url"])
-        if indexer_rank((doc.get("ingest") or {}).get("item_url") or doc["url"],
-                        doc_id)[:2] == (False, False):  # the article's own URL
+        if not is_variant((doc.get("ingest") or {}).get("item_url") or doc["url"],
+                          doc_id):  # the article's own URL
             actions.append({"_op_type": "update", "_index": alias, "_id": doc_id,
                             "retry_on_conflict": RETRY_ON_CONFLICT, "doc": doc,
                             "upsert": created})
@@ -174,8 +174,10 @@ def quarantine(es: Elasticsearch, index: str, failure: IndexFailure, run_id: str
 
 def add_duplicates(es: Elasticsearch, alias: str, original_id: str,
                    copies: list[dict[str, Any]]) -> None:
-    """Record `copies` (each `url`, `source`, `seen_at`) on the document `original_id`, each URL
-    once, with optimistic concurrency (no scripts needed)."""
+    """Record `copies` (each `url`, `source`, `seen_at` and the match `reason`) on the document
+    `original_id`, each URL once, with optimistic concurrency (no scripts needed). Nothing
+    waits for a refresh: the copies are read back by id (realtime), and `holder_of`, the one
+    search on them, refreshes first."""
     for _ in range(_DUPLICATE_RETRIES):
         current = es.get(index=alias, id=original_id, source_includes=["url", "duplicates"])
         duplicates = list(current["_source"].get("duplicates") or [])
@@ -183,12 +185,12 @@ def add_duplicates(es: Elasticsearch, alias: str, original_id: str,
         new = [c for c in copies if c["url"] not in known]
         if not new:
             return
-        duplicates.extend({k: c[k] for k in ("url", "source", "seen_at")} for c in new)
+        duplicates.extend({k: c.get(k) for k in ("url", "source", "seen_at", "reason")}
+                          for c in new)
         try:
             es.update(index=current["_index"], id=original_id,
                       if_seq_no=current["_seq_no"], if_primary_term=current["_primary_term"],
-                      doc={"duplicates": duplicates, "duplicate_count": len(duplicates)},
-                      refresh="wait_for")
+                      doc={"duplicates": duplicates, "duplicate_count": len(duplicates)})
             return
         except ConflictError:
             time.sleep(random.uniform(0.01, 0.1))  # another writer won; back off, re-read
@@ -198,10 +200,11 @@ def add_duplicates(es: Elasticsearch, alias: str, original_id: str,
 
 
 def add_duplicate(es: Elasticsearch, alias: str, original_id: str, url: str, source: str,
-                  seen_at: datetime) -> None:
-    """Record `url` (from `source`) as a copy of the document `original_id`, once."""
+                  seen_at: datetime, reason: str) -> None:
+    """Record `url` (from `source`) as a copy (`reason`: same_text or near_copy) of the
+    document `original_id`, once."""
     add_duplicates(es, alias, original_id, [{"url": url, "source": source,
-                                             "seen_at": utc_iso(seen_at)}])
+                                             "seen_at": utc_iso(seen_at), "reason": reason}])
 
 
 def utc_iso(value: datetime | None) -> str | None:

@@ -11,14 +11,15 @@ Concurrency: `ingest` polls up to `ingest.feed_workers` feeds at once, and a fee
 fetched up to `ingest.fetch_workers` at once, in threads that share the process's per-host
 limits (`pipeline.polite`), so many hosts are in flight while no host sees more than
 `per_host_concurrency` requests or starts closer than `per_host_delay`. The pages are then
-taken in the feed's order; enrichment (one spaCy model) runs for one batch at a time.
+taken in the feed's order. What only computes (reading a page, enriching the accepted
+articles) runs on `ingest.cpu_workers` processes (`pipeline.cpu`): a fetch thread hands its
+page over to be read as soon as it has it.
 """
 
 from __future__ import annotations
 
 import logging
 import statistics
-import threading
 import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -29,12 +30,11 @@ from typing import Any, Self
 from elasticsearch import ApiError, Elasticsearch, NotFoundError, TransportError
 
 from pipeline.archive import Window, list_archive
-from pipeline.dedup import Deduplicator, DuplicateOf, Fingerprint, fingerprint, seniority
+from pipeline.cpu import CpuStages, Reading, cpu_workers
+from pipeline.dedup import Deduplicator, DuplicateOf, Fingerprint, seniority
 from pipeline.discover import FeedState, poll_feed
-from pipeline.enrich import EnrichRules, enrich_articles, enrichment_version
-from pipeline.extract import default_rules, extract_article
+from pipeline.enrich import enrichment_version
 from pipeline.fetch import HttpClient
-from pipeline.gazetteer import Gazetteer
 from pipeline.health import FeedHealth, health_document
 from pipeline.index import (
     add_duplicate,
@@ -49,11 +49,10 @@ from pipeline.minhash import MinHasher
 from pipeline.progress import NO_PROGRESS, Progress
 from pipeline.reconcile import Indexed, holder_of, reconcile
 from pipeline.records import Article, FeedItem, ItemError, Outcome, Page
-from pipeline.relevance import TopicModel, score_relevance
 from pipeline.settings import Feed, Settings
 from pipeline.store import connect
 from pipeline.stories import StoryFinder, StoryRules
-from pipeline.urls import MAX_URL_CHARS, indexer_rank, site_of, url_id
+from pipeline.urls import MAX_URL_CHARS, indexer_rank, is_variant, site_of, url_id
 
 log = logging.getLogger(__name__)
 
@@ -94,9 +93,18 @@ class FeedReport:
         return report
 
 
-# A page being fetched in a fetch thread (the page or what stopped it, and the milliseconds it
-# took), or the reason it is not fetched at all.
-Fetching = Future[tuple[Page | Exception, float]] | ItemError
+@dataclass(frozen=True)
+class _Fetched:
+    """What a fetch thread did with an item: the page (or what stopped its fetch) and the
+    milliseconds the fetch took; then what reading the page gave (or what stopped it)."""
+
+    page: Page | Exception
+    elapsed_ms: float
+    reading: Reading | Exception | None = None
+
+
+# An item's page being fetched and read in a fetch thread, or the reason it is not fetched.
+Fetching = Future[_Fetched] | ItemError
 
 
 def summarize(run_id: str, feed_reports: list[dict[str, Any]]) -> dict[str, Any]:
@@ -112,24 +120,19 @@ class Ingestor:
     to release the HTTP pool."""
 
     def __init__(self, settings: Settings, es: Elasticsearch | None = None,
-                 nlp: Any | None = None, progress: Progress = NO_PROGRESS) -> None:
+                 progress: Progress = NO_PROGRESS) -> None:
         self.settings = settings
         self.progress = progress  # items listed and taken, for a terminal's progress bar
         self.es = es or connect(settings)
         self.http = HttpClient(settings.http)
-        self.gazetteer = Gazetteer.load(settings.config_dir / "entities.yaml")
-        self.extraction_rules = default_rules(settings.config_dir)
-        self.enrich_rules = EnrichRules.load(settings.config_dir / "enrich.yaml")
+        self.cpu = CpuStages(settings.config_dir, cpu_workers(settings.cpu_workers))
         self.enrich_version = enrichment_version(settings.config_dir / "entities.yaml",
                                                  settings.config_dir / "enrich.yaml")
-        self.topic = TopicModel.load(settings.config_dir / "topic.yaml", self.gazetteer)
         self.ledger = Ledger(self.es, settings.ledger_index, settings.max_attempts)
         self.feed_states = FeedStates(self.es, settings.feed_state_index, settings.polling)
         self.health = FeedHealth(self.es, settings.feed_health_index)
         self.hasher = MinHasher.load(settings.config_dir / "dedup.yaml")
         self.story_rules = StoryRules.load(settings.config_dir / "dedup.yaml")
-        self._nlp = nlp
-        self._nlp_lock = threading.Lock()  # one batch at a time through the spaCy model
 
     def __enter__(self) -> Self:
         return self
@@ -267,11 +270,11 @@ class Ingestor:
         for doc_id in sorted(set(indexed) - existing):
             holder = holder_of(self.es, self.settings.index_alias, indexed[doc_id])
             if holder is not None:
-                self.ledger.repoint(doc_id, holder)
+                self.ledger.repoint(doc_id, holder.doc_id, holder.reason)
         variants = sorted({record["doc_id"] for url, record in records.items()
                            if record.get("status") == Outcome.INDEXED.value
                            and record.get("doc_id") in existing  # a variant, not its own URL
-                           and indexer_rank(url, record["doc_id"])[:2] != (False, False)})
+                           and is_variant(url, record["doc_id"])})
         if variants:
             self.ledger.one_indexer_each(doc_ids=variants, existing=self._existing)
 
@@ -294,13 +297,14 @@ class Ingestor:
         """Take `items`, then write and record them; sooner, every `flush_after_s`, when they
         come slowly: a run stopped by its timeout loses at most that much work."""
         started = time.monotonic()
-        for item, fetching in self._fetching(items):
+        source_name = None if batch.source_from_page else batch.feed.source_name
+        for item, fetching in self._fetching(items, source_name):
             if batch.taken and time.monotonic() - started > self.settings.flush_after_s:
                 self._finish(batch, previous)  # before waiting on the next page
                 batch = batch.fresh()
                 started = time.monotonic()
             try:
-                self._take(item, self._page(fetching, batch.report), batch)
+                self._take(item, self._reading(fetching, batch.report), batch)
             except ItemError as exc:
                 log.info("item %s failed: %s", item.url, exc)
                 batch.fail(item, exc.reason, exc.detail, retryable=exc.transient,
@@ -384,10 +388,11 @@ class Ingestor:
         for entry in batch.entries:
             new = entry
             if entry.status is Outcome.INDEXED and entry.doc_id in holders:
-                new = replace(entry, status=Outcome.DUPLICATE, reason="near_copy", doc_id=None,
-                              duplicate_of=holders[entry.doc_id])
+                holder = holders[entry.doc_id]
+                new = replace(entry, status=Outcome.DUPLICATE, reason=holder.reason, doc_id=None,
+                              duplicate_of=holder.doc_id)
             elif entry.duplicate_of in holders:
-                new = replace(entry, duplicate_of=holders[entry.duplicate_of])
+                new = replace(entry, duplicate_of=holders[entry.duplicate_of].doc_id)
             if new is not entry:
                 changed.append(new)
             entries.append(new)
@@ -395,9 +400,11 @@ class Ingestor:
             log.error("ledger record of %s not re-pointed: %s", url[:200], error)
         batch.entries = entries
 
-    def _fetching(self, items: list[FeedItem]) -> Iterator[tuple[FeedItem, Fetching]]:
-        """Each item, in the items' order, with its page being fetched: up to `fetch_workers`
-        at once, at most twice that many started ahead of the item being taken."""
+    def _fetching(self, items: list[FeedItem], source_name: str | None
+                  ) -> Iterator[tuple[FeedItem, Fetching]]:
+        """Each item, in the items' order, with its page being fetched and read: up to
+        `fetch_workers` at once, at most twice that many started ahead of the item being
+        taken."""
         queue = iter(items)
         pending: list[tuple[FeedItem, Fetching]] = []
         pool = ThreadPoolExecutor(self.settings.fetch_workers, thread_name_prefix="fetch")
@@ -408,7 +415,7 @@ class Ingestor:
                     "url_too_long", f"{len(item.url)} characters; at most {MAX_URL_CHARS} "
                                     "are taken")))
             else:
-                pending.append((item, pool.submit(self._fetch_one, item.url)))
+                pending.append((item, pool.submit(self._fetch_one, item, source_name)))
 
         try:
             for item in queue:
@@ -425,50 +432,53 @@ class Ingestor:
             pool.shutdown(wait=True, cancel_futures=True)
 
     @staticmethod
-    def _page(fetching: Fetching, report: FeedReport) -> Page:
-        """The fetched page (waiting for it), counted in the feed's report; raises what
-        stopped it."""
+    def _reading(fetching: Fetching, report: FeedReport) -> Reading:
+        """What the fetched page gave (waiting for it), counted in the feed's report; raises
+        what stopped its fetch or its reading."""
         if isinstance(fetching, ItemError):
             raise fetching
-        result, elapsed_ms = fetching.result()
-        report.fetch_ms.append(elapsed_ms)
-        if isinstance(result, ItemError):
+        fetched = fetching.result()
+        report.fetch_ms.append(fetched.elapsed_ms)
+        if isinstance(fetched.page, ItemError):
             report.fetch_failures += 1
-        if isinstance(result, Exception):
-            raise result
+        if isinstance(fetched.page, Exception):
+            raise fetched.page
         report.fetched += 1
-        return result
+        if isinstance(fetched.reading, ItemError):
+            report.extraction_failures += 1
+        if isinstance(fetched.reading, Exception):
+            raise fetched.reading
+        assert fetched.reading is not None
+        return fetched.reading
 
-    def _fetch_one(self, url: str) -> tuple[Page | Exception, float]:
-        """The page at `url`, or the error that stopped it, and the milliseconds it took
-        (run in a fetch thread: nothing here touches the batch)."""
+    def _fetch_one(self, item: FeedItem, source_name: str | None) -> _Fetched:
+        """The item's page, or the error that stopped it, and the milliseconds it took; then
+        the page read (run in a fetch thread: nothing here touches the batch)."""
         started = time.monotonic()
         try:
-            result: Page | Exception = self.http.get(url)
+            page = self.http.get(item.url)
         except Exception as exc:  # noqa: BLE001 (handed to the item's turn, raised there)
-            result = exc
-        return result, (time.monotonic() - started) * 1000
-
-    def _take(self, item: FeedItem, page: Page, batch: _Batch) -> None:
-        """Extract and judge the relevance of one fetched item: a relevant article waits in
-        the batch for `_judge`, which compares the whole batch with the corpus at once."""
+            return _Fetched(exc, (time.monotonic() - started) * 1000)
+        elapsed_ms = (time.monotonic() - started) * 1000
         try:
-            article = extract_article(page, item, source_name=None if batch.source_from_page
-                                      else batch.feed.source_name, rules=self.extraction_rules)
-        except ItemError:
-            batch.report.extraction_failures += 1
-            raise
+            return _Fetched(page, elapsed_ms, self.cpu.read(page, item, source_name))
+        except Exception as exc:  # noqa: BLE001 (as above)
+            return _Fetched(page, elapsed_ms, exc)
+
+    def _take(self, item: FeedItem, reading: Reading, batch: _Batch) -> None:
+        """Judge where one read item goes: a relevant article waits in the batch for `_judge`,
+        which compares the whole batch with the corpus at once."""
+        article = reading.article
         if (batch.window is not None and article.published_at is not None
                 and article.published_at not in batch.window):
             batch.report.out_of_window += 1  # listed under another day: its own run takes it
             return
-        relevance = score_relevance(article.title, article.text, self.topic, article.language)
-        article = replace(article, relevance=relevance)
-        if not relevance.relevant:
+        assert article.relevance is not None
+        if reading.fingerprint is None:
             batch.entries.append(batch.entry(item, Outcome.IRRELEVANT, reason="not_relevant",
-                                             error=f"score {relevance.score}"))
+                                             error=f"score {article.relevance.score}"))
             return
-        batch.pending.append((item, article, fingerprint(article.text, self.hasher)))
+        batch.pending.append((item, article, reading.fingerprint))
 
     def _judge(self, batch: _Batch) -> None:
         """Dedup the batch's relevant articles against the corpus (asked about all of them in
@@ -506,9 +516,7 @@ class Ingestor:
         """Enrich, assign stories, index, record copies, reconcile; then the batch's entries
         say what happened to each accepted article."""
         alias = self.settings.index_alias
-        with self._nlp_lock:
-            enriched = list(enrich_articles((a for _, a, _ in batch.accepted), self.gazetteer,
-                                            self.enrich_rules, self._nlp))
+        enriched = self.cpu.enrich([a for _, a, _ in batch.accepted])
         stories = StoryFinder(self.es, alias, self.story_rules)
         stories.prefetch(enriched)
         documents = [article_document(article, print_, stories.assign(article), batch.run_id,
@@ -525,7 +533,7 @@ class Ingestor:
             target = moved.get(original.doc_id, original.doc_id)
             try:
                 add_duplicate(self.es, alias, target, article.url, batch.feed.source_name,
-                              article.fetched_at)
+                              article.fetched_at, original.match)
             except NotFoundError:
                 holder = holder_of(self.es, alias, original.url)
                 if holder is None:  # gone without a trace: the next run judges it again
@@ -533,9 +541,9 @@ class Ingestor:
                     batch.fail(item, "original_gone", f"{original.url} was removed meanwhile",
                                retryable=True, attempted=False)
                     continue
-                moved[original.doc_id] = holder
-                add_duplicate(self.es, alias, holder, article.url, batch.feed.source_name,
-                              article.fetched_at)
+                moved[original.doc_id] = holder.doc_id
+                add_duplicate(self.es, alias, holder.doc_id, article.url,
+                              batch.feed.source_name, article.fetched_at, original.match)
         # Copies indexed meanwhile by other workers, or published later than ours: one stays.
         demoted = reconcile(self.es, alias, self.ledger, self.hasher, [
             Indexed(url_id(article.url), article.url, print_,
@@ -649,8 +657,20 @@ def _indexer_first(pending: list[tuple[FeedItem, Article, Fingerprint]]
 def site_groups(feeds: Iterable[Feed]) -> dict[str, list[Feed]]:
     """The feeds by the site their URL is on (`urls.site_of`), in the order first seen: what
     one process polls, so that a site's per-host limits hold however many processes poll the
-    others (the DAG maps its tasks over these)."""
+    others."""
     groups: dict[str, list[Feed]] = {}
     for feed in feeds:
         groups.setdefault(site_of(feed.url), []).append(feed)
     return groups
+
+
+def host_groups(feeds: Iterable[Feed], groups: int) -> list[dict[str, list[Feed]]]:
+    """The sites of `site_groups` dealt into at most `groups` groups of about as many feeds
+    each, every site whole in one group (the DAG maps one task over each, which polls its
+    sites' feeds `ingest.feed_workers` at once)."""
+    dealt: list[dict[str, list[Feed]]] = [{} for _ in range(max(1, groups))]
+    sites = site_groups(feeds)
+    for site in sorted(sites, key=lambda name: -len(sites[name])):  # largest first
+        smallest = min(dealt, key=lambda group: sum(len(f) for f in group.values()))
+        smallest[site] = sites[site]
+    return [group for group in dealt if group]

@@ -20,6 +20,7 @@ from pipeline.dedup import Fingerprint, lsh_query, precedes, stored_seniority
 from pipeline.index import add_duplicates
 from pipeline.ledger import Ledger
 from pipeline.minhash import MinHasher
+from pipeline.store import msearch_each
 
 _CANDIDATES = 20
 _DEMOTE_RETRIES = 10
@@ -58,7 +59,7 @@ def reconcile(es: Elasticsearch, alias: str, ledger: Ledger, hasher: MinHasher,
                 if not es.exists(index=alias, id=doc_id):
                     holder = holder_of(es, alias, url)
                     if holder:
-                        demoted[doc_id] = holder
+                        demoted[doc_id] = holder.doc_id
     # A worker reconciling at the same moment may have demoted one of ours already.
     if ours:
         urls = {doc.doc_id: doc.url for doc in batch}
@@ -66,7 +67,7 @@ def reconcile(es: Elasticsearch, alias: str, ledger: Ledger, hasher: MinHasher,
             if not doc.get("found") and doc["_id"] not in demoted:
                 holder = holder_of(es, alias, urls[doc["_id"]])
                 if holder:
-                    demoted[doc["_id"]] = holder
+                    demoted[doc["_id"]] = holder.doc_id
     return demoted
 
 
@@ -99,8 +100,16 @@ def demote(es: Elasticsearch, alias: str, ledger: Ledger, loser_id: str, winner_
         if not loser.get("found"):
             return False
         source: dict[str, Any] = loser["_source"]
+        # the same reason a copy judged against the winner would have had, whatever the order;
+        # recorded with the copy, so that a rerun after a crash re-points with it too
+        winner = es.options(ignore_status=404).get(index=alias, id=winner_id,
+                                                   source_includes=["dedup.content_hash"])
+        same = (winner.get("found") and (winner["_source"].get("dedup") or {}).get(
+            "content_hash") == (source.get("dedup") or {}).get("content_hash"))
+        reason = "same_text" if same else "near_copy"
         copies = [{"url": source["url"], "source": source.get("source", {}).get("name"),
-                   "seen_at": source.get("fetched_at")}, *(source.get("duplicates") or [])]
+                   "seen_at": source.get("fetched_at"), "reason": reason},
+                  *(source.get("duplicates") or [])]
         add_duplicates(es, alias, winner_id, copies)
         try:
             es.delete(index=loser["_index"], id=loser_id, if_seq_no=loser["_seq_no"],
@@ -109,23 +118,30 @@ def demote(es: Elasticsearch, alias: str, ledger: Ledger, loser_id: str, winner_
             continue  # changed since it was read (a copy recorded on it): move that too
         except NotFoundError:
             pass  # another worker demoted it meanwhile
-        # the same reason a copy judged against the winner would have had, whatever the order
-        winner = es.options(ignore_status=404).get(index=alias, id=winner_id,
-                                                   source_includes=["dedup.content_hash"])
-        same = (winner.get("found") and (winner["_source"].get("dedup") or {}).get(
-            "content_hash") == (source.get("dedup") or {}).get("content_hash"))
-        ledger.repoint(loser_id, winner_id, "same_text" if same else "near_copy")
+        ledger.repoint(loser_id, winner_id, reason)
         return True
     raise RuntimeError(f"could not demote {loser_id}: it kept changing")
 
 
-def holder_of(es: Elasticsearch, alias: str, url: str) -> str | None:
+class Holder(NamedTuple):
+    """The document that recorded a URL among its duplicates, and why (`same_text` or
+    `near_copy`; a copy recorded before the reason was kept counts as a near copy)."""
+
+    doc_id: str
+    reason: str
+
+
+def holder_of(es: Elasticsearch, alias: str, url: str) -> Holder | None:
     """The document that recorded `url` among its duplicates (where a demoted document's URL
     went)."""
     es.indices.refresh(index=alias)
-    hits = es.search(index=alias, size=1, source_includes=[],
+    hits = es.search(index=alias, size=1, source_includes=["duplicates.url", "duplicates.reason"],
                      query={"term": {"duplicates.url": url}})["hits"]["hits"]
-    return hits[0]["_id"] if hits else None
+    if not hits:
+        return None
+    recorded = [copy.get("reason") for copy in hits[0]["_source"].get("duplicates") or []
+                if copy.get("url") == url]
+    return Holder(hits[0]["_id"], recorded[0] if recorded and recorded[0] else "near_copy")
 
 
 def _copies_search(print_: Fingerprint, exclude: list[str]) -> dict[str, Any]:
@@ -141,14 +157,10 @@ def _copies_of_batch(es: Elasticsearch, alias: str, hasher: MinHasher, batch: li
                      ) -> dict[str, list[tuple[str, str]]]:
     """`_copies` of each of the batch's documents, in one `msearch` (a document whose search
     failed is left out: it is looked up on its own)."""
-    if not batch:
-        return {}
-    searches: list[dict[str, Any]] = []
-    for doc in batch:
-        searches += [{"index": alias}, _copies_search(doc.fingerprint, [doc.doc_id])]
-    responses = es.msearch(searches=searches)["responses"]
-    return {doc.doc_id: _confirmed(hasher, doc.fingerprint, response["hits"]["hits"])
-            for doc, response in zip(batch, responses, strict=True) if "error" not in response}
+    found = msearch_each(es, alias, [_copies_search(doc.fingerprint, [doc.doc_id])
+                                     for doc in batch])
+    return {doc.doc_id: _confirmed(hasher, doc.fingerprint, hits)
+            for doc, hits in zip(batch, found, strict=True) if hits is not None}
 
 
 def _copies(es: Elasticsearch, alias: str, hasher: MinHasher, print_: Fingerprint,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
+from typing import Any
 
 
 class Outcome(str, Enum):
@@ -32,6 +33,16 @@ class ItemError(Exception):
         self.transient = transient
         self.retry_after = retry_after
         self.attempted = attempted
+
+    def __reduce__(self) -> tuple[Any, ...]:  # raised in a worker process, seen in ours
+        return _item_error, (self.reason, self.detail, self.transient, self.retry_after,
+                             self.attempted)
+
+
+def _item_error(reason: str, detail: str, transient: bool, retry_after: float | None,
+                attempted: bool) -> ItemError:
+    return ItemError(reason, detail, transient=transient, retry_after=retry_after,
+                     attempted=attempted)
 
 
 @dataclass(frozen=True)

@@ -113,26 +113,28 @@ def search_articles(es: Elasticsearch, alias: str, query: str, *, entity: str | 
     return {"query": query, "total": response["hits"]["total"]["value"], "hits": hits}
 
 
+# The fields highlighted, in the order a hit's passages are taken from them: the text (a
+# language's sub-field before the standard field), the summary, then the title, whole, as a
+# fallback passage when the text has no match.
+_PASSAGE_FIELDS = [*(f"text.{lang}" for lang in ANALYSED_LANGUAGES), "text", "summary"]
+_TITLE_FIELDS = [*(f"title.{lang}" for lang in ANALYSED_LANGUAGES), "title"]
+
+
 def _highlight() -> dict[str, Any]:
-    text_fields = ["text", *(f"text.{lang}" for lang in ANALYSED_LANGUAGES), "summary"]
-    title_fields = ["title", *(f"title.{lang}" for lang in ANALYSED_LANGUAGES)]
     return {
         "pre_tags": [MARK[0]], "post_tags": [MARK[1]], "encoder": "default",
         "fields": {
             **{name: {"fragment_size": FRAGMENT_CHARS, "number_of_fragments": FRAGMENTS}
-               for name in text_fields},
-            # the title whole, highlighted: a fallback passage when the text has no match
-            **{name: {"number_of_fragments": 0} for name in title_fields},
+               for name in _PASSAGE_FIELDS},
+            **{name: {"number_of_fragments": 0} for name in _TITLE_FIELDS},
         },
     }
 
 
 def _passages(found: dict[str, list[str]]) -> list[str]:
-    """Passages from the text first (a language's sub-field before the standard field), then
-    the summary, then the title; adjacent marks merged (the standard field marks Chinese one
-    character at a time)."""
-    for name in [*(f"text.{lang}" for lang in ANALYSED_LANGUAGES), "text", "summary",
-                 *(f"title.{lang}" for lang in ANALYSED_LANGUAGES), "title"]:
+    """A hit's passages from the first of `_PASSAGE_FIELDS` and `_TITLE_FIELDS` that has any;
+    adjacent marks merged (the standard field marks Chinese one character at a time)."""
+    for name in [*_PASSAGE_FIELDS, *_TITLE_FIELDS]:
         if found.get(name):
             return [" ".join(fragment.replace(MARK[1] + MARK[0], "").split())
                     for fragment in found[name][:FRAGMENTS]]

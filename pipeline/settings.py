@@ -147,8 +147,9 @@ class Settings:
     max_attempts: int = 3
     batch_size: int = 100
     flush_after_s: float = 120.0
-    fetch_workers: int = 1  # a feed's pages fetched at once (the per-host limits still hold)
-    feed_workers: int = 1  # feeds one process polls at once (`newsroom ingest`, a DAG task)
+    fetch_workers: int = 4  # a feed's pages fetched at once (the per-host limits still hold)
+    feed_workers: int = 16  # feeds one process polls at once (`newsroom ingest`, a DAG task)
+    cpu_workers: int = 0  # processes that read and enrich pages (0: one per core)
     ledger_retention_days: int = 365
     reindex_lease_s: float = 300.0
     replicas: int = 0  # copies of every shard on other nodes (elasticsearch.replicas)
@@ -205,7 +206,8 @@ class Settings:
         ingest_raw = raw.get("ingest") or {}
         _check_keys(ingest_raw, required=set(),
                     optional={"max_attempts", "batch_size", "flush_after_s",
-                              "ledger_retention_days", "fetch_workers", "feed_workers"},
+                              "ledger_retention_days", "fetch_workers", "feed_workers",
+                              "cpu_workers"},
                     where="newsroom.yaml ingest")
         archive_raw = raw.get("archive") or {}
         _check_keys(archive_raw, required=set(), optional=set(ArchiveSettings.__dataclass_fields__),
@@ -267,6 +269,7 @@ class Settings:
             flush_after_s=float(ingest_raw.get("flush_after_s", cls.flush_after_s)),
             fetch_workers=max(1, int(ingest_raw.get("fetch_workers", cls.fetch_workers))),
             feed_workers=max(1, int(ingest_raw.get("feed_workers", cls.feed_workers))),
+            cpu_workers=max(0, int(ingest_raw.get("cpu_workers", cls.cpu_workers))),
             ledger_retention_days=int(ingest_raw.get("ledger_retention_days",
                                                      cls.ledger_retention_days)),
             reindex_lease_s=float(maintenance_raw.get("reindex_lease_s", cls.reindex_lease_s)),

@@ -243,6 +243,20 @@ def stale_blocks(es: Elasticsearch, settings: Settings) -> list[str]:
     return stale
 
 
+def msearch_each(es: Elasticsearch, index: str, bodies: list[dict[str, Any]]
+                 ) -> list[list[dict[str, Any]] | None]:
+    """Run these search bodies on `index` in one `msearch`: each one's hits, in order, or None
+    where that search failed (the caller asks it again on its own)."""
+    if not bodies:
+        return []
+    searches: list[dict[str, Any]] = []
+    for body in bodies:
+        searches += [{"index": index}, body]
+    responses = es.msearch(searches=searches)["responses"]
+    return [None if "error" in response else response["hits"]["hits"]
+            for response in responses]
+
+
 def articles_version(config_dir: Path) -> int:
     """The version of the article mapping (`version` in mappings/articles.json)."""
     return int(_mapping_body(config_dir, "articles")["version"])

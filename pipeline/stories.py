@@ -18,6 +18,7 @@ from elasticsearch import Elasticsearch
 
 from pipeline.records import Article
 from pipeline.settings import ConfigError, load_yaml
+from pipeline.store import msearch_each
 from pipeline.urls import url_id
 
 _CONTENT = re.compile(r"[\u3400-\u9fff]{2}|[^\W\d_]{4,}|\d+(?:[.,]\d+)?")
@@ -63,15 +64,10 @@ class StoryFinder:
 
     def prefetch(self, articles: list[Article]) -> None:
         """Search the candidates of all these articles in one `msearch`."""
-        if not articles:
-            return
-        searches: list[dict[str, Any]] = []
-        for article in articles:
-            searches += [{"index": self._alias}, self._search(article)]
-        responses = self._es.msearch(searches=searches)["responses"]
-        for article, response in zip(articles, responses, strict=True):
-            if "error" not in response:  # else `assign` asks again for this one
-                self._found[article.url] = response["hits"]["hits"]
+        found = msearch_each(self._es, self._alias, [self._search(a) for a in articles])
+        for article, hits in zip(articles, found, strict=True):
+            if hits is not None:  # else `assign` asks again for this one
+                self._found[article.url] = hits
 
     def assign(self, article: Article) -> str:
         """The story `article` belongs to (and remember it for the rest of the batch)."""

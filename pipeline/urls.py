@@ -71,6 +71,12 @@ def indexer_rank(url: str, doc_id: str) -> tuple[bool, bool, str]:
     return url_id(url) != doc_id, normalize_url(url) != url, url
 
 
+def is_variant(url: str, doc_id: str) -> bool:
+    """Whether `url` is one of the document's variant URLs (AMP, tracking parameters), not its
+    own URL in normal form."""
+    return indexer_rank(url, doc_id)[:2] != (False, False)
+
+
 def site_of(url: str) -> str:
     """The site `url` belongs to, as `same_site` tells sites apart: its registrable domain, or
     its host and port where the Public Suffix List does not apply."""

@@ -53,7 +53,7 @@ def test_dagbag_imports_without_errors(airflow_env: dict[str, str]) -> None:
     dag = bag.dags["news_ingest"]
     assert dag.catchup is False and dag.max_active_runs == 1
     assert dag.schedule == timedelta(minutes=15)
-    assert {t.task_id for t in dag.tasks} == {"prepare", "ingest_site", "report"}
+    assert {t.task_id for t in dag.tasks} == {"prepare", "ingest_sites", "report"}
     assert dict(dag.params) == {}
 
     backfill = bag.dags["news_backfill"]
@@ -84,7 +84,7 @@ def test_dagbag_imports_without_errors(airflow_env: dict[str, str]) -> None:
         for task in each.tasks:
             # one XCom per return value: a report's keys are never split into XComs of their own
             assert task.multiple_outputs is False, task.task_id
-        for name in ("ingest_site", "fill_source"):
+        for name in ("ingest_sites", "fill_source"):
             if name in each.task_dict:  # a task ends before the run's timeout stops the run
                 assert each.task_dict[name].execution_timeout < each.dagrun_timeout
         if "report" in each.task_dict:  # one failed feed does not hide the others' reports

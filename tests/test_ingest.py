@@ -449,6 +449,8 @@ def test_a_rerun_settles_a_copy_a_killed_run_demoted_but_never_re_pointed(
         ingestor.ingest_feed(Feed(name="Copy", url=f"{feeds.base_url}/copy.xml"), "run-copy")
         ingestor.ingest_feed(original_feed, "run-original")  # demotes the copy onto it
         assert not es.exists(index=fresh_settings.index_alias, id=url_id(copy_url))
+        uninterrupted = es.get(index=fresh_settings.ledger_index, id=ledger_id(copy_url))[
+            "_source"]["reason"]
         # what the killed run left: the copy's record not re-pointed, the original's and the
         # original feed's state not written
         ingestor.ledger.record([LedgerEntry(copy_url, "Copy", Outcome.INDEXED, "run-copy",
@@ -461,6 +463,8 @@ def test_a_rerun_settles_a_copy_a_killed_run_demoted_but_never_re_pointed(
     record = es.get(index=fresh_settings.ledger_index, id=ledger_id(copy_url))["_source"]
     assert (record["status"], record["doc_id"], record["duplicate_of"]) == (
         "duplicate", None, url_id(original_url))
+    # with the reason the uninterrupted run gave it (the copy is the same text)
+    assert record["reason"] == uninterrupted == "same_text"
     assert es.get(index=fresh_settings.ledger_index, id=ledger_id(original_url))["_source"][
         "status"] == "indexed"
 
@@ -693,9 +697,10 @@ def test_a_long_run_shows_progress_on_a_terminal_and_json_stays_clean(
 
 
 def test_the_dags_tasks_each_take_all_of_a_sites_feeds() -> None:
-    """The DAG maps its tasks over sites, so that one process's per-host limits hold for a
-    site: feeds on one registrable domain (or one address and port) go together."""
-    from pipeline.ingest import site_groups
+    """The DAG maps its tasks over groups of whole sites, so that one process's per-host
+    limits hold for a site: feeds on one registrable domain (or one address and port) go
+    together."""
+    from pipeline.ingest import host_groups, site_groups
     from pipeline.settings import Feed
 
     feeds = [Feed(name=name, url=url) for name, url in (
@@ -706,3 +711,9 @@ def test_the_dags_tasks_each_take_all_of_a_sites_feeds() -> None:
               for site, members in site_groups(feeds).items()}
     assert groups == {"example.co.uk": ["a", "b", "f"], "example.org": ["c"],
                       "127.0.0.1:8000": ["d"], "127.0.0.1:8001": ["e"]}
+    # dealt into as many groups as tasks run at once: every site whole in one of them
+    dealt = [{site: [feed.name for feed in members] for site, members in group.items()}
+             for group in host_groups(feeds, 2)]
+    assert dealt == [{"example.co.uk": ["a", "b", "f"]},
+                     {"example.org": ["c"], "127.0.0.1:8000": ["d"], "127.0.0.1:8001": ["e"]}]
+    assert len(host_groups(feeds, 10)) == 4 and len(host_groups(feeds, 1)) == 1

@@ -91,7 +91,7 @@ def test_a_copy_recorded_on_a_document_being_demoted_is_not_lost(
         real(es_, alias_, original_id, copies)
         if not moved:  # between our read of the loser and its deletion
             add_duplicate(es, alias, url_id(loser), "https://syndicator.example/x", "Synd",
-                          datetime.now(UTC))
+                          datetime.now(UTC), "same_text")
         moved.append(len(copies))
 
     monkeypatch.setattr(pipeline.reconcile, "add_duplicates", while_another_worker_records_a_copy)

@@ -49,7 +49,7 @@ def test_upsert_is_idempotent_and_keeps_duplicates(es: Elasticsearch,
     url = "https://example.org/a"
     assert index_documents(es, alias, [_doc(url)]) == []
     add_duplicate(es, alias, url_id(url), "https://copy.example/b", "Copy Times",
-                  datetime.now(UTC))
+                  datetime.now(UTC), "near_copy")
     assert index_documents(es, alias, [_doc(url, "Russia and China signed an updated deal.")]) == []
     stored = es.get(index=alias, id=url_id(url))["_source"]
     assert es.count(index=alias)["count"] == 1
@@ -73,7 +73,7 @@ def test_concurrent_duplicates_are_all_recorded(es: Elasticsearch,
     index_documents(es, alias, [_doc("https://example.org/orig")])
     threads = [threading.Thread(target=add_duplicate, args=(
         es, alias, url_id("https://example.org/orig"), f"https://copy{i}.example/x", f"S{i}",
-        datetime.now(UTC))) for i in range(6)]
+        datetime.now(UTC), "near_copy")) for i in range(6)]
     for thread in threads:
         thread.start()
     for thread in threads:

@@ -1,7 +1,11 @@
 """`make bench`, load part: `newsroom ingest` end to end over a generated corpus served
 locally (20 feeds, 2,000 then 10,000 pages by default; BENCH_LOAD_SIZES to change): pages per
 second, peak memory (max RSS) of the ingest process, and Elasticsearch bulk throughput. Each
-size runs in a fresh process on a fresh alias, so the peaks compare.
+size runs in a fresh process on a fresh alias, so the peaks compare. Then copies first: a corpus
+where every article also has a syndicated copy on another feed, published later, polled with the
+copies' feeds first (each copy is indexed, then demoted when its original comes) and with the
+originals' first (each copy is judged a duplicate on arrival), in pages per second and their
+ratio (BENCH_COPIES_PAGES articles, 600 by default, so twice that many pages).
 
     python -m tests.eval.load            # or: make bench
 """
@@ -12,6 +16,7 @@ import json
 import math
 import os
 import random
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -24,8 +29,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import psutil
+import yaml
 from elasticsearch import helpers
 
+from pipeline.cpu import cpu_workers
 from pipeline.localnode import LocalNode
 from pipeline.settings import Settings
 from pipeline.store import connect, ensure_indices
@@ -46,8 +54,9 @@ _WORDS = [f"{stem}{suffix}" for stem in (
     for suffix in ("", "s", "ed", "ing", "al")]
 
 
-def article(feed: int, number: int) -> bytes:
-    """A page with a unique, relevant article (no two share their text)."""
+def article(feed: int, number: int, copy: bool = False) -> bytes:
+    """A page with a unique, relevant article (no two share their text); or, as `copy`, the
+    same article as another outlet republishes it two hours later, under its own byline."""
     rng = random.Random(feed * 1_000_003 + number)
     title = (f"{rng.choice(['Russia', 'Moscow', 'The Kremlin'])} and "
              f"{rng.choice(['China', 'Beijing'])} {rng.choice(['agree', 'discuss', 'expand'])} "
@@ -60,17 +69,21 @@ def article(feed: int, number: int) -> bytes:
     for _ in range(5):
         words = [rng.choice(_TOPIC if rng.random() < 0.2 else _WORDS) for _ in range(60)]
         paragraphs.append(f"<p>{' '.join(words).capitalize()}.</p>")
+    if copy:
+        paragraphs.append("<p>This report was republished from the Generated Wire.</p>")
     day = 1 + number % 28
     return (f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{title}</title>"
-            f'<meta property="article:published_time" content="2026-10-{day:02d}T08:00:00Z">'
+            f'<meta property="article:published_time" '
+            f'content="2026-10-{day:02d}T{10 if copy else 8}:00:00Z">'
             f"</head><body><nav><a href='/'>Home</a></nav><article><h1>{title}</h1>"
             f"{''.join(paragraphs)}</article><footer>© Generated Wire</footer></body></html>"
             ).encode()
 
 
-def feed(number: int, pages: int, base: str) -> bytes:
+def feed(number: int, pages: int, base: str, kind: str = "p") -> bytes:
+    """A feed listing `pages` articles of feed `number` (`kind` p) or their copies (c)."""
     items = "".join(
-        f"<item><title>Report {number}-{i}</title><link>{base}/p/{number}/{i}.html</link>"
+        f"<item><title>Report {number}-{i}</title><link>{base}/{kind}/{number}/{i}.html</link>"
         f"<pubDate>Thu, {1 + i % 28:02d} Oct 2026 08:00:00 GMT</pubDate></item>"
         for i in range(pages))
     return (f'<?xml version="1.0"?><rss version="2.0"><channel><title>Feed {number}</title>'
@@ -79,7 +92,8 @@ def feed(number: int, pages: int, base: str) -> bytes:
 
 
 class GeneratedSite:
-    """Serves `pages` generated pages across `FEEDS` feeds on 127.0.0.1."""
+    """Serves `pages` generated pages across `FEEDS` feeds on 127.0.0.1, and a copy of each
+    across `FEEDS` more feeds."""
 
     def __init__(self, pages: int) -> None:
         site = self
@@ -88,16 +102,19 @@ class GeneratedSite:
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 parts = self.path.strip("/").split("/")
-                if parts[0].startswith("feed-"):
-                    body = feed(int(parts[0][5:-4]), site.per_feed, site.base_url)
-                elif parts[0] == "p" and len(parts) == 3:
-                    body = article(int(parts[1]), int(parts[2].split(".")[0]))
+                if parts[0].startswith(("feed-", "copies-")) and parts[0].endswith(".xml"):
+                    kind, number = parts[0][:-4].split("-")
+                    body = feed(int(number), site.per_feed, site.base_url,
+                                "p" if kind == "feed" else "c")
+                elif parts[0] in ("p", "c") and len(parts) == 3:
+                    body = article(int(parts[1]), int(parts[2].split(".")[0]),
+                                   copy=parts[0] == "c")
                 else:
                     self.send_error(404)
                     return
                 self.send_response(200)
-                self.send_header("Content-Type", "text/html; charset=utf-8"
-                                 if parts[0] == "p" else "application/rss+xml")
+                self.send_header("Content-Type", "application/rss+xml"
+                                 if parts[0].endswith(".xml") else "text/html; charset=utf-8")
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
@@ -109,19 +126,39 @@ class GeneratedSite:
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         self.base_url = f"http://127.0.0.1:{self._server.server_address[1]}"
 
-    def feeds_file(self, folder: Path) -> Path:
+    def feeds_file(self, folder: Path, copies: str | None = None) -> Path:
+        """The feeds; with `copies` "first" or "last", the copies' feeds too, there."""
         path = folder / "feeds.yaml"
-        path.write_text("feeds:\n" + "".join(
-            f"  - name: Generated {n}\n    url: {self.base_url}/feed-{n}.xml\n"
-            for n in range(FEEDS)))
+        originals = [f"  - name: Generated {n}\n    url: {self.base_url}/feed-{n}.xml\n"
+                     for n in range(FEEDS)]
+        copied = [f"  - name: Republisher {n}\n    url: {self.base_url}/copies-{n}.xml\n"
+                  for n in range(FEEDS)]
+        feeds = {None: originals, "first": copied + originals, "last": originals + copied}
+        path.write_text("feeds:\n" + "".join(feeds[copies]))
         return path
 
     def close(self) -> None:
         self._server.shutdown()
 
 
-_MEASURE = ("import resource, subprocess, sys; code = subprocess.run(sys.argv[1:]).returncode; "
-            "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, code)")
+def _run_measured(argv: list[str], env: dict[str, str], stdout: Path) -> float:
+    """Run `argv` to the end; the peak, in MB, of the memory it and its worker processes use
+    together (their resident sets summed, sampled every 50 ms)."""
+    peak = 0
+    with stdout.open("wb") as out:
+        process = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.PIPE)
+        tree = psutil.Process(process.pid)
+        while process.poll() is None:
+            try:
+                members = [tree, *tree.children(recursive=True)]
+                peak = max(peak, sum(member.memory_info().rss for member in members))
+            except psutil.Error:  # a member ended while being measured
+                pass
+            time.sleep(0.05)
+        errors = process.stderr.read().decode(errors="replace") if process.stderr else ""
+    if process.returncode != 0:
+        raise RuntimeError(f"ingest failed: {errors[-2000:]}")
+    return peak / 2**20
 
 
 class RequestCount:
@@ -145,31 +182,30 @@ class RequestCount:
                 self.refresh_waits += 1
 
 
-def ingest_run(settings: Settings, pages: int, es_url: str | None = None) -> dict[str, float]:
-    """One `newsroom ingest` over `pages` generated pages: seconds, peak RSS in MB, counts
-    (through `es_url`, a counting proxy, when given)."""
+def ingest_run(settings: Settings, pages: int, es_url: str | None = None,
+               copies: str | None = None, config_dir: Path | None = None) -> dict[str, float]:
+    """One `newsroom ingest` over `pages` generated pages (and as many copies, their feeds
+    polled `copies` "first" or "last"), with the settings of `config_dir` when given: seconds,
+    peak memory in MB, counts (through `es_url`, a counting proxy, when given)."""
     site = GeneratedSite(pages)
+    pages *= 2 if copies else 1
     try:
         with tempfile.TemporaryDirectory() as folder:
-            feeds = site.feeds_file(Path(folder))
+            feeds = site.feeds_file(Path(folder), copies)
             report_file = Path(folder) / "report.json"
             env = {**os.environ, "ELASTICSEARCH_URL": es_url or settings.elasticsearch_url,
                    "NEWSROOM_INDEX": settings.index_alias, "NEWSROOM_ALLOW_NETS": "127.0.0.0/8",
-                   "NEWSROOM_HOST_DELAY": "0"}
-            command = (f'"{sys.executable}" -m pipeline.cli ingest --feeds "{feeds}" --json '
-                       f'> "{report_file}"')
+                   "NEWSROOM_HOST_DELAY": "0",
+                   **({"NEWSROOM_CONFIG_DIR": str(config_dir)} if config_dir else {})}
             started = time.perf_counter()
-            measured = subprocess.run([sys.executable, "-c", _MEASURE, "sh", "-c", command],
-                                      env=env, capture_output=True, text=True, check=True)
+            peak_mb = _run_measured([sys.executable, "-m", "pipeline.cli", "ingest", "--feeds",
+                                     str(feeds), "--json"], env, report_file)
             seconds = time.perf_counter() - started
-            max_rss_kb, code = measured.stdout.split()
-            if code != "0":
-                raise RuntimeError(f"ingest failed: {measured.stderr[-2000:]}")
             report = json.loads(report_file.read_text())
     finally:
         site.close()
     return {"pages": pages, "seconds": seconds, "pages_per_s": pages / seconds,
-            "peak_mb": int(max_rss_kb) / 1024, **{key: report[key] for key in (
+            "peak_mb": peak_mb, **{key: report[key] for key in (
                 "indexed", "duplicate", "irrelevant", "failed")}}
 
 
@@ -195,43 +231,72 @@ def bulk_throughput(settings: Settings, documents: int = 20_000) -> float:
     return documents / (time.perf_counter() - started)
 
 
+def serial_config(folder: Path) -> Path:
+    """A copy of the config folder with one feed, one page and one process at a time: the
+    design before concurrency, measured beside today's in the same run."""
+    config = Path(folder) / "config"
+    shutil.copytree(Settings.load().config_dir, config)
+    settings_file = config / "newsroom.yaml"
+    raw = yaml.safe_load(settings_file.read_text())
+    raw["ingest"].update(feed_workers=1, fetch_workers=1, cpu_workers=1)
+    settings_file.write_text(yaml.safe_dump(raw))
+    return config
+
+
 def main() -> int:
     node = LocalNode.from_env()
     node.start()
     base = replace(Settings.load(), elasticsearch_url=node.url)
     sizes = [int(n) for n in os.environ.get("BENCH_LOAD_SIZES", "2000,10000").split(",")]
-    results = []
+    copied = int(os.environ.get("BENCH_COPIES_PAGES", "600"))
+    results, copies = [], {}
     aliases = []
+
+    def fresh() -> Settings:
+        settings = replace(base, index_alias=f"load-{uuid.uuid4().hex[:8]}")
+        aliases.append(settings.index_alias)
+        ensure_indices(connect(settings), settings)
+        return settings
+
     try:
         for pages in sizes:
-            settings = replace(base, index_alias=f"load-{uuid.uuid4().hex[:8]}")
-            aliases.append(settings.index_alias)
-            ensure_indices(connect(settings), settings)
-            results.append(ingest_run(settings, pages))
-        counted_settings = replace(base, index_alias=f"load-{uuid.uuid4().hex[:8]}")
-        aliases.append(counted_settings.index_alias)
-        ensure_indices(connect(counted_settings), counted_settings)
-        counted, count = request_counts(counted_settings, COUNTED_PAGES)
-        bulk = replace(base, index_alias=f"load-{uuid.uuid4().hex[:8]}")
-        aliases.append(bulk.index_alias)
-        ensure_indices(connect(bulk), bulk)
-        docs_per_s = bulk_throughput(bulk)
+            results.append(ingest_run(fresh(), pages))
+        with tempfile.TemporaryDirectory() as folder:
+            serial = ingest_run(fresh(), sizes[0], config_dir=serial_config(Path(folder)))
+        counted, count = request_counts(fresh(), COUNTED_PAGES)
+        for order in ("last", "first"):
+            copies[order] = ingest_run(fresh(), copied, copies=order)
+        docs_per_s = bulk_throughput(fresh())
     finally:
         es = connect(base)
         for alias in aliases:
             es.options(ignore_status=404).indices.delete(index=f"{alias}*",
                                                          expand_wildcards="all")
             es.options(ignore_status=404).indices.delete_index_template(name=f"{alias}-template")
-    print(f"\nEnd to end, `newsroom ingest` over generated pages ({FEEDS} feeds, served locally):")
+    workers = (f"feed_workers {base.feed_workers}, fetch_workers {base.fetch_workers}, "
+               f"cpu_workers {cpu_workers(base.cpu_workers)}")
+    print(f"\nEnd to end, `newsroom ingest` over generated pages ({FEEDS} feeds, served locally;"
+          f" {workers}):")
     print(f"  {'pages':>7} {'seconds':>8} {'pages/s':>8} {'peak MB':>8} {'indexed':>8} "
           f"{'duplicate':>9} {'irrelevant':>10} {'failed':>7}")
-    for r in results:
+    for r in [*results, serial]:
         print(f"  {r['pages']:>7,} {r['seconds']:>8.1f} {r['pages_per_s']:>8.1f} "
               f"{r['peak_mb']:>8.0f} {r['indexed']:>8,} {r['duplicate']:>9} "
-              f"{r['irrelevant']:>10} {r['failed']:>7}")
+              f"{r['irrelevant']:>10} {r['failed']:>7}" + ("  one at a time (1, 1, 1)"
+                                                          if r is serial else ""))
+    print(f"  at {sizes[0]:,} pages: {results[0]['pages_per_s'] / serial['pages_per_s']:.2f}x "
+          "the pages/s of one feed, one page and one process at a time")
     if len(results) >= 2:
-        print(f"  peak memory at {results[-1]['pages']:,} / at {results[0]['pages']:,} pages: "
+        print(f"  peak memory (the ingest process and its workers) at {results[-1]['pages']:,} "
+              f"/ at {results[0]['pages']:,} pages: "
               f"{results[-1]['peak_mb'] / results[0]['peak_mb']:.2f}")
+    print(f"Copies first: {copied:,} articles and a later copy of each ({2 * copied:,} pages):")
+    for order, label in (("last", "originals' feeds first"), ("first", "copies' feeds first")):
+        r = copies[order]
+        print(f"  {label:<24} {r['seconds']:>6.1f} s {r['pages_per_s']:>6.1f} pages/s, "
+              f"indexed {r['indexed']:,}, duplicate {r['duplicate']:,}, failed {r['failed']}")
+    print(f"  copies first / originals first: "
+          f"{copies['first']['pages_per_s'] / copies['last']['pages_per_s']:.2f}")
     indexed = max(1, int(counted["indexed"]))
     batches = FEEDS * math.ceil(COUNTED_PAGES // FEEDS / base.batch_size)
     print(f"Elasticsearch requests over {COUNTED_PAGES:,} pages ({counted['indexed']:,} indexed, "
