@@ -187,7 +187,7 @@ class Ledger:
             for hit in hits
         ]
         if actions:
-            helpers.bulk(self._es, actions, refresh="wait_for")
+            helpers.bulk(self._es, actions, refresh=True)  # see `reconcile.demote`
 
     def one_indexer_each(self, entries: Iterable[LedgerEntry] = (), doc_ids: Iterable[str] = (),
                          existing: Callable[[list[str]], set[str]] | None = None,

@@ -92,7 +92,9 @@ def demote(es: Elasticsearch, alias: str, ledger: Ledger, loser_id: str, winner_
     """Make `loser_id` a recorded copy of `winner_id` (idempotent: a document already demoted
     by another worker is left alone, and False returned). The loser is deleted only as it was
     read: a copy another worker recorded on it meanwhile is moved onto the winner too, never
-    lost."""
+    lost. The deletion and the re-pointed records are searchable at once (a forced refresh of
+    the shards they touched, not a wait for the next scheduled one: a batch of copies that came
+    before their originals demotes many)."""
     for _ in range(_DEMOTE_RETRIES):
         loser = es.options(ignore_status=404).get(
             index=alias, id=loser_id, source_includes=["url", "source.name", "fetched_at",
@@ -113,7 +115,7 @@ def demote(es: Elasticsearch, alias: str, ledger: Ledger, loser_id: str, winner_
         add_duplicates(es, alias, winner_id, copies)
         try:
             es.delete(index=loser["_index"], id=loser_id, if_seq_no=loser["_seq_no"],
-                      if_primary_term=loser["_primary_term"], refresh="wait_for")
+                      if_primary_term=loser["_primary_term"], refresh=True)
         except ConflictError:
             continue  # changed since it was read (a copy recorded on it): move that too
         except NotFoundError:

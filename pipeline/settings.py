@@ -148,7 +148,7 @@ class Settings:
     batch_size: int = 100
     flush_after_s: float = 120.0
     fetch_workers: int = 4  # a feed's pages fetched at once (the per-host limits still hold)
-    feed_workers: int = 16  # feeds one process polls at once (`newsroom ingest`, a DAG task)
+    feed_workers: int = 64  # feeds one process polls at once (`newsroom ingest`, a DAG task)
     cpu_workers: int = 0  # processes that read and enrich pages (0: one per core)
     ledger_retention_days: int = 365
     reindex_lease_s: float = 300.0
