@@ -4,8 +4,8 @@ relevance, the dedup fingerprint) and enriching accepted articles (gazetteer and
 `ingest` fetches in threads and talks to Elasticsearch; it hands what it computes to
 `CpuStages`. With `ingest.cpu_workers` above 1, the work goes to a pool of that many worker
 processes (spawned: no thread or connection state is forked), each of which loads the models
-once per config folder and keeps them; at 1, the calling process computes it, one enrichment
-at a time. The pool is started on first use and shared by everything in the process asking
+once per config folder and keeps them; at 1, the calling process computes it, one call at a
+time. The pool is started on first use and shared by everything in the process asking
 for the same size, so that runs with no new pages start none and tests start one. A worker
 exits when the process that started it is gone, killed or not.
 """
@@ -74,13 +74,16 @@ class Models:
 
 class CpuStages:
     """`read` and `enrich`, safe to call from many threads at once; on `workers` processes
-    (see the module's docstring), or in the caller's at 1."""
+    (see the module's docstring), or in the caller's at 1, one call at a time."""
 
     def __init__(self, config_dir: Path, workers: int) -> None:
         self.config_dir = config_dir
         self.workers = workers
         self._local: Models | None = None
-        self._lock = threading.Lock()  # in the caller's process: one spaCy batch at a time
+        # In the caller's process, one stage at a time: trafilatura is not safe to run in two
+        # threads at once (two fetch threads reading pages together hung in its tree walk),
+        # and threads would gain nothing under the GIL.
+        self._lock = threading.Lock()
 
     def read(self, page: Page, item: FeedItem, source_name: str | None) -> Reading:
         """What `page` gives (`Models.read`); raises `ItemError` when it gives no article, or
@@ -88,7 +91,8 @@ class CpuStages:
         then renewed, and the item, like the others in flight, is taken again on a later run
         until it has failed `ingest.max_attempts` times."""
         if self.workers <= 1:
-            return self._models().read(page, item, source_name)
+            with self._lock:
+                return self._models().read(page, item, source_name)
         pool = _pool(self.workers)
         try:
             return pool.submit(_read, self.config_dir, page, item, source_name).result()
