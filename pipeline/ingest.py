@@ -377,9 +377,7 @@ class Ingestor:
                  if name in urls}
         if not named:
             return
-        gone = [doc["_id"] for doc in self.es.mget(index=alias, ids=sorted(named),
-                                                   source_includes=[])["docs"]
-                if not doc.get("found")]
+        gone = sorted(named - self._existing(sorted(named)))
         holders = {doc_id: holder for doc_id in gone
                    if (holder := holder_of(self.es, alias, urls[doc_id])) is not None}
         if not holders:
