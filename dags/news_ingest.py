@@ -59,12 +59,14 @@ def news_ingest() -> None:
 
     @task(retries=0, multiple_outputs=False, trigger_rule="all_done")
     def report(group_reports: list[dict[str, Any]]) -> dict[str, Any]:
-        from pipeline.ingest import summarize
+        from pipeline.ingest import settled_outcomes, summarize
+        from pipeline.settings import Settings
 
+        run_id = get_current_context()["run_id"]
         # a group whose task failed has no report: the others are summed all the same
-        summary = summarize(get_current_context()["run_id"],
-                            [feed for group in group_reports if group is not None
-                             for feed in group["feeds"]])
+        summary = summarize(run_id, [feed for group in group_reports if group is not None
+                                     for feed in group["feeds"]],
+                            settled_outcomes(Settings.load(), run_id))
         for feed in summary["feeds"]:
             log.info("news_ingest feed %s: %s, seen %s, indexed %s, failed %s", feed["name"],
                      feed["status"], feed["seen"], feed["indexed"], feed["failed"])

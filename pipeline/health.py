@@ -45,9 +45,15 @@ class FeedHealth:
         self._index = index
 
     def record(self, document: dict[str, Any]) -> None:
-        """Add a feed's health after a poll, searchable when this returns (`newsroom feeds`
-        right after a run shows it)."""
-        self._es.index(index=self._index, document=document, refresh="wait_for")
+        """Add a feed's health after a poll. Searchable within the index's refresh interval;
+        a run makes its feeds' health searchable at once when it ends (`show`)."""
+        self._es.index(index=self._index, document=document)
+
+    def show(self) -> None:
+        """Make the health recorded so far searchable now (`newsroom feeds` right after a run
+        shows it): one refresh per run, where a wait on each feed's record held an
+        Elasticsearch connection for up to a second per feed."""
+        self._es.indices.refresh(index=self._index)
 
     def latest(self) -> list[dict[str, Any]]:
         """The most recent health document of every feed, by feed name."""

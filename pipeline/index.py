@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from elasticsearch import ApiError, ConflictError, Elasticsearch, helpers
+from elasticsearch import ApiError, ConflictError, Elasticsearch, NotFoundError, helpers
 
 from pipeline.dedup import Fingerprint, seniority
 from pipeline.records import Article, Entity
@@ -177,26 +177,75 @@ def add_duplicates(es: Elasticsearch, alias: str, original_id: str,
     """Record `copies` (each `url`, `source`, `seen_at` and the match `reason`) on the document
     `original_id`, each URL once, with optimistic concurrency (no scripts needed). Nothing
     waits for a refresh: the copies are read back by id (realtime), and `holder_of`, the one
-    search on them, refreshes first."""
+    search on them, refreshes first. Raises `NotFoundError` when the document does not exist."""
     for _ in range(_DUPLICATE_RETRIES):
         current = es.get(index=alias, id=original_id, source_includes=["url", "duplicates"])
-        duplicates = list(current["_source"].get("duplicates") or [])
-        known = {d["url"] for d in duplicates} | {current["_source"].get("url")}
-        new = [c for c in copies if c["url"] not in known]
-        if not new:
+        update = _with_copies(current["_source"], copies)
+        if update is None:
             return
-        duplicates.extend({k: c.get(k) for k in ("url", "source", "seen_at", "reason")}
-                          for c in new)
         try:
             es.update(index=current["_index"], id=original_id,
                       if_seq_no=current["_seq_no"], if_primary_term=current["_primary_term"],
-                      doc={"duplicates": duplicates, "duplicate_count": len(duplicates)})
+                      doc=update)
             return
         except ConflictError:
             time.sleep(random.uniform(0.01, 0.1))  # another writer won; back off, re-read
             continue
     raise RuntimeError(f"could not record duplicates on {original_id}: "
                        f"{_DUPLICATE_RETRIES} concurrent-update conflicts")
+
+
+def add_duplicates_each(es: Elasticsearch, alias: str,
+                        copies: Mapping[str, list[dict[str, Any]]]) -> set[str]:
+    """`add_duplicates` for many originals (`copies`: original id -> its new copies) in two
+    requests, one `mget` and one bulk of conditional updates; an original another writer
+    changed in between is done again on its own. Returns the originals that do not exist
+    (demoted by another worker meanwhile, or removed): nothing was recorded on them."""
+    if not copies:
+        return set()
+    docs = es.mget(index=alias, ids=sorted(copies),
+                   source_includes=["url", "duplicates"])["docs"]
+    missing = {doc["_id"] for doc in docs if not doc.get("found")}
+    actions = [{"_op_type": "update", "_index": doc["_index"], "_id": doc["_id"],
+                "if_seq_no": doc["_seq_no"], "if_primary_term": doc["_primary_term"],
+                "doc": update}
+               for doc in docs if doc.get("found")
+               and (update := _with_copies(doc["_source"], copies[doc["_id"]])) is not None]
+    again = []
+    for ok, item in helpers.streaming_bulk(es, actions, raise_on_error=False,
+                                           raise_on_exception=True, max_retries=3,
+                                           initial_backoff=1, chunk_size=200):
+        if not ok:
+            result = item["update"]
+            if result.get("status") == 404:
+                missing.add(result["_id"])
+            elif result.get("status") == 409:
+                again.append(result["_id"])
+            else:
+                raise RuntimeError(f"could not record duplicates on {result['_id']}: "
+                                   f"{result.get('error')}")
+    for original_id in again:
+        try:
+            add_duplicates(es, alias, original_id, copies[original_id])
+        except NotFoundError:
+            missing.add(original_id)
+    return missing
+
+
+def _with_copies(source: dict[str, Any], copies: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The update that adds to a document (its `source`: url and duplicates) those of `copies`
+    it has not recorded yet (by URL, its own URL included); None when there are none."""
+    duplicates = list(source.get("duplicates") or [])
+    known = {d["url"] for d in duplicates} | {source.get("url")}
+    new = []
+    for copy in copies:
+        if copy["url"] not in known:
+            known.add(copy["url"])
+            new.append({k: copy.get(k) for k in ("url", "source", "seen_at", "reason")})
+    if not new:
+        return None
+    duplicates.extend(new)
+    return {"duplicates": duplicates, "duplicate_count": len(duplicates)}
 
 
 def add_duplicate(es: Elasticsearch, alias: str, original_id: str, url: str, source: str,

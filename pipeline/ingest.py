@@ -21,13 +21,13 @@ from __future__ import annotations
 import logging
 import statistics
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Self
 
-from elasticsearch import ApiError, Elasticsearch, NotFoundError, TransportError
+from elasticsearch import ApiError, Elasticsearch, TransportError
 
 from pipeline.archive import Window, list_archive
 from pipeline.cpu import CpuStages, Reading, cpu_workers
@@ -37,7 +37,7 @@ from pipeline.enrich import enrichment_version
 from pipeline.fetch import HttpClient
 from pipeline.health import FeedHealth, health_document
 from pipeline.index import (
-    add_duplicate,
+    add_duplicates_each,
     article_document,
     index_documents,
     is_write_block,
@@ -107,10 +107,20 @@ class _Fetched:
 Fetching = Future[_Fetched] | ItemError
 
 
-def summarize(run_id: str, feed_reports: list[dict[str, Any]]) -> dict[str, Any]:
+def summarize(run_id: str, feed_reports: list[dict[str, Any]],
+              settled: Mapping[str, int] | None = None) -> dict[str, Any]:
     """The run's report: totals by outcome over the feeds' reports (`FeedReport.as_dict()`),
-    then the feeds themselves, as `newsroom ingest --json` prints it."""
+    then the feeds themselves, as `newsroom ingest --json` prints it.
+
+    With `settled` (the ledger's outcomes for the run, `Ledger.counts`), the totals of outcomes
+    are the ledger's: a feed's report says what it saw, and feeds polled at once may have
+    settled since which copy is the original. Not where a ledger record could not be written:
+    the ledger then lacks items the reports have."""
     totals = {key: sum(int(report[key]) for report in feed_reports) for key in COUNTS}
+    unrecorded = any(error["reason"] == "ledger_write_failed"
+                     for report in feed_reports for error in report["errors"])
+    if settled and not unrecorded:
+        totals.update({key: settled.get(key, 0) for key in COUNTS[2:]})
     return {"run_id": run_id, **totals, "feeds": feed_reports}
 
 
@@ -506,6 +516,37 @@ class Ingestor:
             batch.accepted.append((item, article, print_))
         batch.pending = []
 
+    def _record_copies(self, batch: _Batch) -> dict[str, str]:
+        """Record the batch's copies on their originals, all at once; a copy whose original
+        another worker demoted meanwhile goes to the document that took it over, and one whose
+        original is gone without a trace fails, to be judged again on the next run. Returns
+        the originals demoted meanwhile, each with where it went."""
+        alias = self.settings.index_alias
+
+        def recorded(targets: dict[str, str]) -> dict[str, list[dict[str, Any]]]:
+            by_target: dict[str, list[dict[str, Any]]] = {}
+            for _, article, original in batch.copies:
+                if original.doc_id in targets:
+                    by_target.setdefault(targets[original.doc_id], []).append({
+                        "url": article.url, "source": batch.feed.source_name,
+                        "seen_at": utc_iso(article.fetched_at), "reason": original.match})
+            return by_target
+
+        gone = add_duplicates_each(self.es, alias, recorded(
+            {original.doc_id: original.doc_id for _, _, original in batch.copies}))
+        urls = {original.doc_id: original.url for _, _, original in batch.copies}
+        moved = {doc_id: holder.doc_id for doc_id in sorted(gone)
+                 if (holder := holder_of(self.es, alias, urls[doc_id])) is not None}
+        gone_too = add_duplicates_each(self.es, alias, recorded(moved))
+        lost = (gone - set(moved)) | {doc_id for doc_id, target in moved.items()
+                                      if target in gone_too}
+        for item, _, original in batch.copies:
+            if original.doc_id in lost:  # the next run judges it again
+                batch.entries = [e for e in batch.entries if e.url != item.url]
+                batch.fail(item, "original_gone", f"{original.url} was removed meanwhile",
+                           retryable=True, attempted=False)
+        return {doc_id: target for doc_id, target in moved.items() if doc_id not in lost}
+
     def _claimed(self, doc_id: str, batch: _Batch) -> bool:
         return (any(url_id(a.url) == doc_id for _, a, _ in batch.accepted)
                 or self.ledger.indexed_as(doc_id))
@@ -526,22 +567,7 @@ class Ingestor:
         # a variant URL's version of an article that exists already is a copy of it
         existed = {url for url, failure in rejected.items() if failure.reason == "exists"}
         rejected = {url: f for url, f in rejected.items() if url not in existed}
-        moved: dict[str, str] = {}  # originals another worker demoted meanwhile -> where to
-        for item, article, original in batch.copies:
-            target = moved.get(original.doc_id, original.doc_id)
-            try:
-                add_duplicate(self.es, alias, target, article.url, batch.feed.source_name,
-                              article.fetched_at, original.match)
-            except NotFoundError:
-                holder = holder_of(self.es, alias, original.url)
-                if holder is None:  # gone without a trace: the next run judges it again
-                    batch.entries = [e for e in batch.entries if e.url != item.url]
-                    batch.fail(item, "original_gone", f"{original.url} was removed meanwhile",
-                               retryable=True, attempted=False)
-                    continue
-                moved[original.doc_id] = holder.doc_id
-                add_duplicate(self.es, alias, holder.doc_id, article.url,
-                              batch.feed.source_name, article.fetched_at, original.match)
+        moved = self._record_copies(batch)  # originals demoted meanwhile -> where to
         # Copies indexed meanwhile by other workers, or published later than ours: one stays.
         demoted = reconcile(self.es, alias, self.ledger, self.hasher, [
             Indexed(url_id(article.url), article.url, print_,
@@ -630,13 +656,20 @@ def ingest(feeds: Iterable[Feed], settings: Settings, run_id: str, mode: str = "
             ThreadPoolExecutor(settings.feed_workers, thread_name_prefix="feed") as pool:
         reports = list(pool.map(
             lambda feed: ingestor.ingest_feed(feed, run_id, mode).as_dict(max_errors), feeds))
-        final = ingestor.ledger.counts(run_id)
-    summary = summarize(run_id, reports)
-    unrecorded = sum(1 for report in reports for error in report["errors"]
-                     if error["reason"] == "ledger_write_failed")
-    if final and not unrecorded:
-        summary.update({key: final.get(key, 0) for key in COUNTS[2:]})
-    return summary
+        ingestor.health.show()
+        return summarize(run_id, reports, ingestor.ledger.counts(run_id))
+
+
+def settled_outcomes(settings: Settings, run_id: str) -> dict[str, int] | None:
+    """The ledger's outcomes for a run (`Ledger.counts`), for `summarize` to report over all the
+    processes that took part (the DAG's group tasks); None when Elasticsearch cannot say."""
+    try:
+        return Ledger(connect(settings), settings.ledger_index, settings.max_attempts
+                      ).counts(run_id)
+    except (ApiError, TransportError) as exc:
+        log.warning("the ledger's outcomes for %s could not be read (%s); the totals are the "
+                    "feeds' reports summed", run_id, exc)
+        return None
 
 
 def _indexer_first(pending: list[tuple[FeedItem, Article, Fingerprint]]

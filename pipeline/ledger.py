@@ -7,7 +7,7 @@ it depends on have succeeded, so an interrupted run leaves nothing marked done t
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -19,6 +19,7 @@ from pipeline.records import Outcome
 from pipeline.settings import Feed, PollSettings
 from pipeline.urls import MAX_URL_CHARS, indexer_rank, url_id
 
+_PAGE = 10_000  # records a search returns at most
 SETTLED = {Outcome.INDEXED, Outcome.DUPLICATE, Outcome.IRRELEVANT}
 
 
@@ -173,21 +174,34 @@ class Ledger:
         """A document became a copy of another (`same_text` or a `near_copy`): the items that
         were indexed as it become duplicates of the other, and the items recorded as its
         duplicates follow."""
-        hits = self._es.search(index=self._index, size=1000, source_includes=["doc_id"],
-                               query={"bool": {"should": [
-                                   {"term": {"doc_id": loser_id}},
-                                   {"term": {"duplicate_of": loser_id}}]}})["hits"]["hits"]
-        now = datetime.now(UTC).isoformat()
-        actions = [
-            {"_op_type": "update", "_index": self._index, "_id": hit["_id"],
-             "retry_on_conflict": 5, "doc": ({"status": Outcome.DUPLICATE.value, "reason": reason,
-                      "doc_id": None, "duplicate_of": winner_id, "updated_at": now}
-                     if hit["_source"].get("doc_id") == loser_id
-                     else {"duplicate_of": winner_id, "updated_at": now})}
-            for hit in hits
-        ]
-        if actions:
-            helpers.bulk(self._es, actions, refresh=True)  # see `reconcile.demote`
+        self.repoint_all({loser_id: (winner_id, reason)})
+
+    def repoint_all(self, moves: Mapping[str, tuple[str, str]]) -> None:
+        """`repoint` for many demoted documents (loser -> (winner, reason)) in one search and
+        one bulk, searchable at once (a forced refresh, as `reconcile.demote_all` makes)."""
+        losers = sorted(moves)
+        while losers:
+            hits = self._es.search(index=self._index, size=_PAGE,
+                                   source_includes=["doc_id", "duplicate_of"],
+                                   query={"bool": {"should": [
+                                       {"terms": {"doc_id": losers}},
+                                       {"terms": {"duplicate_of": losers}}]}})["hits"]["hits"]
+            now = datetime.now(UTC).isoformat()
+            actions = []
+            for hit in hits:
+                record = hit["_source"]
+                if record.get("doc_id") in moves:
+                    winner, reason = moves[record["doc_id"]]
+                    doc = {"status": Outcome.DUPLICATE.value, "reason": reason, "doc_id": None,
+                           "duplicate_of": winner, "updated_at": now}
+                else:
+                    doc = {"duplicate_of": moves[record["duplicate_of"]][0], "updated_at": now}
+                actions.append({"_op_type": "update", "_index": self._index, "_id": hit["_id"],
+                                "retry_on_conflict": 5, "doc": doc})
+            if actions:
+                helpers.bulk(self._es, actions, refresh=True)
+            if len(hits) < _PAGE:  # else those re-pointed no longer match: the rest come next
+                return
 
     def one_indexer_each(self, entries: Iterable[LedgerEntry] = (), doc_ids: Iterable[str] = (),
                          existing: Callable[[list[str]], set[str]] | None = None,

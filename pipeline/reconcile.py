@@ -14,10 +14,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, NamedTuple
 
-from elasticsearch import ConflictError, Elasticsearch, NotFoundError
+from elasticsearch import ConflictError, Elasticsearch, NotFoundError, helpers
 
 from pipeline.dedup import Fingerprint, lsh_query, precedes, stored_seniority
-from pipeline.index import add_duplicates
+from pipeline.index import add_duplicates, add_duplicates_each
 from pipeline.ledger import Ledger
 from pipeline.minhash import MinHasher
 from pipeline.store import msearch_each
@@ -38,19 +38,29 @@ class Indexed(NamedTuple):
 def reconcile(es: Elasticsearch, alias: str, ledger: Ledger, hasher: MinHasher,
               indexed: Iterable[Indexed]) -> dict[str, str]:
     """Check the batch's documents against the corpus; return the documents that were demoted
-    (the batch's own, and others' demoted onto them), each with the document it now copies."""
+    (the batch's own, and others' demoted onto them), each with the document it now copies.
+
+    The copies of the whole batch are looked up in one request and its demotions made together
+    (`demote_all`); a document whose demotion met another worker's (a document involved
+    vanished meanwhile) is reconciled again on its own, against its copies as they are now."""
     batch = list(indexed)
-    ours = [doc.doc_id for doc in batch]
     demoted: dict[str, str] = {}
     first = _copies_of_batch(es, alias, hasher, batch)  # one request for the whole batch
+    plan: dict[str, str] = {}
+    for doc in batch:
+        copies = first.get(doc.doc_id)
+        if copies is None:  # its search failed in the msearch: on its own
+            copies = _copies(es, alias, hasher, doc.fingerprint, [doc.doc_id])
+        _plan(doc.doc_id, copies, doc.seniority, plan)
+    unsettled = demote_all(es, alias, ledger, plan, demoted)
     for doc_id, url, print_, senior in batch:
+        if doc_id not in unsettled:
+            continue
         for _ in range(_DEMOTE_RETRIES):  # again when a document vanished as we moved
             if doc_id in demoted:
                 break
             try:
-                copies = first.pop(doc_id, None)
-                if copies is None:  # looked up again, as things stand now
-                    copies = _copies(es, alias, hasher, print_, [doc_id])
+                copies = _copies(es, alias, hasher, print_, [doc_id])  # as things stand now
                 _reconcile_one(es, alias, ledger, doc_id, copies, senior, demoted)
                 break
             except NotFoundError:
@@ -61,14 +71,112 @@ def reconcile(es: Elasticsearch, alias: str, ledger: Ledger, hasher: MinHasher,
                     if holder:
                         demoted[doc_id] = holder.doc_id
     # A worker reconciling at the same moment may have demoted one of ours already.
-    if ours:
+    if batch:
         urls = {doc.doc_id: doc.url for doc in batch}
-        for doc in es.mget(index=alias, ids=ours, source_includes=[])["docs"]:
+        for doc in es.mget(index=alias, ids=list(urls), source_includes=[])["docs"]:
             if not doc.get("found") and doc["_id"] not in demoted:
                 holder = holder_of(es, alias, urls[doc["_id"]])
                 if holder:
                     demoted[doc["_id"]] = holder.doc_id
     return demoted
+
+
+def _plan(doc_id: str, copies: list[tuple[str, str]], senior: str, plan: dict[str, str]) -> None:
+    """Of `doc_id` and its `copies` (id, seniority), what `_reconcile_one` would demote onto
+    what, added to `plan` (loser -> winner) without touching the corpus."""
+    for other_id, other_senior in copies:
+        if doc_id in plan:
+            return
+        if other_id in plan:
+            continue
+        if precedes((other_senior, other_id), (senior, doc_id)):
+            plan[doc_id] = other_id
+        else:
+            plan[other_id] = doc_id
+
+
+def demote_all(es: Elasticsearch, alias: str, ledger: Ledger, plan: dict[str, str],
+               demoted: dict[str, str]) -> set[str]:
+    """Make each loser of `plan` (loser -> winner) a recorded copy of its winner, as `demote`
+    does one by one, in a few requests whatever their number: the documents read in one `mget`,
+    each final winner's new copies recorded at once (`add_duplicates_each`), the losers deleted
+    in one bulk as they were read, their ledger records re-pointed in one more, each of the
+    last two searchable at once (one forced refresh each). A loser whose winner was itself
+    demoted in the plan goes to where that one went.
+
+    Adds what was demoted to `demoted` (loser -> the document it now copies) and returns the
+    documents whose demotion met another worker's (a winner gone meanwhile): the caller
+    reconciles those again. A loser already gone was demoted by another worker; one changed
+    since it was read (a copy recorded on it meanwhile) is demoted again on its own."""
+    if not plan:
+        return set()
+
+    def final(doc_id: str) -> str:
+        while doc_id in plan:
+            doc_id = plan[doc_id]
+        return doc_id
+
+    docs = {doc["_id"]: doc for doc in es.mget(
+        index=alias, ids=sorted({*plan, *plan.values()}),
+        source_includes=["url", "source.name", "fetched_at", "duplicates",
+                         "dedup.content_hash"])["docs"]}
+
+    def content_hash(doc_id: str) -> str | None:
+        doc = docs[doc_id]
+        return (doc["_source"].get("dedup") or {}).get("content_hash") if doc.get("found") \
+            else None
+
+    unsettled: set[str] = set()
+    moves: dict[str, tuple[str, str]] = {}  # loser -> (final winner, reason)
+    copies: dict[str, list[dict[str, Any]]] = {}
+    for loser, winner in plan.items():
+        if not docs[loser].get("found"):
+            continue  # another worker demoted it
+        target = final(loser)
+        if not docs[target].get("found"):
+            unsettled |= {loser, target}
+            continue
+        # the same reason a copy judged against its winner would have had, whatever the
+        # order; recorded with the copy, so that a rerun after a crash re-points with it too
+        same = content_hash(winner) is not None and content_hash(winner) == content_hash(loser)
+        moves[loser] = target, "same_text" if same else "near_copy"
+        copies.setdefault(target, []).extend(_as_copies(docs[loser]["_source"], moves[loser][1]))
+    gone = add_duplicates_each(es, alias, copies)
+    for loser, (target, _) in list(moves.items()):
+        if target in gone:
+            unsettled |= {loser, target}
+            del moves[loser]
+    changed = []
+    for ok, item in helpers.streaming_bulk(
+            es, [{"_op_type": "delete", "_index": docs[loser]["_index"], "_id": loser,
+                  "if_seq_no": docs[loser]["_seq_no"],
+                  "if_primary_term": docs[loser]["_primary_term"]} for loser in moves],
+            raise_on_error=False, raise_on_exception=True, refresh=True, max_retries=3,
+            initial_backoff=1, chunk_size=200):
+        result = item["delete"]
+        if ok or result.get("status") == 404:  # deleted, by us or by another worker
+            continue
+        if result.get("status") != 409:
+            raise RuntimeError(f"could not delete {result['_id']}: {result.get('error')}")
+        changed.append(result["_id"])  # a copy recorded on it since it was read: moved too
+    for loser in changed:
+        target, _ = moves.pop(loser)
+        try:
+            if demote(es, alias, ledger, loser, target):
+                demoted[loser] = target
+        except NotFoundError:
+            unsettled |= {loser, target}
+    ledger.repoint_all(moves)
+    demoted.update({loser: target for loser, (target, _) in moves.items()})
+    return unsettled
+
+
+def _as_copies(source: dict[str, Any], reason: str) -> list[dict[str, Any]]:
+    """A demoted document (its `source`) as the copies its winner records: its own URL, with
+    `reason`, then the copies it had recorded."""
+    return [{"url": source["url"], "source": source.get("source", {}).get("name"),
+             "seen_at": source.get("fetched_at"), "reason": reason},
+            *(source.get("duplicates") or [])]
 
 
 def _reconcile_one(es: Elasticsearch, alias: str, ledger: Ledger, doc_id: str,
@@ -93,8 +201,7 @@ def demote(es: Elasticsearch, alias: str, ledger: Ledger, loser_id: str, winner_
     by another worker is left alone, and False returned). The loser is deleted only as it was
     read: a copy another worker recorded on it meanwhile is moved onto the winner too, never
     lost. The deletion and the re-pointed records are searchable at once (a forced refresh of
-    the shards they touched, not a wait for the next scheduled one: a batch of copies that came
-    before their originals demotes many)."""
+    the shards they touched, not a wait for the next scheduled one)."""
     for _ in range(_DEMOTE_RETRIES):
         loser = es.options(ignore_status=404).get(
             index=alias, id=loser_id, source_includes=["url", "source.name", "fetched_at",
@@ -102,17 +209,13 @@ def demote(es: Elasticsearch, alias: str, ledger: Ledger, loser_id: str, winner_
         if not loser.get("found"):
             return False
         source: dict[str, Any] = loser["_source"]
-        # the same reason a copy judged against the winner would have had, whatever the order;
-        # recorded with the copy, so that a rerun after a crash re-points with it too
+        # as in `demote_all`
         winner = es.options(ignore_status=404).get(index=alias, id=winner_id,
                                                    source_includes=["dedup.content_hash"])
         same = (winner.get("found") and (winner["_source"].get("dedup") or {}).get(
             "content_hash") == (source.get("dedup") or {}).get("content_hash"))
         reason = "same_text" if same else "near_copy"
-        copies = [{"url": source["url"], "source": source.get("source", {}).get("name"),
-                   "seen_at": source.get("fetched_at"), "reason": reason},
-                  *(source.get("duplicates") or [])]
-        add_duplicates(es, alias, winner_id, copies)
+        add_duplicates(es, alias, winner_id, _as_copies(source, reason))
         try:
             es.delete(index=loser["_index"], id=loser_id, if_seq_no=loser["_seq_no"],
                       if_primary_term=loser["_primary_term"], refresh=True)

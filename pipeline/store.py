@@ -25,6 +25,7 @@ from elasticsearch import ConnectionError as ESConnectionError
 from pipeline.settings import Settings
 
 log = logging.getLogger(__name__)
+MIN_CONNECTIONS = 10  # the client's own default
 
 
 class StoreUnavailable(RuntimeError):
@@ -34,7 +35,8 @@ class StoreUnavailable(RuntimeError):
 def connect(settings: Settings) -> Elasticsearch:
     """A client for `settings.elasticsearch_url`, with credentials (and the CA of a cluster
     whose certificate a private CA signed) from the settings, which take them from the
-    environment; certificates are always verified; transient errors are retried."""
+    environment; certificates are always verified; transient errors are retried. It keeps as
+    many connections open as the feeds a process polls at once, each its own requests."""
     auth: dict[str, Any] = {}
     if settings.elasticsearch_api_key:
         auth["api_key"] = settings.elasticsearch_api_key
@@ -44,7 +46,8 @@ def connect(settings: Settings) -> Elasticsearch:
     if settings.elasticsearch_ca_certs:
         auth["ca_certs"] = str(settings.elasticsearch_ca_certs)
     return Elasticsearch(settings.elasticsearch_url, request_timeout=30, max_retries=3,
-                         retry_on_timeout=True, **auth)
+                         retry_on_timeout=True,
+                         connections_per_node=max(MIN_CONNECTIONS, settings.feed_workers), **auth)
 
 
 def check_available(es: Elasticsearch, settings: Settings) -> None:

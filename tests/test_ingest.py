@@ -566,6 +566,22 @@ def test_a_report_kept_in_xcom_holds_a_bounded_number_of_errors() -> None:
     assert len(report.as_dict()["errors"]) == 10_000  # the CLI's --json keeps them all
 
 
+def test_a_runs_totals_are_the_ledgers_outcomes_once_settled() -> None:
+    # the DAG's report sums its groups' feed reports; a copy one group indexed before its
+    # original came in another is a duplicate in the ledger, and the totals say so
+    from pipeline.ingest import FeedReport, summarize
+
+    first = FeedReport(name="Copies", url="c", seen=2, fetched=2, indexed=2).as_dict()
+    second = FeedReport(name="Originals", url="o", seen=2, fetched=2, indexed=2).as_dict()
+    settled = {"indexed": 2, "duplicate": 2}
+    summary = summarize("run", [first, second], settled)
+    assert (summary["seen"], summary["indexed"], summary["duplicate"]) == (4, 2, 2)
+    assert summarize("run", [first, second], None)["indexed"] == 4  # the ledger unreadable
+    # an item whose ledger record was not written is missing from the ledger's counts
+    second["errors"] = [{"url": "u", "reason": "ledger_write_failed", "error": "refused"}]
+    assert summarize("run", [first, second], settled)["indexed"] == 4
+
+
 class _Slow:
     """Servers on loopback (one "host" each: the port is part of the host) whose pages answer
     after a pause, counting the requests in flight at once, per host and in all."""

@@ -15,8 +15,9 @@ import pipeline.ingest
 import pipeline.reconcile
 from pipeline.index import add_duplicate, index_documents
 from pipeline.ingest import Ingestor
-from pipeline.ledger import Ledger, ledger_id
-from pipeline.reconcile import demote
+from pipeline.ledger import Ledger, LedgerEntry, ledger_id
+from pipeline.reconcile import demote, demote_all
+from pipeline.records import Outcome
 from pipeline.settings import Feed, Settings, load_feeds
 from pipeline.urls import url_id
 from tests.chaos.suite import Item, rss
@@ -51,17 +52,17 @@ def test_a_copy_whose_original_was_just_demoted_goes_to_the_winner(
         ingestor.ingest_feed(northwire, "run-outlet")
         winner = _earlier_twin(es, alias, url_id(original_url), "https://wire.example/first")
         ledger = Ledger(es, fresh_settings.ledger_index, fresh_settings.max_attempts)
-        real = pipeline.ingest.add_duplicate
-        calls: list[str] = []
+        real = pipeline.ingest.add_duplicates_each
+        calls: list[list[str]] = []
 
-        def after_another_worker_demoted(es_: Elasticsearch, alias_: str, original_id: str,
-                                         *args: Any) -> None:
+        def after_another_worker_demoted(es_: Elasticsearch, alias_: str,
+                                         copies: dict[str, list[dict[str, Any]]]) -> set[str]:
             if not calls:  # another worker finds the earlier twin and demotes ours first
                 demote(es, alias, ledger, url_id(original_url), winner)
-            calls.append(original_id)
-            real(es_, alias_, original_id, *args)
+            calls.append(sorted(copies))
+            return real(es_, alias_, copies)
 
-        monkeypatch.setattr(pipeline.ingest, "add_duplicate", after_another_worker_demoted)
+        monkeypatch.setattr(pipeline.ingest, "add_duplicates_each", after_another_worker_demoted)
         with SampleSite(root=root) as mirror:
             copy_url = f"{mirror.base_url}/m/copy.html"
             (root / "m" / "rss.xml").write_bytes(rss([Item(copy_url, "Copy")]))
@@ -99,6 +100,50 @@ def test_a_copy_recorded_on_a_document_being_demoted_is_not_lost(
     assert not es.exists(index=alias, id=url_id(loser))
     kept = {d["url"] for d in es.get(index=alias, id=url_id(winner))["_source"]["duplicates"]}
     assert kept == {loser, "https://syndicator.example/x"}
+
+
+def test_a_copy_recorded_on_one_of_many_documents_being_demoted_is_not_lost(
+        es: Elasticsearch, fresh_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    # a batch's demotions made together: another worker records a copy on one of the losers
+    # between their reading and their deletion in one bulk
+    from tests.test_store import _doc
+
+    alias = fresh_settings.index_alias
+    losers = [f"https://late{n}.example/story" for n in range(3)]
+    winners = [f"https://early{n}.example/story" for n in range(3)]
+    assert index_documents(es, alias, [_doc(url) for url in losers + winners]) == []
+    for loser in losers:  # each loser carries a copy recorded earlier, which must move too
+        add_duplicate(es, alias, url_id(loser), f"{loser}/mirror", "Mirror", datetime.now(UTC),
+                      "same_text")
+    ledger = Ledger(es, fresh_settings.ledger_index, fresh_settings.max_attempts)
+    assert ledger.record([entry for loser in losers for entry in (
+        LedgerEntry(loser, "Late", Outcome.INDEXED, "run", doc_id=url_id(loser)),
+        LedgerEntry(f"{loser}/mirror", "Mirror", Outcome.DUPLICATE, "run", reason="same_text",
+                    duplicate_of=url_id(loser)))]) == []
+    real = pipeline.reconcile.add_duplicates_each
+
+    def while_another_worker_records_a_copy(es_: Elasticsearch, alias_: str,
+                                            copies: dict[str, list[dict[str, Any]]]) -> set[str]:
+        gone = real(es_, alias_, copies)
+        add_duplicate(es, alias, url_id(losers[1]), "https://syndicator.example/x", "Synd",
+                      datetime.now(UTC), "same_text")
+        return gone
+
+    monkeypatch.setattr(pipeline.reconcile, "add_duplicates_each",
+                        while_another_worker_records_a_copy)
+    demoted: dict[str, str] = {}
+    plan = {url_id(loser): url_id(winner) for loser, winner in zip(losers, winners, strict=True)}
+    assert demote_all(es, alias, ledger, plan, demoted) == set()
+    assert demoted == plan
+    for loser, winner in zip(losers, winners, strict=True):
+        assert not es.exists(index=alias, id=url_id(loser))
+        kept = {d["url"] for d in es.get(index=alias, id=url_id(winner))["_source"]["duplicates"]}
+        assert kept == {loser, f"{loser}/mirror"} | (
+            {"https://syndicator.example/x"} if loser == losers[1] else set())
+        for url in (loser, f"{loser}/mirror"):  # the ledger follows
+            record = es.get(index=fresh_settings.ledger_index, id=ledger_id(url))["_source"]
+            assert (record["status"], record["reason"], record["duplicate_of"]) == (
+                "duplicate", "same_text", url_id(winner))
 
 
 def test_a_document_demoted_before_its_ledger_record_is_written_is_recorded_as_a_copy(
