@@ -41,8 +41,10 @@ eval: es
 	$(BIN)/python -m tests.eval.evaluate
 
 # Throughput figures, measured in one run so that their ratios hold on a noisy machine; then the
-# load run: end to end over 2,000 and 10,000 generated pages, with peak memory (BENCH_LOAD_SIZES);
-# then where the per-host limits set the pace: 50 hosts x 20 pages, and an idle poll of 200 feeds.
+# load run: end to end over 2,000 and 10,000 generated pages, with peak memory (BENCH_LOAD_SIZES),
+# copies polled before their originals, and Elasticsearch requests per article; then where the
+# per-host limits set the pace: 50 hosts x 20 pages through `newsroom ingest` and through the DAG
+# (LocalExecutor, with an API server of its own), and an idle poll of 200 feeds.
 bench: es airflow-db
 	$(BIN)/python -m tests.eval.bench
 	$(BIN)/python -m tests.eval.load

@@ -112,7 +112,8 @@ def entity_fields(entities: Iterable[Entity], enrich_version: str) -> dict[str, 
 
 
 def index_documents(es: Elasticsearch, alias: str, documents: Iterable[dict[str, Any]],
-                    refresh: bool | str = "wait_for") -> list[IndexFailure]:
+                    refresh: bool | str = "wait_for", updated: set[str] | None = None
+                    ) -> list[IndexFailure]:
     """Upsert `documents` (from `article_document`) and wait until they are searchable. A
     document written from another URL than its own (`ingest.item_url`: an AMP or tracking
     variant) is only created, never written over another version: the article's own URL
@@ -120,7 +121,8 @@ def index_documents(es: Elasticsearch, alias: str, documents: Iterable[dict[str,
     as a failure with reason `exists`.
 
     Returns the documents Elasticsearch refused (e.g. a mapping conflict); transport errors
-    raise, so that nothing is recorded as done when the node is gone."""
+    raise, so that nothing is recorded as done when the node is gone. The ids of documents
+    that existed already (written over, not created) are added to `updated` when given."""
     actions: list[dict[str, Any]] = []
     for doc in documents:
         created = {**doc, "duplicates": [], "duplicate_count": 0}
@@ -141,8 +143,10 @@ def index_documents(es: Elasticsearch, alias: str, documents: Iterable[dict[str,
     for ok, item in helpers.streaming_bulk(es, actions, raise_on_error=False,
                                            raise_on_exception=True, refresh=refresh,
                                            max_retries=3, initial_backoff=1, chunk_size=200):
+        op, result = next(iter(item.items()))
+        if ok and updated is not None and result.get("result") != "created":
+            updated.add(result["_id"])
         if not ok:
-            op, result = next(iter(item.items()))
             error = result.get("error", {})
             status = int(result.get("status", 0))
             transient = _failure_reason(status, error.get("type"))
@@ -199,7 +203,8 @@ def add_duplicates_each(es: Elasticsearch, alias: str,
                         copies: Mapping[str, list[dict[str, Any]]]) -> set[str]:
     """`add_duplicates` for many originals (`copies`: original id -> its new copies) in two
     requests, one `mget` and one bulk of conditional updates; an original another writer
-    changed in between is done again on its own. Returns the originals that do not exist
+    changed in between, or one refused, is done again on its own (which raises what
+    Elasticsearch says: a write block, for one). Returns the originals that do not exist
     (demoted by another worker meanwhile, or removed): nothing was recorded on them."""
     if not copies:
         return set()
@@ -219,11 +224,10 @@ def add_duplicates_each(es: Elasticsearch, alias: str,
             result = item["update"]
             if result.get("status") == 404:
                 missing.add(result["_id"])
-            elif result.get("status") == 409:
-                again.append(result["_id"])
             else:
-                raise RuntimeError(f"could not record duplicates on {result['_id']}: "
-                                   f"{result.get('error')}")
+                # changed since it was read, or refused (a write block): one by one, which
+                # raises what Elasticsearch says
+                again.append(result["_id"])
     for original_id in again:
         try:
             add_duplicates(es, alias, original_id, copies[original_id])

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import statistics
+import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -44,7 +45,7 @@ from pipeline.index import (
     quarantine,
     utc_iso,
 )
-from pipeline.ledger import FeedStates, Ledger, LedgerEntry, document_of
+from pipeline.ledger import FeedStates, Ledger, LedgerEntry, document_of, names_as_url
 from pipeline.minhash import MinHasher
 from pipeline.progress import NO_PROGRESS, Progress
 from pipeline.reconcile import Indexed, holder_of, reconcile
@@ -143,12 +144,28 @@ class Ingestor:
         self.health = FeedHealth(self.es, settings.feed_health_index)
         self.hasher = MinHasher.load(settings.config_dir / "dedup.yaml")
         self.story_rules = StoryRules.load(settings.config_dir / "dedup.yaml")
+        self._run_lock = threading.Lock()
+        self._run_id: str | None = None  # the run whose start made the ledger searchable
 
     def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.http.close()
+    def __exit__(self, kind: type[BaseException] | None, *exc: object) -> None:
+        try:
+            if kind is None:
+                self._show_what_was_recorded()
+        finally:
+            self.http.close()
+
+    def _show_what_was_recorded(self) -> None:
+        """When a run ends: what it recorded (ledger, feed health) searchable at once, so that
+        `newsroom ledger`, `newsroom feeds` or Kibana right after show it. Its writes do not
+        wait for refreshes as they go."""
+        try:
+            self.ledger.searchable()
+            self.health.show()
+        except (ApiError, TransportError) as exc:  # written; searchable within a second
+            log.warning("the run's records could not be refreshed: %s", exc)
 
     def ingest_feed(self, feed: Feed, run_id: str, mode: str = "poll") -> FeedReport:
         """Poll `feed` and take each new item, and each earlier transient failure, through
@@ -180,6 +197,7 @@ class Ingestor:
 
         # Items that failed transiently on an earlier run are retried even when the feed is
         # unchanged or no longer lists them.
+        self._earlier_runs_searchable(run_id)
         listed = {item.url for item in poll.items}
         retries = [FeedItem(url=url, feed_name=feed.name, feed_url=feed.url)
                    for url in self.ledger.retry_candidates(feed.name) if url not in listed]
@@ -194,6 +212,15 @@ class Ingestor:
             if unrecorded else poll.state, items_seen=len(poll.items))
         self._record_health(feed, report, state, run_id, mode)
         return report
+
+    def _earlier_runs_searchable(self, run_id: str) -> None:
+        """Once per run, before its first search of the ledger: what earlier runs recorded is
+        made searchable (records are written without waiting for a refresh, and a run killed
+        a moment ago never had one)."""
+        with self._run_lock:
+            if self._run_id != run_id:
+                self.ledger.searchable()
+                self._run_id = run_id
 
     def ingest_archive(self, feeds: list[Feed], window: Window, run_id: str, mode: str,
                        reprocess: bool = False, dry_run: bool = False) -> FeedReport:
@@ -252,6 +279,7 @@ class Ingestor:
         """Take the items the ledger has not settled (all of them when reprocessing), in
         batches of `ingest.batch_size`, each written and recorded before the next is fetched:
         memory stays bounded however long the feed."""
+        self._earlier_runs_searchable(batch.run_id)  # `_claimed` searches it
         size = self.settings.batch_size
         for start in range(0, len(items), size):
             chunk = items[start:start + size]
@@ -337,10 +365,15 @@ class Ingestor:
             if not is_write_block(exc):
                 raise
             self._wait_for_block(batch, exc)
-        # of the URLs of one article (AMP, tracking variants) the same one is `indexed`,
-        # whichever came first
-        batch.entries = self.ledger.one_indexer_each(batch.entries, existing=self._existing)
-        for url, error in self.ledger.record(batch.entries, previous):
+        # Of the URLs of one article (AMP, tracking variants) the same one is `indexed`,
+        # whichever came first. Only a document another item may name is in question: not
+        # one this batch has just created from its own URL (a variant of it is refused, and
+        # the same URL in another feed is the same record).
+        contested = sorted({doc for e in batch.entries if names_as_url(e)
+                            and (doc := document_of(e)) and doc not in batch.created})
+        if contested:
+            batch.entries = self.ledger.one_indexer_each(batch.entries, existing=self._existing)
+        for url, error in self.ledger.record(batch.entries, previous, wait=bool(contested)):
             # not recorded: the next run takes the item again (its article, if indexed, is
             # recognised as its own)
             log.error("ledger record of %s not written: %s", url[:200], error)
@@ -348,10 +381,8 @@ class Ingestor:
                                         "error": error})
         self._repoint_stale_records(batch)
         self._settle_copies_of(batch.rewritten)
-        # Of the URLs of one article (AMP, tracking variants) the same one is `indexed`,
-        # whichever came first: other workers wrote at the same moment perhaps
-        self.ledger.one_indexer_each(doc_ids=[d for e in batch.entries if (d := document_of(e))],
-                                     existing=self._existing)
+        if contested:  # and again: other workers wrote at the same moment perhaps
+            self.ledger.one_indexer_each(doc_ids=contested, existing=self._existing)
         for entry in batch.entries:
             setattr(batch.report, entry.status.value,
                     getattr(batch.report, entry.status.value) + 1)
@@ -563,10 +594,16 @@ class Ingestor:
                                       item.url)
                      for article, (item, _, print_) in zip(enriched, batch.accepted,
                                                            strict=True)]
-        rejected = {f.url: f for f in index_documents(self.es, alias, documents)}
+        updated: set[str] = set()
+        rejected = {f.url: f for f in index_documents(self.es, alias, documents,
+                                                      updated=updated)}
         # a variant URL's version of an article that exists already is a copy of it
         existed = {url for url, failure in rejected.items() if failure.reason == "exists"}
         rejected = {url: f for url, f in rejected.items() if url not in existed}
+        batch.created = {url_id(article.url) for item, article, _ in batch.accepted
+                         if article.url not in rejected and article.url not in existed
+                         and not is_variant(item.url, url_id(article.url))
+                         and url_id(article.url) not in updated}
         moved = self._record_copies(batch)  # originals demoted meanwhile -> where to
         # Copies indexed meanwhile by other workers, or published later than ours: one stays.
         demoted = reconcile(self.es, alias, self.ledger, self.hasher, [
@@ -620,10 +657,12 @@ class _Batch:
     rewritten: list[str] = field(default_factory=list)  # documents a dead run left unrecorded
     accepted: list[tuple[FeedItem, Article, Fingerprint]] = field(default_factory=list)
     copies: list[tuple[FeedItem, Article, DuplicateOf]] = field(default_factory=list)
+    created: set[str] = field(default_factory=set)  # documents created now from their own URL
 
     def fresh(self) -> _Batch:
         """An empty batch for the same feed, run and report."""
-        return replace(self, entries=[], pending=[], rewritten=[], accepted=[], copies=[])
+        return replace(self, entries=[], pending=[], rewritten=[], accepted=[], copies=[],
+                       created=set())
 
     @property
     def taken(self) -> bool:
@@ -656,7 +695,6 @@ def ingest(feeds: Iterable[Feed], settings: Settings, run_id: str, mode: str = "
             ThreadPoolExecutor(settings.feed_workers, thread_name_prefix="feed") as pool:
         reports = list(pool.map(
             lambda feed: ingestor.ingest_feed(feed, run_id, mode).as_dict(max_errors), feeds))
-        ingestor.health.show()
         return summarize(run_id, reports, ingestor.ledger.counts(run_id))
 
 

@@ -39,7 +39,7 @@ class LedgerEntry:
     duplicate_of: str | None = None
 
 
-def _names_as_url(entry: LedgerEntry) -> bool:
+def names_as_url(entry: LedgerEntry) -> bool:
     """Whether the entry says its item indexed a document, or is a `same_url` duplicate of the
     document its own URL names (an AMP or tracking variant of it)."""
     return bool((entry.status is Outcome.INDEXED and entry.doc_id) or (
@@ -121,11 +121,17 @@ class Ledger:
         return [hit["_source"]["url"] for hit in response["hits"]["hits"]]
 
     def record(self, entries: Iterable[LedgerEntry],
-               previous: dict[str, dict[str, Any]] | None = None) -> list[tuple[str, str]]:
-        """Write the entries (refreshing so the next run sees them); attempts accumulate over
-        the `previous` records of failed items. Returns the (url, error) of each record
-        Elasticsearch did not take after its retries: one refused record never costs the
-        others theirs."""
+               previous: dict[str, dict[str, Any]] | None = None,
+               wait: bool = False) -> list[tuple[str, str]]:
+        """Write the entries; attempts accumulate over the `previous` records of failed items.
+        Returns the (url, error) of each record Elasticsearch did not take after its retries:
+        one refused record never costs the others theirs.
+
+        A record is read back by its URL at once (`lookup`, realtime); searches see it after
+        the index's next refresh, or when this returns if `wait` (a worker that must find the
+        records others are writing at the same moment: `one_indexer_each`). What searches
+        the ledger for an answer that must be current refreshes it first (`counts`,
+        `repoint_all`)."""
         now = datetime.now(UTC).isoformat()
         previous = previous or {}
         actions = []
@@ -161,7 +167,8 @@ class Ledger:
         urls = {ledger_id(entry.url): entry.url for entry in entries_list}
         refused = []
         for ok, item in helpers.streaming_bulk(self._es, actions, raise_on_error=False,
-                                               raise_on_exception=True, refresh="wait_for",
+                                               raise_on_exception=True,
+                                               refresh="wait_for" if wait else False,
                                                max_retries=3, initial_backoff=1):
             if not ok:
                 result = item["index"]
@@ -178,8 +185,13 @@ class Ledger:
 
     def repoint_all(self, moves: Mapping[str, tuple[str, str]]) -> None:
         """`repoint` for many demoted documents (loser -> (winner, reason)) in one search and
-        one bulk, searchable at once (a forced refresh, as `reconcile.demote_all` makes)."""
+        one bulk, searchable at once (a forced refresh, as `reconcile.demote_all` makes). The
+        ledger is refreshed first: a worker that recorded an item as indexed for a loser just
+        before it was demoted is re-pointed here, or finds the loser gone when it checks
+        (`ingest._repoint_stale_records`)."""
         losers = sorted(moves)
+        if losers:  # the records written without waiting for a refresh are found too
+            self.searchable()
         while losers:
             hits = self._es.search(index=self._index, size=_PAGE,
                                    source_includes=["doc_id", "duplicate_of"],
@@ -219,7 +231,7 @@ class Ledger:
         `existing` says which of some documents exist: one demoted meanwhile is left to the
         demotion's own re-pointing, never given an indexer."""
         entries = list(entries)
-        pending = {e.url: e for e in entries if _names_as_url(e)}
+        pending = {e.url: e for e in entries if names_as_url(e)}
         ids = sorted({*doc_ids, *(_document(e) for e in pending.values())})
         if ids and existing is not None:
             ids = sorted(existing(ids))
@@ -264,20 +276,27 @@ class Ledger:
         return [replace(e, status=_status(decided[e.url][1]), **_outcome(*decided[e.url]))
                 if e.url in decided and e.url in pending else e for e in entries]
 
+    def searchable(self) -> None:
+        """Make every record written so far searchable now."""
+        self._es.indices.refresh(index=self._index)
+
     def counts(self, run_id: str | None = None) -> dict[str, int]:
-        """Items by outcome, for one run or for the whole ledger."""
+        """Items by outcome, for one run or for the whole ledger, as they stand now."""
+        self.searchable()
         query = {"term": {"run_id": run_id}} if run_id else {"match_all": {}}
         response = self._es.search(index=self._index, size=0, query=query,
                                    aggs={"status": {"terms": {"field": "status", "size": 20}}})
         return {b["key"]: b["doc_count"] for b in response["aggregations"]["status"]["buckets"]}
 
     def latest_run(self) -> str | None:
+        self.searchable()
         response = self._es.search(index=self._index, size=1, source_includes=["run_id"],
                                    sort=[{"updated_at": "desc"}])
         hits = response["hits"]["hits"]
         return hits[0]["_source"]["run_id"] if hits else None
 
     def failures(self, run_id: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        self.searchable()
         must: list[dict[str, Any]] = [{"term": {"status": Outcome.FAILED.value}}]
         if run_id:
             must.append({"term": {"run_id": run_id}})

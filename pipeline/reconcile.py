@@ -146,7 +146,7 @@ def demote_all(es: Elasticsearch, alias: str, ledger: Ledger, plan: dict[str, st
         if target in gone:
             unsettled |= {loser, target}
             del moves[loser]
-    changed = []
+    again = []
     for ok, item in helpers.streaming_bulk(
             es, [{"_op_type": "delete", "_index": docs[loser]["_index"], "_id": loser,
                   "if_seq_no": docs[loser]["_seq_no"],
@@ -154,20 +154,19 @@ def demote_all(es: Elasticsearch, alias: str, ledger: Ledger, plan: dict[str, st
             raise_on_error=False, raise_on_exception=True, refresh=True, max_retries=3,
             initial_backoff=1, chunk_size=200):
         result = item["delete"]
-        if ok or result.get("status") == 404:  # deleted, by us or by another worker
-            continue
-        if result.get("status") != 409:
-            raise RuntimeError(f"could not delete {result['_id']}: {result.get('error')}")
-        changed.append(result["_id"])  # a copy recorded on it since it was read: moved too
-    for loser in changed:
-        target, _ = moves.pop(loser)
+        if not ok and result.get("status") != 404:  # 404: another worker deleted it
+            # changed since it was read (a copy recorded on it: moved too), or refused (a
+            # write block): one by one, which raises what Elasticsearch says
+            again.append(result["_id"])
+    one_by_one = {loser: moves.pop(loser) for loser in again}
+    ledger.repoint_all(moves)
+    demoted.update({loser: target for loser, (target, _) in moves.items()})
+    for loser, (target, _) in one_by_one.items():
         try:
             if demote(es, alias, ledger, loser, target):
                 demoted[loser] = target
         except NotFoundError:
             unsettled |= {loser, target}
-    ledger.repoint_all(moves)
-    demoted.update({loser: target for loser, (target, _) in moves.items()})
     return unsettled
 
 

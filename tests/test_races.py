@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from elasticsearch import Elasticsearch
+from elasticsearch import ApiError, Elasticsearch
 
 import pipeline.ingest
 import pipeline.reconcile
-from pipeline.index import add_duplicate, index_documents
+from pipeline.index import add_duplicate, index_documents, is_write_block
 from pipeline.ingest import Ingestor
 from pipeline.ledger import Ledger, LedgerEntry, ledger_id
 from pipeline.reconcile import demote, demote_all
@@ -159,12 +159,12 @@ def test_a_document_demoted_before_its_ledger_record_is_written_is_recorded_as_a
     with Ingestor(fresh_settings, es=es) as ingestor:
         real = ingestor.ledger.record
 
-        def after_another_worker_demoted(entries: Any, *args: Any) -> Any:
+        def after_another_worker_demoted(entries: Any, *args: Any, **kwargs: Any) -> Any:
             entries = list(entries)
             if not twin and any(e.doc_id == ours for e in entries):
                 twin.append(_earlier_twin(es, alias, ours, "https://wire.example/first"))
                 demote(es, alias, ingestor.ledger, ours, twin[0])
-            return real(entries, *args)
+            return real(entries, *args, **kwargs)
 
         monkeypatch.setattr(ingestor.ledger, "record", after_another_worker_demoted)
         report = ingestor.ingest_feed(northwire, "run-race")
@@ -182,3 +182,37 @@ def test_a_document_demoted_before_its_ledger_record_is_written_is_recorded_as_a
     assert winner in {h["_source"].get("duplicate_of") for h in es.search(
         index=fresh_settings.ledger_index, size=100,
         query={"term": {"status": "duplicate"}})["hits"]["hits"]}
+
+
+def test_a_write_block_met_while_demoting_a_batch_is_raised_for_the_ingest_to_wait_out(
+        es: Elasticsearch, fresh_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    # a reindex blocks writes between the copies' recording and the losers' deletion: the
+    # block comes back as Elasticsearch's own error (the ingest fails the batch's articles
+    # `index_blocked`, to be taken again), and no loser is deleted without its records
+    from tests.test_store import _doc
+
+    alias = fresh_settings.index_alias
+    loser, winner = "https://late.example/story", "https://early.example/story"
+    assert index_documents(es, alias, [_doc(loser), _doc(winner)]) == []
+    ledger = Ledger(es, fresh_settings.ledger_index, fresh_settings.max_attempts)
+    assert ledger.record([LedgerEntry(loser, "Late", Outcome.INDEXED, "run",
+                                      doc_id=url_id(loser))]) == []
+    (index,) = es.indices.get_alias(name=alias)
+    real = pipeline.reconcile.add_duplicates_each
+
+    def then_a_reindex_blocks_writes(es_: Elasticsearch, alias_: str,
+                                     copies: dict[str, list[dict[str, Any]]]) -> set[str]:
+        gone = real(es_, alias_, copies)
+        es.indices.put_settings(index=index, settings={"index.blocks.write": True})
+        return gone
+
+    monkeypatch.setattr(pipeline.reconcile, "add_duplicates_each", then_a_reindex_blocks_writes)
+    try:
+        with pytest.raises(ApiError) as raised:
+            demote_all(es, alias, ledger, {url_id(loser): url_id(winner)}, {})
+        assert is_write_block(raised.value)
+    finally:
+        es.indices.put_settings(index=index, settings={"index.blocks.write": False})
+    assert es.exists(index=alias, id=url_id(loser))
+    record = es.get(index=fresh_settings.ledger_index, id=ledger_id(loser))["_source"]
+    assert (record["status"], record["doc_id"]) == ("indexed", url_id(loser))

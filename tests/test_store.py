@@ -158,11 +158,13 @@ def test_ledger_settles_and_counts_attempts(es: Elasticsearch, fresh_settings: S
     assert ledger.is_settled(records["https://x.example/b"])
     assert ledger.is_settled(records["https://x.example/c"])  # permanent: not retried
     assert not ledger.is_settled(records["https://x.example/a"])  # transient: retried
+    ledger.searchable()  # as the next run does at its start
     assert ledger.retry_candidates("F") == ["https://x.example/a"]
     ledger.record([LedgerEntry("https://x.example/a", "F", Outcome.FAILED, "run2",
                                reason="timeout", retryable=True)], previous=records)
     again = ledger.lookup(["https://x.example/a"])["https://x.example/a"]
     assert again["attempts"] == 2 and ledger.is_settled(again)  # gave up after max_attempts
+    ledger.searchable()
     assert ledger.retry_candidates("F") == []
     assert again["first_seen"] == records["https://x.example/a"]["first_seen"]
     assert ledger.counts("run1") == {"indexed": 1, "failed": 1}

@@ -162,13 +162,15 @@ def _run_measured(argv: list[str], env: dict[str, str], stdout: Path) -> float:
 
 
 class RequestCount:
-    """Counts the requests that reach Elasticsearch through a proxy: in all, by kind, and how
-    many wait for a refresh."""
+    """Counts the requests that reach Elasticsearch through a proxy: in all, by kind, how many
+    writes wait for a refresh (or force one), and how many refreshes are asked for on their
+    own."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.total = 0
         self.refresh_waits = 0
+        self.refreshes = 0
         self.kinds: Counter[str] = Counter()
 
     def __call__(self, method: str, path: str, body: bytes) -> None:
@@ -177,8 +179,9 @@ class RequestCount:
         with self.lock:
             self.total += 1
             self.kinds[f"{method} {kind}"] += 1
-            if "refresh=wait_for" in route.query or "refresh=true" in route.query \
-                    or kind == "_refresh":
+            if kind == "_refresh":
+                self.refreshes += 1
+            elif "refresh=wait_for" in route.query or "refresh=true" in route.query:
                 self.refresh_waits += 1
 
 
@@ -301,8 +304,10 @@ def main() -> int:
     batches = FEEDS * math.ceil(COUNTED_PAGES // FEEDS / base.batch_size)
     print(f"Elasticsearch requests over {COUNTED_PAGES:,} pages ({counted['indexed']:,} indexed, "
           f"{batches} batches of up to {base.batch_size}): {count.total:,} in all, "
-          f"{count.total / indexed:.2f} per indexed article; {count.refresh_waits:,} wait for "
-          f"a refresh, {count.refresh_waits / batches:.2f} per batch")
+          f"{count.total / indexed:.2f} per indexed article; {count.refresh_waits:,} writes "
+          f"wait for a refresh, {count.refresh_waits / batches:.2f} per batch, and "
+          f"{count.refreshes:,} refreshes are asked for on their own (the run's, at its start "
+          "and end)")
     print("  by kind: " + ", ".join(f"{kind} {n:,}" for kind, n in count.kinds.most_common()))
     print(f"Elasticsearch bulk throughput: {docs_per_s:,.0f} documents/s (20,000 small "
           "documents, chunks of 500)")
