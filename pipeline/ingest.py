@@ -314,7 +314,7 @@ class Ingestor:
                            and record.get("doc_id") in existing  # a variant, not its own URL
                            and is_variant(url, record["doc_id"])})
         if variants:
-            self.ledger.one_indexer_each(doc_ids=variants, existing=self._existing)
+            self.ledger.one_indexer_each(doc_ids=variants, writers=self._writers)
 
     def _settle_copies_of(self, doc_ids: list[str]) -> None:
         """The records of the copies recorded on these documents, settled as
@@ -372,7 +372,7 @@ class Ingestor:
         contested = sorted({doc for e in batch.entries if names_as_url(e)
                             and (doc := document_of(e)) and doc not in batch.created})
         if contested:
-            batch.entries = self.ledger.one_indexer_each(batch.entries, existing=self._existing)
+            batch.entries = self.ledger.one_indexer_each(batch.entries, writers=self._writers)
         for url, error in self.ledger.record(batch.entries, previous, wait=bool(contested)):
             # not recorded: the next run takes the item again (its article, if indexed, is
             # recognised as its own)
@@ -382,10 +382,18 @@ class Ingestor:
         self._repoint_stale_records(batch)
         self._settle_copies_of(batch.rewritten)
         if contested:  # and again: other workers wrote at the same moment perhaps
-            self.ledger.one_indexer_each(doc_ids=contested, existing=self._existing)
+            self.ledger.one_indexer_each(doc_ids=contested, writers=self._writers)
         for entry in batch.entries:
             setattr(batch.report, entry.status.value,
                     getattr(batch.report, entry.status.value) + 1)
+
+    def _writers(self, doc_ids: list[str]) -> dict[str, str | None]:
+        """Which of these documents exist now, each with the item URL whose page gave it its
+        text (`ingest.item_url`)."""
+        docs = self.es.mget(index=self.settings.index_alias, ids=doc_ids,
+                            source_includes=["ingest.item_url"])["docs"]
+        return {doc["_id"]: (doc["_source"].get("ingest") or {}).get("item_url")
+                for doc in docs if doc.get("found")}
 
     def _existing(self, doc_ids: list[str]) -> set[str]:
         """Which of these documents exist now."""

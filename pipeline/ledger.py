@@ -216,7 +216,7 @@ class Ledger:
                 return
 
     def one_indexer_each(self, entries: Iterable[LedgerEntry] = (), doc_ids: Iterable[str] = (),
-                         existing: Callable[[list[str]], set[str]] | None = None,
+                         writers: Callable[[list[str]], dict[str, str | None]] | None = None,
                          ) -> list[LedgerEntry]:
         """One item is `indexed` for each document, whatever order, concurrency or crash its
         URLs came through: of the items recorded (or, in `entries`, about to be) as having
@@ -228,13 +228,20 @@ class Ledger:
         that dies in between leaves its items unrecorded, so they are taken again); `entries`
         come back as they must be written. Called with `doc_ids` alone after a write, it
         settles what workers writing at the same moment could not see of each other.
-        `existing` says which of some documents exist: one demoted meanwhile is left to the
-        demotion's own re-pointing, never given an indexer."""
+
+        `writers` says which of some documents exist, each with the item URL whose page gave
+        it its text (`ingest.item_url`, read in real time). A document demoted meanwhile is
+        left to the demotion's own re-pointing, never given an indexer. The writer counts
+        as having indexed its document even where its record cannot be searched yet (the item
+        that created a document from its own URL writes its record without waiting for a
+        refresh): a variant refused as a copy never takes the document over from it."""
         entries = list(entries)
         pending = {e.url: e for e in entries if names_as_url(e)}
         ids = sorted({*doc_ids, *(_document(e) for e in pending.values())})
-        if ids and existing is not None:
-            ids = sorted(existing(ids))
+        written: dict[str, str | None] = {}
+        if ids and writers is not None:
+            written = writers(ids)
+            ids = sorted(written)
             pending = {url: e for url, e in pending.items() if _document(e) in ids}
         if not ids:
             return entries
@@ -259,6 +266,10 @@ class Ledger:
         for url, entry in pending.items():
             by_doc.setdefault(_document(entry), []).append(
                 (url, entry.status is Outcome.INDEXED))
+        for doc_id, writer in written.items():
+            claimants = by_doc.setdefault(doc_id, [])
+            if writer and writer not in {url for url, _ in claimants}:
+                claimants.append((writer, True))
         decided: dict[str, tuple[str, bool]] = {}  # url -> (document, indexed)
         for doc_id, urls in by_doc.items():
             keep = min((url for url, _ in urls), key=lambda url: indexer_rank(url, doc_id))
