@@ -216,3 +216,32 @@ def test_a_write_block_met_while_demoting_a_batch_is_raised_for_the_ingest_to_wa
     assert es.exists(index=alias, id=url_id(loser))
     record = es.get(index=fresh_settings.ledger_index, id=ledger_id(loser))["_source"]
     assert (record["status"], record["doc_id"]) == ("indexed", url_id(loser))
+
+
+def test_a_variant_refused_as_a_copy_never_takes_over_from_its_own_url_recorded_unseen(
+        es: Elasticsearch, fresh_settings: Settings, site: SampleSite,
+        feeds_file: Path) -> None:
+    # one feed lists an article's own URL and creates its document; another lists a tracking
+    # variant of it at the same moment, is refused (the document exists) and settles who
+    # indexed it before the first one's ledger record can be searched
+    from tests.test_store import _doc
+
+    alias = fresh_settings.index_alias
+    own = "https://wire.example/story"
+    variant = f"{own}?utm_source=rss"
+    doc_id = url_id(own)
+    assert index_documents(es, alias, [{**_doc(own), "ingest": {
+        "run_id": "run", "mode": "poll", "item_url": own}}]) == []
+    es.indices.put_settings(index=fresh_settings.ledger_index,  # records not searchable yet
+                            settings={"index.refresh_interval": "-1"})
+    try:
+        with Ingestor(fresh_settings, es=es) as ingestor:
+            ingestor.ledger.record([LedgerEntry(own, "Own", Outcome.INDEXED, "run",
+                                                doc_id=doc_id)])
+            copy = LedgerEntry(variant, "Tracked", Outcome.DUPLICATE, "run", reason="same_url",
+                               duplicate_of=doc_id)
+            (settled,) = ingestor.ledger.one_indexer_each([copy], writers=ingestor._writers)
+    finally:
+        es.indices.put_settings(index=fresh_settings.ledger_index,
+                                settings={"index.refresh_interval": None})
+    assert (settled.status, settled.duplicate_of) == (Outcome.DUPLICATE, doc_id)
