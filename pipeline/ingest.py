@@ -397,9 +397,7 @@ class Ingestor:
 
     def _existing(self, doc_ids: list[str]) -> set[str]:
         """Which of these documents exist now."""
-        docs = self.es.mget(index=self.settings.index_alias, ids=doc_ids,
-                            source_includes=[])["docs"]
-        return {doc["_id"] for doc in docs if doc.get("found")}
+        return set(self._writers(doc_ids))
 
     def _wait_for_block(self, batch: _Batch, exc: ApiError) -> None:
         """The index became write-blocked (a reindex) in the middle of the batch's writes: its

@@ -76,14 +76,20 @@ def test_a_copy_whose_original_was_just_demoted_goes_to_the_winner(
     assert (record["status"], record["duplicate_of"]) == ("duplicate", winner)
 
 
-def test_a_copy_recorded_on_a_document_being_demoted_is_not_lost(
-        es: Elasticsearch, fresh_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+def _loser_and_winner(es: Elasticsearch, settings: Settings) -> tuple[str, str, Ledger]:
+    """Two copies of one text indexed, the later one to be demoted onto the earlier: their
+    URLs, and the ledger."""
     from tests.test_store import _doc
 
-    alias = fresh_settings.index_alias
     loser, winner = "https://late.example/story", "https://early.example/story"
-    assert index_documents(es, alias, [_doc(loser), _doc(winner)]) == []
-    ledger = Ledger(es, fresh_settings.ledger_index, fresh_settings.max_attempts)
+    assert index_documents(es, settings.index_alias, [_doc(loser), _doc(winner)]) == []
+    return loser, winner, Ledger(es, settings.ledger_index, settings.max_attempts)
+
+
+def test_a_copy_recorded_on_a_document_being_demoted_is_not_lost(
+        es: Elasticsearch, fresh_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    alias = fresh_settings.index_alias
+    loser, winner, ledger = _loser_and_winner(es, fresh_settings)
     real = pipeline.reconcile.add_duplicates
     moved: list[int] = []
 
@@ -189,12 +195,8 @@ def test_a_write_block_met_while_demoting_a_batch_is_raised_for_the_ingest_to_wa
     # a reindex blocks writes between the copies' recording and the losers' deletion: the
     # block comes back as Elasticsearch's own error (the ingest fails the batch's articles
     # `index_blocked`, to be taken again), and no loser is deleted without its records
-    from tests.test_store import _doc
-
     alias = fresh_settings.index_alias
-    loser, winner = "https://late.example/story", "https://early.example/story"
-    assert index_documents(es, alias, [_doc(loser), _doc(winner)]) == []
-    ledger = Ledger(es, fresh_settings.ledger_index, fresh_settings.max_attempts)
+    loser, winner, ledger = _loser_and_winner(es, fresh_settings)
     assert ledger.record([LedgerEntry(loser, "Late", Outcome.INDEXED, "run",
                                       doc_id=url_id(loser))]) == []
     (index,) = es.indices.get_alias(name=alias)
