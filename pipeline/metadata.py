@@ -22,7 +22,7 @@ import htmldate
 from lxml import etree
 from lxml.html import HtmlElement
 from py3langid.langid import MODEL_FILE, LanguageIdentifier
-from trafilatura.metadata import examine_meta, extract_meta_json
+from trafilatura.metadata import examine_meta, extract_author, extract_meta_json
 
 from pipeline.settings import ConfigError, load_yaml
 from pipeline.text import UNSPACED, fold, squash
@@ -151,9 +151,10 @@ def page_title(tree: HtmlElement, site: str | None = None) -> str | None:
 def page_authors(tree: HtmlElement, site: str | None = None) -> tuple[str, ...]:
     """The people who wrote the article, as the page names them: in its JSON-LD (people, not
     organisations), else its author meta tags, else trafilatura's reading of them (broken JSON
-    included), else its byline markup; the first of these that names a person wins. Joint
-    bylines are split; an e-mail, a URL, a handle, a number, the site or an organisation is
-    never an author."""
+    included), else its byline markup (not a commenter's), else trafilatura's reading of that
+    markup; the first of these that names a person wins. Joint bylines are split; an e-mail, a
+    URL, a handle, a number, a month, the site, an organisation, a desk or a bare title
+    ("Community Editor") is never an author."""
     site = site or site_name(tree)
     for raw, people in _author_sources(tree):
         names: list[str] = []
@@ -193,6 +194,9 @@ def _author_sources(tree: HtmlElement) -> Iterator[tuple[list[str], set[str]]]:
     yield (found.split("; ") if found else []), set()
     for texts in _byline_texts(tree):
         yield texts, set()
+    # last, trafilatura's reading of the page's byline markup
+    found = extract_author(tree)
+    yield (found.split("; ") if found else []), set()
 
 
 def split_names(byline: str) -> list[str]:
@@ -207,7 +211,11 @@ def split_names(byline: str) -> list[str]:
         if re.search(r"\([^)]*(\.\w{2,}|www)[^)]*\)", part):
             continue  # "Deutsche Welle (www.dw.com)": an outlet and its address
         part = re.sub(r"\([^)]*\)", " ", part)  # "(Reuters)", "(LTV)"
-        part = _ROLE.sub("", squash(_BYLINE_PREFIX.sub("", part)))
+        part = squash(_BYLINE_PREFIX.sub("", part))
+        name = _ROLE.sub("", part)
+        if name != part and " " not in name.strip():
+            continue  # "Community Editor", "Staff Writer": a desk or a title, not a person
+        part = name
         part = _HONORIFIC.sub("", squash(part.strip(" .,:;-–—»›")))
         if UNSPACED.search(part) and all(2 <= len(w) <= 4 for w in part.split()):
             names.extend(part.split())  # "王明 李华": Chinese names side by side
@@ -456,7 +464,7 @@ _AUTHOR_META = ("author", "article:author", "parsely-author", "sailthru.author",
                 "DC.creator", "byl", "citation_author")
 _BYLINE_PREFIX = re.compile(
     r"^\s*((more|all|view all)\s+)?((posts|articles|stories|text|words|story|reporting|photos)\s+)?"
-    r"(about|by|from|written by|posted by|von|par|por|di|door|av|af|autor(es|zy|a)?|auteur|autore|"
+    r"(about|by|from|[a-z]+ by|von|par|por|di|door|av|af|autor(es|zy|a)?|auteur|autore|"
     r"auteurs|yazar|автор(ы)?|текст|作者|文|记者|本报记者)\s*[:：|-]?(\s+|$)", re.IGNORECASE)
 _NAME_SEPARATOR = re.compile(
     r"\s*(?:[,;]\s*(?:and|und|et|y|e|i|en|og|och|ve|и|та|або)\s|[,;|/、，；»›]|\s[-–—]\s|"
@@ -464,9 +472,14 @@ _NAME_SEPARATOR = re.compile(
     re.IGNORECASE)
 # A role after a name ("Stephen Jesudunsin AI Writer"): the name ends before it.
 _ROLE = re.compile(
-    r"\s+(?:[A-Z]{2,}\s+)?(?:senior\s+|staff\s+|chief\s+|contributing\s+|special\s+)?"
+    r"(?:^|\s+)(?:(?-i:[A-Z]{2,})\s+)?"
+    r"(?:(?:former|senior|staff|chief|contributing|special|deputy|executive|managing|associate|"
+    r"assistant|lead|principal|tech|technology|digital|security|travel|research|political|"
+    r"foreign|business|science|health|sports?|trial|energy|economics?|politics|defen[cs]e|"
+    r"world|international|national|investigative|features|opinion|climate|markets)\s+){0,3}"
     r"(writer|editor|reporter|correspondent|contributor|columnist|journalist|producer|analyst|"
     r"expert|consultant|founder|co-founder|ceo|cto|director|manager|attorney|author|blogger|"
+    r"executive|"
     r"redakteur(in)?|korrespondent(in)?|journaliste|periodista|giornalista|корреспондент|"
     r"обозреватель|журналист)\b.*$", re.IGNORECASE)
 _HONORIFIC = re.compile(r"^(dr|prof|professor|mr|mrs|ms|sir|dame)\.?\s+", re.IGNORECASE)
@@ -474,6 +487,11 @@ _HONORIFIC = re.compile(r"^(dr|prof|professor|mr|mrs|ms|sir|dame)\.?\s+", re.IGN
 _CREDENTIAL = re.compile(r"(?:[A-Z][A-Z]?\.?){1,4}(?:-[A-Z]+)?(?:\s+\d+)?®?|(?i:ph\.?\s?d\.?|m\.?d\.?|"
                          r"jr\.?|sr\.?|esq\.?)")
 _NOT_A_NAME = re.compile(r"[@/\\*]|https?:|\bwww\b|\.(com|org|net|ru|cn|de|uk)\b|\d", re.IGNORECASE)
+# A month or a weekday read from a dateline ("July", "Mon"), not a name.
+_CALENDAR_WORD = re.compile(
+    r"(jan(uary)?|feb(ruary)?|mar(ch)?|apr(il)?|may|june?|july?|aug(ust)?|sep(t(ember)?)?|"
+    r"oct(ober)?|nov(ember)?|dec(ember)?|mon(day)?|tue(sday)?|wed(nesday)?|thu(rsday)?|"
+    r"fri(day)?|sat(urday)?|sun(day)?)\.?", re.IGNORECASE)
 # Where the names of a byline end and its date, reading time or update note begin.
 _BYLINE_TAIL = re.compile(
     r"(?:^|\s+)(?=\d|(?:published|updated|posted|last updated|veröffentlicht|aktualisiert|publié|"
@@ -493,7 +511,8 @@ _ORGANISATION = re.compile(
 def _is_person(name: str, site: str | None) -> bool:
     if not 2 <= len(name) <= 60 or len(name.split()) > 5 or _NOT_A_NAME.search(name):
         return False
-    if not any(c.isalpha() for c in name) or _ORGANISATION.search(name):
+    if not any(c.isalpha() for c in name) or _ORGANISATION.search(name) \
+            or _CALENDAR_WORD.fullmatch(name):
         return False
     if re.match(r"(the|la|le|les|el|los|il|der|die|das|de|het)\s", name, re.IGNORECASE):
         return False  # "The Commercial Appeal", "Le Monde": a name with an article is a title
@@ -520,6 +539,8 @@ def _byline_texts(tree: HtmlElement) -> list[list[str]]:
     texts of its byline elements that name a name ("author-name"), then its own text."""
     found: list[str] = []
     for element in tree.xpath('//*[@rel="author"] | //*[@itemprop="author"]'):
+        if _in_comments(element):
+            continue  # a reader's comment links its own author
         names = element.xpath('.//*[@itemprop="name"]')
         value = (_spaced_text(names[0]) if names else None) or element.get("content") \
             or _spaced_text(element)
@@ -545,6 +566,11 @@ def _is_byline_element(element: HtmlElement) -> bool:
 
 _BYLINE_CLASS = re.compile(r"byline|author|writer|posted-?by|submitted-?by|reporter")
 _NOT_BYLINE_CLASS = re.compile(r"bio|box|about|avatar|image|img|photo|social|follow|more|list")
+
+
+def _in_comments(element: HtmlElement) -> bool:
+    return any("comment" in f"{a.get('class', '')} {a.get('id', '')}".lower()
+               for a in element.iterancestors())
 
 
 def _spaced_text(element: HtmlElement) -> str:

@@ -138,6 +138,9 @@ def test_authors_and_site_name() -> None:
     ("By Anna Petrova Published on July 18, 2026", ("Anna Petrova",)),
     ("Anna Petrova 30 Sep 2026, 11:07am", ("Anna Petrova",)),
     ("Li Wei June 3, 2026 · 7 min read", ("Li Wei",)),
+    ("Anna Petrova Writer", ("Anna Petrova",)),
+    ("Analysis by Li Wei Former Deputy Energy Editor", ("Li Wei",)),
+    ("Anna Petrova, Senior Research Executive", ("Anna Petrova",)),
 ])
 def test_joint_bylines_are_split_into_people(byline: str, names: tuple[str, ...]) -> None:
     tree = _page(f'<meta name="author" content="{byline}">')
@@ -147,7 +150,7 @@ def test_joint_bylines_are_split_into_people(byline: str, names: tuple[str, ...]
 @pytest.mark.parametrize("byline", [
     "news@northern-wire.example", "https://northern-wire.example/staff", "@annapetrova",
     "2026", "Deutsche Welle (www.dw.com)", "Northern Wire", "Reuters", "The Eastern Herald",
-    "Northern Wire Media Group", "Editorial Team",
+    "Northern Wire Media Group", "Editorial Team", "Community Editor", "Staff Writer", "July",
 ])
 def test_an_address_a_number_or_an_organisation_is_never_an_author(byline: str) -> None:
     tree = _page(f'<meta name="author" content="{byline}">'
@@ -166,6 +169,14 @@ def test_byline_markup_when_nothing_is_declared() -> None:
     tree = _page(body='<h1>Putin and Xi talk trade</h1><div class="article-byline">'
                       '<span>By</span> <a rel="author" href="/staff/ap">Anna Petrova</a></div>'
                       '<p>Text.</p>')
+    assert page_authors(tree) == ("Anna Petrova",)
+
+
+def test_a_commenters_author_link_is_not_the_articles_author() -> None:
+    tree = _page(body='<article><h1>Putin and Xi talk trade</h1><p class="byline">By <a '
+                      'rel="author" href="/staff/ap">Anna Petrova</a></p><p>Text.</p></article>'
+                      '<ol class="comment-list"><li><a rel="author" href="/u/tom">Tom Hale</a>'
+                      ' wrote: a comment.</li></ol>')
     assert page_authors(tree) == ("Anna Petrova",)
 
 
