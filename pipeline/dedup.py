@@ -10,10 +10,11 @@ on every document, scored by the number of bands shared, so the lookup costs the
 corpus size.
 
 Of two copies the original is the outlet's before a republisher's (a feed marked
-`republisher: true`: aggregators, mirrors), then the one published first as each page claims,
-then the lower id: the `seniority` key, the same whatever order the copies arrive in. A page
-cannot be checked against the time it claims, so a republisher that backdates its copies does
-not take over an outlet's documents only when its feed is marked.
+`republisher: true`: aggregators, mirrors), then the one published first, then the lower id:
+the `seniority` key, the same whatever order the copies arrive in. The time a page is ranked
+by is the one it claims, unless our own polls belie the claim (`ranked_time`): a page that a
+feed lists for the first time, though that feed was read well after the claimed time, is
+ranked by when we first saw it, so a backdated copy does not take over the article it copies.
 """
 
 from __future__ import annotations
@@ -22,11 +23,14 @@ import hashlib
 import re
 import unicodedata
 from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from elasticsearch import Elasticsearch
 
 from pipeline.minhash import MinHasher
+from pipeline.settings import ConfigError, load_yaml
 from pipeline.store import msearch_each
 from pipeline.urls import indexer_rank, url_id
 
@@ -62,6 +66,29 @@ def seniority(published_at: str | None, republisher: bool = False) -> str:
 
 
 UNDATED = seniority(None)  # an outlet's page that claims no publication time
+
+
+def ranked_time(claimed: datetime | None, first_seen: datetime,
+                feed_read_before: datetime | None, grace: timedelta) -> datetime | None:
+    """The publication time a page is ranked by among copies: the time it claims, unless a
+    poll belies it. `feed_read_before` is when the feed that lists the page for the first time
+    was last read before (None in a backfill, for a feed read for the first time, or for an
+    item seen before): when that was more than `grace` after the claimed time, the feed did
+    not list the page then, and the page is ranked by `first_seen` instead. A feed lists its
+    new pages within `grace` of their publication; a page backdated by whoever publishes it is
+    not listed before its real publication."""
+    if claimed is not None and feed_read_before is not None and claimed + grace < feed_read_before:
+        return first_seen
+    return claimed
+
+
+def listing_grace(path: Path) -> timedelta:
+    """`claims.listing_grace_hours` of config/dedup.yaml: how long after a page's publication
+    a feed may first list it."""
+    hours = (load_yaml(path).get("claims") or {}).get("listing_grace_hours", 24)
+    if not isinstance(hours, int | float) or isinstance(hours, bool) or hours <= 0:
+        raise ConfigError(f"{path}: claims.listing_grace_hours must be a positive number")
+    return timedelta(hours=hours)
 
 
 def stored_seniority(source: dict[str, Any]) -> str:

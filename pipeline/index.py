@@ -63,8 +63,9 @@ def is_write_block(exc: ApiError) -> bool:
 
 def article_document(article: Article, print_: Fingerprint, story_id: str, run_id: str,
                      mode: str, enrich_version: str,
-                     republisher: bool = False, item_url: str | None = None) -> dict[str, Any]:
-    """The document for `article`, as described in docs/architecture.md (without `duplicates`)."""
+                     senior: str | None = None, item_url: str | None = None) -> dict[str, Any]:
+    """The document for `article`, as described in docs/architecture.md (without `duplicates`);
+    `senior` is its `pipeline.dedup.seniority` key (by default, from the time it claims)."""
     return {
         "url": article.url,
         "title": article.title,
@@ -83,7 +84,7 @@ def article_document(article: Article, print_: Fingerprint, story_id: str, run_i
         **entity_fields(article.entities, enrich_version),
         "dedup": {"content_hash": print_.content_hash, "lsh": list(print_.lsh),
                   "signature": list(print_.signature),
-                  "seniority": seniority(utc_iso(article.published_at), republisher)},
+                  "seniority": senior or seniority(utc_iso(article.published_at))},
         "story_id": story_id,
         "word_count": article.word_count,
         "ingest": {"run_id": run_id, "mode": mode, "item_url": item_url or article.url},

@@ -32,7 +32,14 @@ from elasticsearch import ApiError, Elasticsearch, TransportError
 
 from pipeline.archive import Window, list_archive
 from pipeline.cpu import CpuStages, Reading, cpu_workers
-from pipeline.dedup import Deduplicator, DuplicateOf, Fingerprint, seniority
+from pipeline.dedup import (
+    Deduplicator,
+    DuplicateOf,
+    Fingerprint,
+    listing_grace,
+    ranked_time,
+    seniority,
+)
 from pipeline.discover import FeedState, poll_feed
 from pipeline.enrich import enrichment_version
 from pipeline.fetch import HttpClient
@@ -144,6 +151,7 @@ class Ingestor:
         self.health = FeedHealth(self.es, settings.feed_health_index)
         self.hasher = MinHasher.load(settings.config_dir / "dedup.yaml")
         self.story_rules = StoryRules.load(settings.config_dir / "dedup.yaml")
+        self.listing_grace = listing_grace(settings.config_dir / "dedup.yaml")
         self._run_lock = threading.Lock()
         self._run_id: str | None = None  # the run whose start made the ledger searchable
 
@@ -203,7 +211,8 @@ class Ingestor:
                    for url in self.ledger.retry_candidates(feed.name) if url not in listed]
         items = [*poll.items, *retries]
         report.seen = len(items)
-        self._ingest_items(items, _Batch(feed=feed, run_id=run_id, mode=mode, report=report))
+        self._ingest_items(items, _Batch(feed=feed, run_id=run_id, mode=mode, report=report,
+                                         feed_read_at=state.last_success))
         # An item whose ledger record was not written must be listed again: the feed's new
         # validators are not kept, so that the next poll reads the whole feed.
         unrecorded = any(e["reason"] == "ledger_write_failed" for e in report.errors)
@@ -358,7 +367,7 @@ class Ingestor:
     def _finish(self, batch: _Batch, previous: dict[str, dict[str, Any]]) -> None:
         """Judge the batch's articles against the corpus, write them and record every item's
         outcome."""
-        self._judge(batch)
+        self._judge(batch, previous)
         try:
             self._write(batch)
         except ApiError as exc:
@@ -525,15 +534,19 @@ class Ingestor:
             return
         batch.pending.append((item, article, reading.fingerprint))
 
-    def _judge(self, batch: _Batch) -> None:
+    def _judge(self, batch: _Batch, previous: dict[str, dict[str, Any]]) -> None:
         """Dedup the batch's relevant articles against the corpus (asked about all of them in
         two requests) and each other, in the order they came (the pages of one document
         together, its own URL first): each joins the batch's articles to index, its copies, or
-        its settled entries."""
+        its settled entries. An item the ledger has no record of is seen for the first time:
+        its feed's last read before tells whether its claimed time can stand (`ranked_time`)."""
         dedup = Deduplicator(self.es, self.settings.index_alias, self.hasher)
         dedup.prefetch([(article.url, print_) for _, article, print_ in batch.pending])
         for item, article, print_ in _indexer_first(batch.pending):
-            senior = seniority(utc_iso(article.published_at), batch.feed.republisher)
+            published = ranked_time(
+                article.published_at, article.fetched_at,
+                batch.feed_read_at if item.url not in previous else None, self.listing_grace)
+            senior = seniority(utc_iso(published), batch.feed.republisher)
             original = dedup.check(article.url, print_, senior, item.url)
             if original is not None and original.match == "same_url" and not original.text_kept \
                     and (batch.reprocess or not self._claimed(original.doc_id, batch)):
@@ -551,6 +564,7 @@ class Ingestor:
                 continue
             dedup.accept(article.url, print_, senior)
             batch.accepted.append((item, article, print_))
+            batch.seniority[article.url] = senior
         batch.pending = []
 
     def _record_copies(self, batch: _Batch) -> dict[str, str]:
@@ -596,8 +610,8 @@ class Ingestor:
         stories = StoryFinder(self.es, alias, self.story_rules)
         stories.prefetch(enriched)
         documents = [article_document(article, print_, stories.assign(article), batch.run_id,
-                                      batch.mode, self.enrich_version, batch.feed.republisher,
-                                      item.url)
+                                      batch.mode, self.enrich_version,
+                                      batch.seniority[article.url], item.url)
                      for article, (item, _, print_) in zip(enriched, batch.accepted,
                                                            strict=True)]
         updated: set[str] = set()
@@ -613,8 +627,7 @@ class Ingestor:
         moved = self._record_copies(batch)  # originals demoted meanwhile -> where to
         # Copies indexed meanwhile by other workers, or published later than ours: one stays.
         demoted = reconcile(self.es, alias, self.ledger, self.hasher, [
-            Indexed(url_id(article.url), article.url, print_,
-                    seniority(utc_iso(article.published_at), batch.feed.republisher))
+            Indexed(url_id(article.url), article.url, print_, batch.seniority[article.url])
             for _, article, print_ in batch.accepted
             if article.url not in rejected and article.url not in existed])
         # a demoted article is the same text as its original, or a near-copy of it
@@ -658,17 +671,19 @@ class _Batch:
     window: Window | None = None  # archive runs: the interval being filled
     reprocess: bool = False  # archive runs: take settled items again
     source_from_page: bool = False  # URL lists: the page names its source, not the feed
+    feed_read_at: datetime | None = None  # polls: the feed's last successful read before this
     entries: list[LedgerEntry] = field(default_factory=list)
     pending: list[tuple[FeedItem, Article, Fingerprint]] = field(default_factory=list)
     rewritten: list[str] = field(default_factory=list)  # documents a dead run left unrecorded
     accepted: list[tuple[FeedItem, Article, Fingerprint]] = field(default_factory=list)
+    seniority: dict[str, str] = field(default_factory=dict)  # accepted article URL -> its key
     copies: list[tuple[FeedItem, Article, DuplicateOf]] = field(default_factory=list)
     created: set[str] = field(default_factory=set)  # documents created now from their own URL
 
     def fresh(self) -> _Batch:
         """An empty batch for the same feed, run and report."""
-        return replace(self, entries=[], pending=[], rewritten=[], accepted=[], copies=[],
-                       created=set())
+        return replace(self, entries=[], pending=[], rewritten=[], accepted=[], seniority={},
+                       copies=[], created=set())
 
     @property
     def taken(self) -> bool:

@@ -469,12 +469,14 @@ def test_a_rerun_settles_a_copy_a_killed_run_demoted_but_never_re_pointed(
         "status"] == "indexed"
 
 
-def test_a_marked_republishers_backdated_copy_never_takes_over_an_outlets_article(
+def test_a_backdated_copy_never_takes_over_an_outlets_article_where_it_can_be_told(
         tmp_path: Path, fresh_settings: Settings, site: SampleSite, feeds_file: Path) -> None:
-    """An aggregator republishing an outlet's article under a date a year earlier: with its
-    feed marked `republisher`, the outlet's page is the document in either order, the copy
-    recorded on it. Unmarked, the earlier claim wins (a claim cannot be checked): the mark is
-    what decides."""
+    """An aggregator republishing an outlet's article under a date a year earlier: the
+    outlet's page is the document in either order, the copy recorded on it, when the
+    aggregator's feed is marked `republisher`, or when that feed had been read long after the
+    copy's claimed date without listing it (the claim is belied). Unmarked and read for the
+    first time, the earlier claim wins: nothing tells it false."""
+    from pipeline.discover import FeedState
     from pipeline.ingest import Ingestor
     from pipeline.settings import Feed, load_feeds
     from pipeline.store import connect, ensure_indices
@@ -490,26 +492,31 @@ def test_a_marked_republishers_backdated_copy_never_takes_over_an_outlets_articl
     with SampleSite(root=root) as aggregator:
         copy_url = f"{aggregator.base_url}/a/copy.html"
         (root / "a" / "rss.xml").write_bytes(rss([Item(copy_url, "Copy")]))
-        for marked, copy_first in ((True, True), (True, False), (False, True)):
-            scoped = replace(fresh_settings,
-                             index_alias=f"{fresh_settings.index_alias}-{marked:d}{copy_first:d}")
+        for marked, copy_first, read_before in ((True, True, False), (True, False, False),
+                                                (False, True, False), (False, True, True),
+                                                (False, False, True)):
+            scoped = replace(fresh_settings, index_alias=f"{fresh_settings.index_alias}-"
+                                                         f"{marked:d}{copy_first:d}{read_before:d}")
             es = connect(scoped)
             ensure_indices(es, scoped)
             feed = Feed(name="Aggregator", url=f"{aggregator.base_url}/a/rss.xml",
                         republisher=marked)
             with Ingestor(scoped, es=es) as ingestor:
+                if read_before:  # an earlier poll of the aggregator's feed, which was empty
+                    ingestor.feed_states.save_success(feed, FeedState(), items_seen=0)
                 for polled in ((feed, northwire) if copy_first else (northwire, feed)):
                     ingestor.ingest_feed(polled, f"run-{polled.name}")
             es.indices.refresh(index=scoped.index_alias)
             hits = es.search(index=scoped.index_alias, size=50, source=["url", "duplicates"],
                              query={"terms": {"_id": [url_id(original_url),
                                                       url_id(copy_url)]}})["hits"]["hits"]
-            outcomes[(marked, copy_first)] = {
+            outcomes[(marked, copy_first, read_before)] = {
                 hit["_source"]["url"]: sorted(d["url"] for d in hit["_source"]["duplicates"])
                 for hit in hits}
-    for copy_first in (True, False):
-        assert outcomes[(True, copy_first)] == {original_url: [copy_url]}, copy_first
-    assert outcomes[(False, True)] == {copy_url: [original_url]}
+    for case in ((True, True, False), (True, False, False), (False, True, True),
+                 (False, False, True)):
+        assert outcomes[case] == {original_url: [copy_url]}, case
+    assert outcomes[(False, True, False)] == {copy_url: [original_url]}
 
 
 def test_a_slow_feed_is_recorded_as_it_goes(es: Elasticsearch, fresh_settings: Settings) -> None:
