@@ -210,7 +210,7 @@ def split_names(byline: str) -> list[str]:
         if re.search(r"\([^)]*(\.\w{2,}|www)[^)]*\)", part):
             continue  # "Deutsche Welle (www.dw.com)": an outlet and its address
         part = re.sub(r"\([^)]*\)", " ", part)  # "(Reuters)", "(LTV)"
-        part = squash(_BYLINE_PREFIX.sub("", part))
+        part = _LEADING_ROLE.sub("", squash(_BYLINE_PREFIX.sub("", part)))
         name = _ROLE.sub("", part)
         if name != part and " " not in name.strip():
             continue  # "Community Editor", "Staff Writer": a desk or a title, not a person
@@ -469,18 +469,20 @@ _NAME_SEPARATOR = re.compile(
     r"\s*(?:[,;]\s*(?:and|und|et|y|e|i|en|og|och|ve|и|та|або)\s|[,;|/、，；»›]|\s[-–—]\s|"
     r"\s(?:and|und|et|y|e|i|en|og|och|ve|и|та|або)\s|&|\+|和|与|及)\s*",
     re.IGNORECASE)
-# A role after a name ("Stephen Jesudunsin AI Writer"): the name ends before it.
-_ROLE = re.compile(
-    r"(?:^|\s+)(?:(?-i:[A-Z]{2,})\s+)?"
+# A role: "Writer", "Senior Research Executive", "Former Deputy Tech Editor".
+_ROLE_WORDS = (
     r"(?:(?:former|senior|staff|chief|contributing|special|deputy|executive|managing|associate|"
     r"assistant|lead|principal|tech|technology|digital|security|travel|research|political|"
     r"foreign|business|science|health|sports?|trial|energy|economics?|politics|defen[cs]e|"
     r"world|international|national|investigative|features|opinion|climate|markets)\s+){0,3}"
-    r"(writer|editor|reporter|correspondent|contributor|columnist|journalist|producer|analyst|"
+    r"(?:writer|editor|reporter|correspondent|contributor|columnist|journalist|producer|analyst|"
     r"expert|consultant|founder|co-founder|ceo|cto|director|manager|attorney|author|blogger|"
-    r"executive|"
-    r"redakteur(in)?|korrespondent(in)?|journaliste|periodista|giornalista|корреспондент|"
-    r"обозреватель|журналист)\b.*$", re.IGNORECASE)
+    r"executive|redakteur(?:in)?|korrespondent(?:in)?|journaliste|periodista|giornalista|"
+    r"корреспондент|обозреватель|журналист)\b")
+# A role before a name ("Senior Correspondent Anna Petrova"): the name follows it.
+_LEADING_ROLE = re.compile(rf"^{_ROLE_WORDS}\s+(?=\S)", re.IGNORECASE)
+# A role after a name ("Stephen Jesudunsin AI Writer"): the name ends before it.
+_ROLE = re.compile(rf"(?:^|\s+)(?:(?-i:[A-Z]{{2,}})\s+)?{_ROLE_WORDS}.*$", re.IGNORECASE)
 _HONORIFIC = re.compile(r"^(dr|prof|professor|mr|mrs|ms|sir|dame)\.?\s+", re.IGNORECASE)
 # Credentials and post-nominals: MD, RD, Ph.D., MBA, CFA, FACP, E-RYT 200...
 _CREDENTIAL = re.compile(r"(?:[A-Z][A-Z]?\.?){1,4}(?:-[A-Z]+)?(?:\s+\d+)?®?|(?i:ph\.?\s?d\.?|m\.?d\.?|"
