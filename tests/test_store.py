@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from elasticsearch import Elasticsearch
 
-from pipeline.dedup import Deduplicator, fingerprint, seniority
+from pipeline.dedup import Deduplicator, fingerprint, ranked_time, seniority
 from pipeline.index import add_duplicate, index_documents
 from pipeline.ledger import Ledger, LedgerEntry
 from pipeline.minhash import MinHasher
@@ -129,6 +129,19 @@ def test_dedup_finds_near_copies_through_lsh(es: Elasticsearch, fresh_settings: 
     # a copy published before the indexed text is not its duplicate: it will be the original
     assert dedup.check("https://early.example/lavrov", fingerprint(trimmed, HASHER),
                        seniority("2026-10-31T00:00:00+00:00")) is None
+
+
+def test_a_claimed_time_stands_unless_the_feed_was_read_well_after_it() -> None:
+    claimed = datetime(2026, 11, 1, 9, tzinfo=UTC)
+    seen = datetime(2026, 11, 20, 9, tzinfo=UTC)
+    grace = timedelta(hours=24)
+    # read an hour after the claim: a feed may not list a page at once
+    assert ranked_time(claimed, seen, claimed + timedelta(hours=1), grace) == claimed
+    # read two days after it, and the page not listed then: ranked as first seen
+    assert ranked_time(claimed, seen, claimed + timedelta(days=2), grace) == seen
+    # nothing to check the claim against: a feed read for the first time, a backfill
+    assert ranked_time(claimed, seen, None, grace) == claimed
+    assert ranked_time(None, seen, claimed, grace) is None  # no claim: undated, as before
 
 
 def test_dedup_sees_articles_accepted_earlier_in_the_batch(es: Elasticsearch,
