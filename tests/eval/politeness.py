@@ -7,10 +7,12 @@ not the machine, set the pace; figures beside their bound, never a pass/fail.
   over 1,000 s. The pages are short (our fetches and the ledger are measured, not extraction).
 - The same through the DAG: `airflow dags test --use-executor news_ingest` over 50 fresh hosts,
   with the settings as shipped, its tasks run by the LocalExecutor (an API server of its own
-  started for their execution API), so the mapped tasks (four groups of whole sites) run at
-  once as the scheduler runs them. The wall time includes Airflow's own start and the prepare
-  and report tasks; the time from the first task's start to the last one's end, and the
-  longest group task's, are printed beside it.
+  started for their execution API, and warmed by a run over two one-page hosts first, as a
+  deployment's API server is warm), so the mapped tasks (four groups of whole sites) run at
+  once as the scheduler runs them. Printed: the command's wall time (Airflow's own start, the
+  prepare and report tasks, and the executor's shutdown, which waits for every task process to
+  be reaped), the DAG run's duration as Airflow records it, the time from the first task's
+  start to the last one's end, and the longest group task's.
 - Idle poll: 200 feeds on 200 hosts, already polled once, answering 304 to the conditional GET.
 
 Each part runs on an alias of its own on the local node, removed afterwards.
@@ -153,35 +155,45 @@ def _api_server(env: dict[str, str], port: int, log: Path) -> Iterator[None]:
             server.wait()
 
 
-def _dag_run(settings: Settings, servers: list[ThreadingHTTPServer]
-             ) -> tuple[float, float, float, int]:
-    """`airflow dags test --use-executor news_ingest` over these hosts' feeds, its tasks run by
-    the LocalExecutor (as the scheduler runs them: the groups at once): seconds in all, from
-    the first task's start to the last one's end, the longest `ingest_sites` task's seconds,
-    and items the ledger recorded."""
-    airflow = Path(sys.executable).parent / "airflow"
+@contextmanager
+def _airflow(base: Settings) -> Iterator[dict[str, str]]:
+    """The environment for `airflow dags test --use-executor` (the LocalExecutor), with an API
+    server of its own for the tasks' execution API, running until the block ends."""
     with tempfile.TemporaryDirectory() as folder:
-        feeds = Path(folder) / "feeds.yaml"
-        feeds.write_text("feeds:\n" + "".join(
-            f"  - name: host-{n}\n    url: http://127.0.0.1:{s.server_address[1]}/feed.xml\n"
-            for n, s in enumerate(servers)))
         port = _free_port()
-        env = {**os.environ, "NEWSROOM_FEEDS": str(feeds), "NEWSROOM_INDEX": settings.index_alias,
-               "NEWSROOM_ALLOW_NETS": "127.0.0.0/8",
-               "NEWSROOM_HOST_DELAY": str(settings.http.per_host_delay),
-               "ELASTICSEARCH_URL": settings.elasticsearch_url,
+        env = {**os.environ, "NEWSROOM_ALLOW_NETS": "127.0.0.0/8",
+               "ELASTICSEARCH_URL": base.elasticsearch_url,
                "AIRFLOW__CORE__EXECUTOR": "LocalExecutor", "AIRFLOW__CORE__PARALLELISM": "8",
                "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
-               "AIRFLOW__API_AUTH__JWT_SECRET": uuid.uuid4().hex}
+               "AIRFLOW__API_AUTH__JWT_SECRET": uuid.uuid4().hex, "BENCH_FOLDER": folder}
         with _api_server(env, port, Path(folder) / "api-server.log"):
-            started = time.monotonic()
-            run = subprocess.run([str(airflow), "dags", "test", "--use-executor", "news_ingest"],
-                                 env=env, capture_output=True, text=True, timeout=1800,
-                                 check=False)
-            took = time.monotonic() - started
+            yield env
+
+
+def _dag_run(env: dict[str, str], settings: Settings, servers: list[ThreadingHTTPServer]
+             ) -> tuple[float, float, float, float, int]:
+    """`airflow dags test --use-executor news_ingest` over these hosts' feeds, its tasks run by
+    the LocalExecutor (as the scheduler runs them: the groups at once): the command's seconds
+    in all, the DAG run's as Airflow records them, from the first task's start to the last
+    one's end, the longest `ingest_sites` task's, and items the ledger recorded."""
+    airflow = Path(sys.executable).parent / "airflow"
+    feeds = Path(env["BENCH_FOLDER"]) / f"{settings.index_alias}.yaml"
+    feeds.write_text("feeds:\n" + "".join(
+        f"  - name: host-{n}\n    url: http://127.0.0.1:{s.server_address[1]}/feed.xml\n"
+        for n, s in enumerate(servers)))
+    started = time.monotonic()
+    run = subprocess.run([str(airflow), "dags", "test", "--use-executor", "news_ingest"],
+                         env={**env, "NEWSROOM_FEEDS": str(feeds),
+                              "NEWSROOM_INDEX": settings.index_alias,
+                              "NEWSROOM_HOST_DELAY": str(settings.http.per_host_delay)},
+                         capture_output=True, text=True, timeout=1800, check=False)
+    took = time.monotonic() - started
     output = run.stdout + run.stderr
     if run.returncode != 0 or "state=success" not in output:
         raise RuntimeError(f"the DAG run failed: {output[-3000:]}")
+    # "DagRun Finished: dag_id=..., run_start_date=..., run_end_date=..., run_duration=..."
+    recorded = re.search(r"DagRun Finished: dag_id=news_ingest, .*?run_duration=([\d.]+)", output)
+    run_seconds = float(recorded.group(1)) if recorded else 0.0
     # the executor's events: "TaskInstance Finished: dag_id=..., task_id=..., ...,
     # run_start_date=..., run_end_date=..., run_duration=..."
     tasks = [(task, datetime.fromisoformat(start), datetime.fromisoformat(end), float(seconds))
@@ -194,7 +206,7 @@ def _dag_run(settings: Settings, servers: list[ThreadingHTTPServer]
                   default=0.0)
     es = connect(settings)
     es.indices.refresh(index=settings.ledger_index)
-    return took, span, longest, int(es.count(index=settings.ledger_index)["count"])
+    return took, run_seconds, span, longest, int(es.count(index=settings.ledger_index)["count"])
 
 
 def main() -> int:
@@ -213,13 +225,17 @@ def main() -> int:
         print(f"  newsroom ingest, {workers.feed_workers} feeds and {workers.fetch_workers} of "
               f"a feed's pages at once{' (as shipped)' if workers is base else ''}: "
               f"{took:.1f} s for {summary['fetched']} pages, {took / bound:.2f}x the bound")
-    with _hosts_and_alias(base, "dag", delay, hosts, pages) as (settings, servers):
-        took, span, longest, recorded = _dag_run(settings, servers)
+    with _airflow(base) as env:
+        with _hosts_and_alias(base, "warm", delay, 2, 1) as (settings, servers):
+            _dag_run(env, settings, servers)  # the API server's first requests
+        with _hosts_and_alias(base, "dag", delay, hosts, pages) as (settings, servers):
+            took, run_seconds, span, longest, recorded = _dag_run(env, settings, servers)
         print(f"  the DAG (airflow dags test --use-executor news_ingest, LocalExecutor, as "
               f"shipped): {took:.1f} s for {recorded} items recorded, {took / bound:.2f}x the "
-              f"bound; from its first task's start to its last one's end {span:.1f} s, "
-              f"{span / bound:.2f}x; the longest of the four group tasks, run at once, "
-              f"{longest:.1f} s, {longest / bound:.2f}x")
+              f"bound; the DAG run as Airflow records it {run_seconds:.1f} s, "
+              f"{run_seconds / bound:.2f}x; from its first task's start to its last one's end "
+              f"{span:.1f} s, {span / bound:.2f}x; the longest of the four group tasks, run at "
+              f"once, {longest:.1f} s, {longest / bound:.2f}x")
     hosts = int(os.environ.get("BENCH_IDLE_FEEDS", "200"))
     with _hosts_and_alias(base, "idle", delay, hosts, 1) as (settings, servers):
         _run(settings, servers)  # the first poll keeps each feed's ETag
