@@ -61,6 +61,9 @@ def _kept(*texts: str, title: str = "Headline") -> list[str]:
     "Leggi anche: Lavrov a Pechino", "Leia também: Putin e Xi em Moscou",
     "Czytaj też: Rosja i Chiny", "Lees ook: Poetin bezoekt Peking", "İlgili Haberler",
     "関連記事", "＞ ログイン", "관련기사",
+    "Lesen Sie auch die folgenden Beiträge:", "Das Thema könnte dich auch interessieren:",
+    "Contenido relacionado", "Notas relacionadas", "Conteúdo relacionado",
+    "Kommentare insgesamt: 0", "Download the Pacific Ledger app for iOS and Android",
     # cookie notices, report-an-error prompts, dates and times standing alone
     "We use cookies to improve your experience. By continuing to browse you agree.",
     "Нашли ошибку? Выделите текст и нажмите Ctrl+Enter",
@@ -91,6 +94,8 @@ def test_boilerplate_lines_are_dropped(line: str) -> None:
     "Meer over de pijpleiding werd niet bekendgemaakt.",
     "Polecamy uważną lekturę porozumienia, powiedział minister.",
     "Cookies and sweets were served at the reception in the Kremlin, the menu shows.",
+    "Lesen Sie auch die Erklärung, riet der Sprecher, bevor Sie urteilen.",
+    "Notas relacionadas con el gasoducto fueron entregadas al ministerio el martes.",
 ])
 def test_article_text_that_looks_like_boilerplate_is_kept(line: str) -> None:
     assert _kept(line) == [line]
