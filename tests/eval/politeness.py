@@ -156,28 +156,30 @@ def _api_server(env: dict[str, str], port: int, log: Path) -> Iterator[None]:
 
 
 @contextmanager
-def _airflow(base: Settings) -> Iterator[dict[str, str]]:
+def _airflow(base: Settings) -> Iterator[tuple[dict[str, str], Path]]:
     """The environment for `airflow dags test --use-executor` (the LocalExecutor), with an API
-    server of its own for the tasks' execution API, running until the block ends."""
+    server of its own for the tasks' execution API, running until the block ends, and a
+    scratch folder for the runs' feed files."""
     with tempfile.TemporaryDirectory() as folder:
         port = _free_port()
         env = {**os.environ, "NEWSROOM_ALLOW_NETS": "127.0.0.0/8",
                "ELASTICSEARCH_URL": base.elasticsearch_url,
                "AIRFLOW__CORE__EXECUTOR": "LocalExecutor", "AIRFLOW__CORE__PARALLELISM": "8",
                "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
-               "AIRFLOW__API_AUTH__JWT_SECRET": uuid.uuid4().hex, "BENCH_FOLDER": folder}
+               "AIRFLOW__API_AUTH__JWT_SECRET": uuid.uuid4().hex}
         with _api_server(env, port, Path(folder) / "api-server.log"):
-            yield env
+            yield env, Path(folder)
 
 
-def _dag_run(env: dict[str, str], settings: Settings, servers: list[ThreadingHTTPServer]
-             ) -> tuple[float, float, float, float, int]:
+def _dag_run(airflow_env: tuple[dict[str, str], Path], settings: Settings,
+             servers: list[ThreadingHTTPServer]) -> tuple[float, float, float, float, int]:
     """`airflow dags test --use-executor news_ingest` over these hosts' feeds, its tasks run by
     the LocalExecutor (as the scheduler runs them: the groups at once): the command's seconds
     in all, the DAG run's as Airflow records them, from the first task's start to the last
     one's end, the longest `ingest_sites` task's, and items the ledger recorded."""
     airflow = Path(sys.executable).parent / "airflow"
-    feeds = Path(env["BENCH_FOLDER"]) / f"{settings.index_alias}.yaml"
+    env, folder = airflow_env
+    feeds = folder / f"{settings.index_alias}.yaml"
     feeds.write_text("feeds:\n" + "".join(
         f"  - name: host-{n}\n    url: http://127.0.0.1:{s.server_address[1]}/feed.xml\n"
         for n, s in enumerate(servers)))
@@ -225,11 +227,11 @@ def main() -> int:
         print(f"  newsroom ingest, {workers.feed_workers} feeds and {workers.fetch_workers} of "
               f"a feed's pages at once{' (as shipped)' if workers is base else ''}: "
               f"{took:.1f} s for {summary['fetched']} pages, {took / bound:.2f}x the bound")
-    with _airflow(base) as env:
+    with _airflow(base) as airflow_env:
         with _hosts_and_alias(base, "warm", delay, 2, 1) as (settings, servers):
-            _dag_run(env, settings, servers)  # the API server's first requests
+            _dag_run(airflow_env, settings, servers)  # the API server's first requests
         with _hosts_and_alias(base, "dag", delay, hosts, pages) as (settings, servers):
-            took, run_seconds, span, longest, recorded = _dag_run(env, settings, servers)
+            took, run_seconds, span, longest, recorded = _dag_run(airflow_env, settings, servers)
         print(f"  the DAG (airflow dags test --use-executor news_ingest, LocalExecutor, as "
               f"shipped): {took:.1f} s for {recorded} items recorded, {took / bound:.2f}x the "
               f"bound; the DAG run as Airflow records it {run_seconds:.1f} s, "
