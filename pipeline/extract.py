@@ -122,9 +122,10 @@ def _article_text(tree: lxml.html.HtmlElement, url: str, title: str,
 
 
 def _trafilatura_blocks(tree: lxml.html.HtmlElement, url: str, *, recall: bool) -> list[Block]:
+    # the body tree is what is read: "txt" spares serialising it as text for nothing
     document = trafilatura.bare_extraction(
         tree, url=url, with_metadata=False, include_comments=False, include_tables=True,
-        favor_recall=recall)
+        favor_recall=recall, output_format="txt")
     if not isinstance(document, Document) or document.body is None:
         return []
     return body_blocks(document.body)

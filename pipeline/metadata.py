@@ -5,16 +5,18 @@ resort. Settings are data in config/metadata.yaml."""
 
 from __future__ import annotations
 
+import functools
 import html
 import json
 import re
-from collections.abc import Iterator
+import weakref
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from email.utils import parsedate_to_datetime
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urljoin, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -113,12 +115,12 @@ def canonical_url(tree: HtmlElement, page_url: str) -> str:
     page URL normalised. Only a URL on the page's own site is trusted (another site's page
     naming an outlet's article as its canonical would otherwise take over that article's
     document); a declared URL longer than `MAX_URL_CHARS` is no address."""
-    for xpath in ('//link[@rel="canonical"]/@href', '//meta[@property="og:url"]/@content'):
-        for href in tree.xpath(xpath):
-            candidate = urljoin(page_url, str(href).strip())
-            if urlsplit(candidate).scheme in ("http", "https") \
-                    and len(candidate) <= MAX_URL_CHARS and same_site(candidate, page_url):
-                return normalize_url(candidate)
+    for href in (*tree.xpath('//link[@rel="canonical"]/@href'),
+                 *_meta_values(tree, "property", "og:url")):
+        candidate = urljoin(page_url, str(href).strip())
+        if urlsplit(candidate).scheme in ("http", "https") \
+                and len(candidate) <= MAX_URL_CHARS and same_site(candidate, page_url):
+            return normalize_url(candidate)
     return normalize_url(page_url)
 
 
@@ -187,7 +189,7 @@ def _author_sources(tree: HtmlElement) -> Iterator[tuple[list[str], set[str]]]:
             break
     yield raw, people
     yield [*(str(value) for name in _AUTHOR_META
-             for value in tree.xpath(f'//meta[@name="{name}" or @property="{name}"]/@content')),
+             for value in (*_meta_values(tree, "name", name), *_meta_values(tree, "property", name))),
            *_labelled_meta(tree, "written by", "author", "by")], set()
     found = extract_meta_json(tree, examine_meta(tree)).author
     yield (found.split("; ") if found else []), set()
@@ -252,9 +254,8 @@ def published_time(tree: HtmlElement, language: str | None, rules: MetadataRules
     if not guess:
         return None
     try:
-        # the quick search (markup, URL) first; the text searched only when that finds nothing
-        found = (htmldate.find_date(tree, extensive_search=False, original_date=True)
-                 or htmldate.find_date(tree, extensive_search=True, original_date=True))
+        # one call: the extensive search runs the quick one's steps (URL, markup) first anyway
+        found = htmldate.find_date(tree, extensive_search=True, original_date=True)
     except (ValueError, TypeError):
         found = None
     return parse_iso(found, local) if found else None
@@ -420,13 +421,52 @@ def _names(element: HtmlElement) -> str:
     return f"{element.get('class', '')} {element.get('id', '')} {element.get('itemprop', '')}".lower()
 
 
-def _json_ld_nodes(tree: HtmlElement) -> Iterator[dict[str, Any]]:
+_Found = TypeVar("_Found")
+
+
+def _once_per_tree(read: Callable[[HtmlElement], _Found]) -> Callable[[HtmlElement], _Found]:
+    """`read` memoised for as long as its tree lives: the headline, the site, the authors and the
+    dates all read the same parts of a page (its JSON-LD, its meta tags), which are found once."""
+    found: weakref.WeakKeyDictionary[HtmlElement, _Found] = weakref.WeakKeyDictionary()
+
+    @functools.wraps(read)
+    def once(tree: HtmlElement) -> _Found:
+        if tree not in found:
+            found[tree] = read(tree)
+        return found[tree]
+    return once
+
+
+@_once_per_tree
+def _json_ld_nodes(tree: HtmlElement) -> list[dict[str, Any]]:
+    """The objects of the page's JSON-LD, nested ones too, in document order."""
+    nodes: list[dict[str, Any]] = []
     for script in tree.xpath('//script[@type="application/ld+json"]/text()'):
         try:
-            data = json.loads(script)
+            nodes.extend(_walk_json(json.loads(script)))
         except ValueError:
             continue
-        yield from _walk_json(data)
+    return nodes
+
+
+@_once_per_tree
+def _metas(tree: HtmlElement) -> dict[tuple[str, str], list[str]]:
+    """The contents of the page's meta tags by (attribute, value): ("property", "og:title"),
+    ("name", "author"), ("itemprop", ...), each list in document order."""
+    found: dict[tuple[str, str], list[str]] = {}
+    for element in tree.iter("meta"):
+        content = element.get("content")
+        if content is None:
+            continue
+        for attribute in ("property", "name", "itemprop"):
+            value = element.get(attribute)
+            if value is not None:
+                found.setdefault((attribute, value), []).append(content)
+    return found
+
+
+def _meta_values(tree: HtmlElement, attribute: str, name: str) -> list[str]:
+    return _metas(tree).get((attribute, name), [])
 
 
 def _json_ld_value(tree: HtmlElement, key: str) -> str | None:
@@ -448,7 +488,7 @@ def _walk_json(data: Any) -> Iterator[dict[str, Any]]:
 
 
 def _meta(tree: HtmlElement, attribute: str, name: str) -> str | None:
-    for value in tree.xpath(f'//meta[@{attribute}="{name}"]/@content'):
+    for value in _meta_values(tree, attribute, name):
         if str(value).strip():
             return squash(str(value))
     return None
@@ -528,11 +568,10 @@ def is_person(name: str, site: str | None) -> bool:
 def _labelled_meta(tree: HtmlElement, *labels: str) -> Iterator[str]:
     """Values of the label/data meta pairs that summary cards carry ("twitter:label1" "Written
     by", "twitter:data1" "Anna Petrova") whose label is one of `labels`."""
-    for label in tree.xpath('//meta[starts-with(@name, "twitter:label")]'):
-        if squash(label.get("content", "")).lower() in labels:
-            number = label.get("name", "")[len("twitter:label"):]
-            yield from (str(v) for v in
-                        tree.xpath(f'//meta[@name="twitter:data{number}"]/@content'))
+    for (attribute, name), contents in _metas(tree).items():
+        if attribute == "name" and name.startswith("twitter:label") \
+                and any(squash(content).lower() in labels for content in contents):
+            yield from _meta_values(tree, "name", f"twitter:data{name[len('twitter:label'):]}")
 
 
 def _byline_texts(tree: HtmlElement) -> list[list[str]]:

@@ -26,9 +26,10 @@ def squash(text: str) -> str:
 def visible(text: str) -> str:
     """`text` in Unicode NFC without the characters that print nothing (soft hyphens,
     zero-width spaces and joiners, byte-order marks, controls), spacing squashed."""
+    text = squash(text)  # line breaks and tabs are not printable: gone first, as they are many
     if not text.isprintable():
-        text = "".join(c for c in text if c.isprintable() or c.isspace())
-    return squash(unicodedata.normalize("NFC", text))
+        text = squash("".join(c for c in text if c.isprintable() or c.isspace()))
+    return unicodedata.normalize("NFC", text)
 
 
 def fold(text: str) -> str:

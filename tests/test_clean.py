@@ -152,6 +152,9 @@ def test_trafilatura_output_becomes_blocks_in_order() -> None:
 def test_invisible_characters_are_dropped_and_text_normalised() -> None:
     (block,) = body_blocks(_body("<p>Mit\u00adtel\u00adal\u00adter,\u200b e\u0301t\u00e9</p>"))
     assert block.text == "Mittelalter, \u00e9t\u00e9"
+    # a zero-width space between line breaks and tabs leaves one space, not two
+    (block,) = body_blocks(_body("<p>gas\n \u200b\tdeal\u00ad \r\n signed\u2028</p>"))
+    assert block.text == "gas deal signed"
 
 
 @pytest.mark.parametrize("text", [
