@@ -22,7 +22,7 @@ import trafilatura
 
 from pipeline.extract import decode_html, extract_article
 from pipeline.metadata import is_person, split_names
-from pipeline.records import ItemError, Page
+from pipeline.records import FeedItem, ItemError, Page
 from pipeline.text import word_count
 from tests.eval.corpus import overlap
 from tests.eval.realpages import RealPage, load_sets
@@ -45,10 +45,21 @@ class PageScore:
 
 def ours(page: RealPage) -> str:
     """`newsroom extract`'s text for the page; empty when it is refused."""
+    return _ours(page, None)
+
+
+def ours_feed_dated(page: RealPage) -> str:
+    """Ours as ingest runs it on an item its feed dates: htmldate's guess is not needed (the
+    feed's time is a better last resort), so the page's own dates are read, not searched for."""
+    return _ours(page, FeedItem(url=page.url, feed_name="bench", feed_url="https://bench.test/",
+                                published_at=FETCHED_AT))
+
+
+def _ours(page: RealPage, item: FeedItem | None) -> str:
     try:
         return extract_article(Page(url=page.url, final_url=page.url, status=200,
                                     content_type="text/html", charset=None, body=page.body,
-                                    fetched_at=FETCHED_AT)).text
+                                    fetched_at=FETCHED_AT), item).text
     except ItemError:
         return ""
 
