@@ -213,6 +213,8 @@ def split_names(byline: str) -> list[str]:
             continue  # "Deutsche Welle (www.dw.com)": an outlet and its address
         part = re.sub(r"\([^)]*\)", " ", part)  # "(Reuters)", "(LTV)"
         part = _LEADING_ROLE.sub("", squash(_BYLINE_PREFIX.sub("", part)))
+        if re.match(r"(of|at|for)\s", part):
+            continue  # "CEO of CaseBasix": what a role was held at, not a name
         name = _ROLE.sub("", part)
         if name != part and " " not in name.strip():
             continue  # "Community Editor", "Staff Writer": a desk or a title, not a person

@@ -142,6 +142,7 @@ def test_authors_and_site_name() -> None:
     ("Analysis by Li Wei Former Deputy Energy Editor", ("Li Wei",)),
     ("Anna Petrova, Senior Research Executive", ("Anna Petrova",)),
     ("By Senior Correspondent Anna Petrova and Li Wei", ("Anna Petrova", "Li Wei")),
+    ("By Daria Volkova, CEO of Amberline Logistics", ("Daria Volkova",)),
 ])
 def test_joint_bylines_are_split_into_people(byline: str, names: tuple[str, ...]) -> None:
     tree = _page(f'<meta name="author" content="{byline}">')
