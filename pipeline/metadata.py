@@ -578,9 +578,11 @@ def _labelled_meta(tree: HtmlElement, *labels: str) -> Iterator[str]:
 
 def _byline_texts(tree: HtmlElement) -> list[list[str]]:
     """Texts of the page's byline markup, in candidate groups: rel=author links and
-    itemprop=author together; else the first element whose class or id names a byline, an
-    author or a writer (not a bio, a box of links or a photo), each candidate on its own: the
-    texts of its byline elements that name a name ("author-name"), then its own text."""
+    itemprop=author together; else the first element outside the comments whose class or id
+    names a byline, an author or a writer (not a bio, a box of links or a photo) and that holds
+    a text short enough to be a name, each candidate on its own: the texts of its byline
+    elements that name a name ("author-name"), of its other byline elements, of its links to an
+    author's page ("/contributor/anna-petrova"), then its own text."""
     found: list[str] = []
     for element in tree.xpath('//*[@rel="author"] | //*[@itemprop="author"]'):
         if _in_comments(element):
@@ -593,13 +595,18 @@ def _byline_texts(tree: HtmlElement) -> list[list[str]]:
     if found:
         return [found[:6]]
     for element in _body_elements(tree):
-        if _is_byline_element(element):
+        if _is_byline_element(element) and not _in_comments(element):
             # the byline's name elements first ("author-name" inside "author-date-block"),
-            # then the whole
-            inner = [e for e in element.iterdescendants(etree.Element)
-                     if _is_byline_element(e) and "name" in _names(e)]
-            texts = (_spaced_text(e) for e in (*inner, element))
-            return [[text] for text in texts if 0 < len(text) <= 80]
+            # then its other byline elements and its links to an author's page, then the whole
+            inner = [e for e in element.iterdescendants(etree.Element) if _is_byline_element(e)]
+            links = [a for a in element.iterdescendants("a")
+                     if _AUTHOR_PAGE.search(a.get("href", "")) and a not in inner]
+            named = [e for e in inner if "name" in _names(e)]
+            texts = [_spaced_text(e) for e in (*named, *(e for e in inner if e not in named),
+                                                *links, element)]
+            candidates = [[text] for text in texts if 0 < len(text) <= 80]
+            if candidates:
+                return candidates
     return []
 
 
@@ -608,6 +615,8 @@ def _is_byline_element(element: HtmlElement) -> bool:
     return bool(_BYLINE_CLASS.search(names)) and not _NOT_BYLINE_CLASS.search(names)
 
 
+_AUTHOR_PAGE = re.compile(r"/(authors?|contributors?|writers?|journalists?|people|staff|profile)/",
+                          re.IGNORECASE)
 _BYLINE_CLASS = re.compile(r"byline|author|writer|posted-?by|submitted-?by|reporter")
 _NOT_BYLINE_CLASS = re.compile(r"bio|box|about|avatar|image|img|photo|social|follow|more|list")
 

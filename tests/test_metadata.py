@@ -182,6 +182,29 @@ def test_a_commenters_author_link_is_not_the_articles_author() -> None:
     assert page_authors(tree) == ("Anna Petrova",)
 
 
+def test_a_byline_names_its_author_through_its_parts_and_links() -> None:
+    # the byline's whole text runs on into a biography; its link to the author's page names her
+    popover = _page(body='<h1>Putin and Xi talk trade</h1><div class="md-byline"><div class="'
+                         'written-by">Written by <a href="/contributor/anna-petrova/42"><b>Anna '
+                         'Petrova</b></a><div class="editor-popover"><p>Anna Petrova has covered '
+                         'Russia and China for the paper since 2009, from Moscow, Beijing and '
+                         'Vladivostok.</p></div></div></div><p>Text.</p>')
+    assert page_authors(popover) == ("Anna Petrova",)
+    # a byline block holding nothing short enough to be a name is passed over for the next
+    empty = _page(body='<div class="post-author"><p>Our writers have covered Russia and China '
+                       'for the paper since 2009, from Moscow, Beijing and Vladivostok.</p></div>'
+                       '<h1>Putin and Xi talk trade</h1><p class="byline">By Li Wei</p>'
+                       '<p>Text.</p>')
+    assert page_authors(empty) == ("Li Wei",)
+
+
+def test_a_commenters_byline_is_not_the_articles_author() -> None:
+    tree = _page(body='<article><h1>Putin and Xi talk trade</h1><p>Text.</p></article>'
+                      '<div id="comments"><div class="comment-author vcard">Tom Hale says</div>'
+                      '<p>A comment.</p></div>')
+    assert page_authors(tree) == ()
+
+
 def test_the_next_source_is_read_when_one_names_no_person() -> None:
     # the author meta tag holds a profile URL; the summary card and the byline name the writer
     card = _page('<meta name="author" content="https://social.example/annapetrova">'
