@@ -505,7 +505,9 @@ _AUTHOR_META = ("author", "article:author", "parsely-author", "sailthru.author",
                 "DC.creator", "byl", "citation_author")
 _BYLINE_PREFIX = re.compile(
     r"^\s*((more|all|view all)\s+)?((posts|articles|stories|text|words|story|reporting|photos)\s+)?"
-    r"(about|by|from|[a-z]+ by|von|par|por|di|door|av|af|autor(es|zy|a)?|auteur|autore|"
+    r"(about|by|from|[a-z]+ by|(erstellt|verfasst|geschrieben|artikel|beitrag) von|"
+    r"(écrit|rédigé|publié) par|(escrito|redactado|publicado) por|(scritto|pubblicato) da|"
+    r"von|par|por|di|door|av|af|autor(es|zy|a)?|auteur|autore|"
     r"auteurs|yazar|автор(ы)?|текст|作者|文|记者|本报记者)\s*[:：|-]?(\s+|$)", re.IGNORECASE)
 _NAME_SEPARATOR = re.compile(
     r"\s*(?:[,;]\s*(?:and|und|et|y|e|i|en|og|och|ve|и|та|або)\s|[,;|/、，；»›]|\s[-–—]\s|"
@@ -595,10 +597,12 @@ def _byline_texts(tree: HtmlElement) -> list[list[str]]:
     if found:
         return [found[:6]]
     for element in _body_elements(tree):
-        if _is_byline_element(element) and not _in_comments(element):
+        # (a page's own class, "single-author", says nothing of where its byline is)
+        if element.tag != "body" and _is_byline_element(element) and not _in_comments(element):
             # the byline's name elements first ("author-name" inside "author-date-block"),
             # then its other byline elements and its links to an author's page, then the whole
-            inner = [e for e in element.iterdescendants(etree.Element) if _is_byline_element(e)]
+            inner = [e for e in element.iterdescendants(etree.Element)
+                     if _is_byline_element(e) and not _in_comments(e)]
             links = [a for a in element.iterdescendants("a")
                      if _AUTHOR_PAGE.search(a.get("href", "")) and a not in inner]
             named = [e for e in inner if "name" in _names(e)]

@@ -143,6 +143,10 @@ def test_authors_and_site_name() -> None:
     ("Anna Petrova, Senior Research Executive", ("Anna Petrova",)),
     ("By Senior Correspondent Anna Petrova and Li Wei", ("Anna Petrova", "Li Wei")),
     ("By Daria Volkova, CEO of Amberline Logistics", ("Daria Volkova",)),
+    ("Erstellt von Hans Müller und Eva Schmidt", ("Hans Müller", "Eva Schmidt")),
+    ("Écrit par Jean Dupont", ("Jean Dupont",)),
+    ("Publicado por Ana Gómez", ("Ana Gómez",)),
+    ("Ursula von der Leyen", ("Ursula von der Leyen",)),
 ])
 def test_joint_bylines_are_split_into_people(byline: str, names: tuple[str, ...]) -> None:
     tree = _page(f'<meta name="author" content="{byline}">')
@@ -203,6 +207,12 @@ def test_a_commenters_byline_is_not_the_articles_author() -> None:
                       '<div id="comments"><div class="comment-author vcard">Tom Hale says</div>'
                       '<p>A comment.</p></div>')
     assert page_authors(tree) == ()
+    # a blog's body says "single-author"; its comment form labels a field "Name"
+    form = lxml.html.fromstring(
+        '<html><body class="single single-author"><h1>Putin and Xi talk trade</h1><p>Text.</p>'
+        '<div id="respond"><form id="commentform"><p class="comment-form-author"><label>Name'
+        '</label><input name="author"></p></form></div></body></html>')
+    assert page_authors(form) == ()
 
 
 def test_the_next_source_is_read_when_one_names_no_person() -> None:
