@@ -381,26 +381,19 @@ def _declared_dates(tree: HtmlElement) -> Iterator[str]:
         value = node.get("datePublished")
         if isinstance(value, str):
             yield value
-    metas: list[tuple[int, str]] = []
+    for attribute, name in _DATE_META:
+        yield from _meta_values(tree, attribute, name)
     itemprops: list[str] = []
     times: list[str] = []
-    for element in _DECLARED_DATE(tree):  # one walk of the tree for all of them
-        if element.tag == "meta":
-            rank = min(_DATE_META_RANK.get((a, element.get(a)), len(_DATE_META))
-                       for a in ("property", "name", "itemprop"))
-            metas.append((rank, element.get("content", "")))
-        elif element.get("itemprop") == "datePublished":
+    for element in _DECLARED_DATE(tree):  # one walk of the tree for both
+        if element.get("itemprop") == "datePublished":
             itemprops.append(element.get("datetime") or element.get("content") or "")
         else:
             times.append(element.get("datetime", ""))
-    yield from (value for _, value in sorted(metas, key=lambda pair: pair[0]))
     yield from (value for value in (*itemprops, *times) if value)
 
 
-_DATE_META_RANK = {pair: rank for rank, pair in enumerate(_DATE_META)}
-_DECLARED_DATE = etree.XPath(
-    "//meta[@content][" + " or ".join(f'@{a}="{n}"' for a, n in _DATE_META) + "]"
-    ' | //*[@itemprop="datePublished"][not(self::meta)] | //time[@datetime]')
+_DECLARED_DATE = etree.XPath('//*[@itemprop="datePublished"][not(self::meta)] | //time[@datetime]')
 
 
 def _date_elements(tree: HtmlElement, rules: MetadataRules) -> Iterator[HtmlElement]:
