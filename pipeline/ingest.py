@@ -711,12 +711,15 @@ def ingest(feeds: Iterable[Feed], settings: Settings, run_id: str, mode: str = "
     """Run every feed, up to `ingest.feed_workers` at once (one failing feed does not stop
     the others); the summary, feeds in the order given (each with at most `max_errors` of its
     errors). Each feed's report says what it saw; the totals of outcomes are the ledger's
-    for the run, after the feeds polled at once have settled which copy is the original."""
+    for these feeds in the run, after the feeds polled at once have settled which copy is the
+    original (a DAG task's run has other tasks' feeds too: their items are not counted here)."""
+    feeds = list(feeds)
     with Ingestor(settings, es=es, progress=progress) as ingestor, \
             ThreadPoolExecutor(settings.feed_workers, thread_name_prefix="feed") as pool:
         reports = list(pool.map(
             lambda feed: ingestor.ingest_feed(feed, run_id, mode).as_dict(max_errors), feeds))
-        return summarize(run_id, reports, ingestor.ledger.counts(run_id))
+        return summarize(run_id, reports,
+                         ingestor.ledger.counts(run_id, [feed.name for feed in feeds]))
 
 
 def settled_outcomes(settings: Settings, run_id: str) -> dict[str, int] | None:

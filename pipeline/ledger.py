@@ -7,7 +7,7 @@ it depends on have succeeded, so an interrupted run leaves nothing marked done t
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -291,10 +291,15 @@ class Ledger:
         """Make every record written so far searchable now."""
         self._es.indices.refresh(index=self._index)
 
-    def counts(self, run_id: str | None = None) -> dict[str, int]:
-        """Items by outcome, for one run or for the whole ledger, as they stand now."""
+    def counts(self, run_id: str | None = None,
+               feeds: Sequence[str] | None = None) -> dict[str, int]:
+        """Items by outcome, for one run or for the whole ledger, as they stand now; with
+        `feeds`, only those feeds' items (what one of a run's processes polled)."""
         self.searchable()
-        query = {"term": {"run_id": run_id}} if run_id else {"match_all": {}}
+        filters: list[dict[str, Any]] = [{"term": {"run_id": run_id}}] if run_id else []
+        if feeds is not None:
+            filters.append({"terms": {"feed": list(feeds)}})
+        query = {"bool": {"filter": filters}} if filters else {"match_all": {}}
         response = self._es.search(index=self._index, size=0, query=query,
                                    aggs={"status": {"terms": {"field": "status", "size": 20}}})
         return {b["key"]: b["doc_count"] for b in response["aggregations"]["status"]["buckets"]}

@@ -680,6 +680,29 @@ def test_newsroom_ingest_polls_feeds_at_once(es: Elasticsearch,
     assert slow.most_in_all >= 3
 
 
+def test_each_of_a_runs_processes_totals_only_the_feeds_it_polled(
+        es: Elasticsearch, fresh_settings: Settings) -> None:
+    # the DAG's group tasks share one run id; a task's totals (its XCom, its log) are its own
+    # feeds' items, whatever the other tasks have recorded under the run meanwhile
+    from pipeline.ingest import ingest
+    from pipeline.settings import Feed
+
+    slow = _Slow(hosts=2, pause=0.0)
+    try:
+        settings = replace(fresh_settings, http=replace(fresh_settings.http, per_host_delay=0.0))
+        first = ingest([Feed(name="A", url=slow.feed(0, [f"{slow.bases[0]}/a-{n}.html"
+                                                        for n in range(2)]))],
+                       settings, "run-1", es=es)
+        second = ingest([Feed(name="B", url=slow.feed(1, [f"{slow.bases[1]}/b-{n}.html"
+                                                         for n in range(3)]))],
+                        settings, "run-1", es=es)
+    finally:
+        slow.close()
+    # the pages are too short to be articles: each item fails, and is counted once, where it was
+    assert (first["seen"], first["failed"]) == (2, 2)
+    assert (second["seen"], second["failed"]) == (3, 3)
+
+
 def test_a_long_run_shows_progress_on_a_terminal_and_json_stays_clean(
         fresh_settings: Settings, es: Elasticsearch, site: SampleSite, feeds_file: Path) -> None:
     """With stderr a terminal, `newsroom ingest --json` draws pages done, rate and time left

@@ -182,6 +182,14 @@ def test_ledger_settles_and_counts_attempts(es: Elasticsearch, fresh_settings: S
     assert again["first_seen"] == records["https://x.example/a"]["first_seen"]
     assert ledger.counts("run1") == {"indexed": 1, "failed": 1}
     assert ledger.counts("run2") == {"failed": 1}
+    # another process of run1 (a DAG's other group task) polled feed G: each counts its own
+    ledger.record([LedgerEntry("https://y.example/e", "G", Outcome.FAILED, "run1",
+                               reason="http_404")])
+    ledger.searchable()
+    assert ledger.counts("run1") == {"indexed": 1, "failed": 2}
+    assert ledger.counts("run1", ["F"]) == {"indexed": 1, "failed": 1}
+    assert ledger.counts("run1", ["G"]) == {"failed": 1}
+    assert ledger.counts("run1", []) == {}
 
 
 def test_concurrent_upserts_of_one_document_all_land(es: Elasticsearch,
