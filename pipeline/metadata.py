@@ -153,23 +153,34 @@ def page_title(tree: HtmlElement, site: str | None = None) -> str | None:
 def page_authors(tree: HtmlElement, site: str | None = None) -> tuple[str, ...]:
     """The people who wrote the article, as the page names them: in its JSON-LD (people, not
     organisations), else its author meta tags, else trafilatura's reading of them (broken JSON
-    included), else its byline markup (not a commenter's); the first of these that names a
-    person wins. Joint bylines are split; an e-mail, a URL, a handle, a number, a month, the
-    site, an organisation, a desk or a bare title ("Community Editor") is never an author."""
+    included; not where those credit an organisation), else its byline markup (not a
+    commenter's); the first of these that names a person wins. Joint bylines are split (at
+    "and" only between full names); an e-mail, a URL, a handle, a number, a month, the site,
+    an organisation (nor the places after it: "Northern Wire, Hamburg, Germany"), a desk, a
+    placeholder ("Admin", "Unknown") or a bare title ("Community Editor") is never an
+    author."""
     site = site or site_name(tree)
-    for raw, people in _author_sources(tree):
+    for raw, people in _author_sources(tree, site):
         names: list[str] = []
         for value in raw:
+            full_name = False
             for name in split_names(value):
-                if is_person(name, None if value in people else site) and name not in names:
-                    names.append(name)
+                if is_person(name, None if value in people else site):
+                    if full_name and " " not in name and not UNSPACED.search(name):
+                        continue  # "Anna Petrova, Moscow": a dateline's place, not a name
+                    full_name = full_name or " " in name
+                    if name not in names:
+                        names.append(name)
+                elif _names_an_organisation(name, site):
+                    break  # "SPIEGEL ONLINE, Hamburg, Germany": the rest is its address
         if names:
             # the fullest form of a name only ("Ivanov" beside "Ivan Ivanov")
             return tuple(n for n in names if not any(n != m and n in m for m in names))
     return ()
 
 
-def _author_sources(tree: HtmlElement) -> Iterator[tuple[list[str], set[str]]]:
+def _author_sources(tree: HtmlElement, site: str | None
+                   ) -> Iterator[tuple[list[str], set[str]]]:
     """What the page says about its authors, one source after another, each with the names it
     types as a Person (a one-person site's owner may share the site's name)."""
     raw: list[str] = []
@@ -188,11 +199,15 @@ def _author_sources(tree: HtmlElement) -> Iterator[tuple[list[str], set[str]]]:
         if raw:
             break
     yield raw, people
-    yield [*(str(value) for name in _AUTHOR_META
-             for value in (*_meta_values(tree, "name", name), *_meta_values(tree, "property", name))),
-           *_labelled_meta(tree, "written by", "author", "by")], set()
-    found = extract_meta_json(tree, examine_meta(tree)).author
-    yield (found.split("; ") if found else []), set()
+    meta = [*(str(value) for name in _AUTHOR_META
+              for value in (*_meta_values(tree, "name", name), *_meta_values(tree, "property", name))),
+            *_labelled_meta(tree, "written by", "author", "by")]
+    yield meta, set()
+    if not (_only_organisations(raw, site) or _only_organisations(meta, site)):
+        # trafilatura reads JSON-LD too broken for us; where ours or the meta tags credit an
+        # organisation, its reading splits that name into "people" ("Redacci", "Oacute")
+        found = extract_meta_json(tree, examine_meta(tree)).author
+        yield (found.split("; ") if found else []), set()
     for texts in _byline_texts(tree):
         yield texts, set()
     # Not trafilatura's `extract_author` after these: on WCXB's pages it found 8 more of 617
@@ -207,12 +222,13 @@ def split_names(byline: str) -> list[str]:
     text = html.unescape(squash(byline))
     text = _BYLINE_PREFIX.sub("", text)
     text = _BYLINE_TAIL.split(text, maxsplit=1)[0]  # "Anna Petrova 3 June 2025, 7 min read"
+    text = _DANGLING.sub("", text)  # "Moritz Gathmann am" (21. April 2020)
     names = []
-    for part in _NAME_SEPARATOR.split(text):
+    for part in _joint_names(text):
         if re.search(r"\([^)]*(\.\w{2,}|www)[^)]*\)", part):
             continue  # "Deutsche Welle (www.dw.com)": an outlet and its address
         part = re.sub(r"\([^)]*\)", " ", part)  # "(Reuters)", "(LTV)"
-        part = _LEADING_ROLE.sub("", squash(_BYLINE_PREFIX.sub("", part)))
+        part = _LEADING_ROLE.sub("", squash(_LABEL.sub("", _BYLINE_PREFIX.sub("", part))))
         if re.match(r"(of|at|for)\s", part):
             continue  # "CEO of CaseBasix": what a role was held at, not a name
         name = _ROLE.sub("", part)
@@ -225,6 +241,36 @@ def split_names(byline: str) -> list[str]:
         elif part and not _CREDENTIAL.fullmatch(part):
             names.append(part)
     return names
+
+
+def _joint_names(text: str) -> Iterator[str]:
+    """The parts of a byline between its separators (commas, semicolons, "|", "/", "&"...);
+    a part is split at "and" ("und", "et", "и"...) only where each side is a full name: "Kirche
+    und Leben" and "Center for Drug Evaluation and Research" are one name each (an
+    organisation's, as it turns out), "Anna Petrova and Li Wei" two."""
+    for part in _NAME_SEPARATOR.split(text):
+        sides = _CONJUNCTION.split(part)
+        if len(sides) > 1 and all(len(side.split()) >= 2 or UNSPACED.search(side)
+                                  for side in sides):
+            yield from sides
+        else:
+            yield part
+
+
+def _only_organisations(values: list[str], site: str | None) -> bool:
+    """Whether these author values are there and each begins with an organisation's name (or
+    the site's)."""
+    firsts = [next(iter(split_names(value)), "") for value in values]
+    return bool(firsts) and all(_names_an_organisation(first, site) for first in firsts)
+
+
+def _names_an_organisation(name: str, site: str | None) -> bool:
+    """Whether a part of a byline names an outlet or an organisation (or its address), after
+    which the byline's other parts are its details rather than people."""
+    return bool(_ORGANISATION.search(name) or _FUNCTION_WORD.search(f" {name} ")
+                or _PLACEHOLDER.fullmatch(name) or _NOT_A_NAME.search(name)
+                or re.search(r"\w\.[a-z]{2,}$", name)  # "northern-wire.example", "anna.petrova"
+                or (site and fold(name) in (fold(site), fold(site).replace(" ", ""))))
 
 
 def site_name(tree: HtmlElement) -> str | None:
@@ -504,8 +550,17 @@ _BYLINE_PREFIX = re.compile(
     r"auteurs|yazar|автор(ы)?|текст|作者|文|记者|本报记者)\s*[:：|-]?(\s+|$)", re.IGNORECASE)
 _NAME_SEPARATOR = re.compile(
     r"\s*(?:[,;]\s*(?:and|und|et|y|e|i|en|og|och|ve|и|та|або)\s|[,;|/、，；»›]|\s[-–—]\s|"
-    r"\s(?:and|und|et|y|e|i|en|og|och|ve|и|та|або)\s|&|\+|和|与|及)\s*",
-    re.IGNORECASE)
+    r"&|\+|和|与|及)\s*", re.IGNORECASE)
+# A label before a name: "Interview: Anna Petrova", "Text: Li Wei", "Authors: ...".
+_LABEL = re.compile(r"^\s*[^\W\d_]{2,12}(?:\s[^\W\d_]{2,12})?\s*[:：]\s+")
+_CONJUNCTION = re.compile(r"\s+(?:and|und|et|y|e|i|en|og|och|ve|и|та|або)\s+", re.IGNORECASE)
+# Words no personal name holds, in the major languages ("für", "of", "the", "by"): a phrase with
+# one is an organisation's name, a title or a label.
+_FUNCTION_WORD = re.compile(
+    r"\s(?:and|und|et|y|og|och|for|für|of|pour|para|per|the|by|from|in|im|am|at|on|zum|zur|"
+    r"über|sur|sobre|my|mon|mein|meine)\s", re.IGNORECASE)
+# A preposition left at a byline's end once its date is cut off ("Von Anna Petrova am 21. April")
+_DANGLING = re.compile(r"\s+(?:am|at|on|um|le|el|il)\.?$", re.IGNORECASE)
 # A role: "Writer", "Senior Research Executive", "Former Deputy Tech Editor".
 _ROLE_WORDS = (
     r"(?:(?:former|senior|staff|chief|contributing|special|deputy|executive|managing|associate|"
@@ -514,7 +569,8 @@ _ROLE_WORDS = (
     r"world|international|national|investigative|features|opinion|climate|markets)\s+){0,3}"
     r"(?:writer|editor|reporter|correspondent|contributor|columnist|journalist|producer|analyst|"
     r"expert|consultant|founder|co-founder|ceo|cto|director|manager|attorney|author|blogger|"
-    r"executive|redakteur(?:in)?|korrespondent(?:in)?|journaliste|periodista|giornalista|"
+    r"executive|redakteur(?:in)?|korrespondent(?:in)?|kolumnist(?:in)?|autor(?:in)?|"
+    r"journaliste|periodista|giornalista|"
     r"корреспондент|обозреватель|журналист)\b")
 # A role before a name ("Senior Correspondent Anna Petrova"): the name follows it.
 _LEADING_ROLE = re.compile(rf"^{_ROLE_WORDS}\s+(?=\S)", re.IGNORECASE)
@@ -524,7 +580,16 @@ _HONORIFIC = re.compile(r"^(dr|prof|professor|mr|mrs|ms|sir|dame)\.?\s+", re.IGN
 # Credentials and post-nominals: MD, RD, Ph.D., MBA, CFA, FACP, E-RYT 200...
 _CREDENTIAL = re.compile(r"(?:[A-Z][A-Z]?\.?){1,4}(?:-[A-Z]+)?(?:\s+\d+)?®?|(?i:ph\.?\s?d\.?|m\.?d\.?|"
                          r"jr\.?|sr\.?|esq\.?)")
-_NOT_A_NAME = re.compile(r"[@/\\*]|https?:|\bwww\b|\.(com|org|net|ru|cn|de|uk)\b|\d", re.IGNORECASE)
+_NOT_A_NAME = re.compile(r"[@/\\*]|https?:|\bwww\b|\.(com|org|net|ru|cn|de|uk|at|ch|fr|it|es|pl)\b|"
+                         r"\d", re.IGNORECASE)
+# What a byline holds in place of a name: a placeholder, a label, a desk ("Red." is the German
+# and Polish editors' mark), or with one of these words, a link's text ("View my profile").
+_PLACEHOLDER = re.compile(
+    r"unknown|undefined|anonym|anonymous|anonyme|anónimo|anonimo|publisher|submitted|guest|gast|"
+    r"red|agencies|agenturen|agencias|agenzie|newsdesk|datum|text|quelle|source|fuente|fonte|"
+    r"user unknown", re.IGNORECASE)
+_NOT_A_NAME_WORD = re.compile(r"\b(admin|administrator|webmaster|profile?|posts|view|sign in|"
+                              r"log in)\b", re.IGNORECASE)
 # A month or a weekday read from a dateline ("July", "Mon"), not a name.
 _CALENDAR_WORD = re.compile(
     r"(jan(uary)?|feb(ruary)?|mar(ch)?|apr(il)?|may|june?|july?|aug(ust)?|sep(t(ember)?)?|"
@@ -532,8 +597,11 @@ _CALENDAR_WORD = re.compile(
     r"fri(day)?|sat(urday)?|sun(day)?)\.?", re.IGNORECASE)
 # Where the names of a byline end and its date, reading time or update note begin.
 _BYLINE_TAIL = re.compile(
-    r"(?:^|\s+)(?=\d|(?:published|updated|posted|last updated|veröffentlicht|aktualisiert|publié|"
-    r"опубликовано|обновлено)\b|(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?\s+\d)",
+    r"(?:^|\s+)(?=\d|(?:published|updated|posted|last updated|veröffentlicht|publiziert|"
+    r"aktualisiert|stand(?=\s*:)|publié|"
+    r"опубликовано|обновлено)\b|(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?\s+\d|"
+    r"(?:am|on|le|el|il)\s+(?:mon|tue|wed|thu|fri|sat|sun|montag|dienstag|mittwoch|donnerstag|"
+    r"freitag|samstag|sonntag|lundi|mardi|mercredi|jeudi|vendredi|samedi|dimanche)[a-z]*\b)",
     re.IGNORECASE)
 # Words that make a name an organisation's, in the major languages.
 _ORGANISATION = re.compile(
@@ -552,7 +620,8 @@ def is_person(name: str, site: str | None) -> bool:
     if not 2 <= len(name) <= 60 or len(name.split()) > 5 or _NOT_A_NAME.search(name):
         return False
     if not any(c.isalpha() for c in name) or _ORGANISATION.search(name) \
-            or _CALENDAR_WORD.fullmatch(name):
+            or _CALENDAR_WORD.fullmatch(name) or _PLACEHOLDER.fullmatch(name) \
+            or _NOT_A_NAME_WORD.search(name) or _FUNCTION_WORD.search(f" {name} "):
         return False
     if re.match(r"(the|la|le|les|el|los|il|der|die|das|de|het)\s", name, re.IGNORECASE):
         return False  # "The Commercial Appeal", "Le Monde": a name with an article is a title

@@ -147,6 +147,16 @@ def test_authors_and_site_name() -> None:
     ("Écrit par Jean Dupont", ("Jean Dupont",)),
     ("Publicado por Ana Gómez", ("Ana Gómez",)),
     ("Ursula von der Leyen", ("Ursula von der Leyen",)),
+    # a label before the name, a date after it in German, French or English
+    ("Interview: Anna Petrova", ("Anna Petrova",)),
+    ("Text: Hans Müller, Fotos: Eva Schmidt", ("Hans Müller", "Eva Schmidt")),
+    ("Von Hans Müller am 21. April 2026", ("Hans Müller",)),
+    ("Von Hans Müller am Samstag, 18. Juli 2026 um 11:14 Uhr", ("Hans Müller",)),
+    ("Par Jean Dupont le lundi 3 novembre 2026", ("Jean Dupont",)),
+    ("Hans Müller, Redakteur, Kolumnist und Autor", ("Hans Müller",)),
+    ("Anna Petrova, Li Wei, Moscow", ("Anna Petrova", "Li Wei")),  # a dateline's place
+    ("Hans Müller, Stand: 18.07.2026", ("Hans Müller",)),
+    ("王明, 李华", ("王明", "李华")),
 ])
 def test_joint_bylines_are_split_into_people(byline: str, names: tuple[str, ...]) -> None:
     tree = _page(f'<meta name="author" content="{byline}">')
@@ -157,10 +167,24 @@ def test_joint_bylines_are_split_into_people(byline: str, names: tuple[str, ...]
     "news@northern-wire.example", "https://northern-wire.example/staff", "@annapetrova",
     "2026", "Deutsche Welle (www.dw.com)", "Northern Wire", "Reuters", "The Eastern Herald",
     "Northern Wire Media Group", "Editorial Team", "Community Editor", "Staff Writer", "July",
+    # an organisation whose name holds "and" is not two people, nor its address more
+    "Centre for Arctic Shipping and Research", "Ministerium für Energie und Klimaschutz",
+    "Kirche und Welt", "Vinos y Libros", "Northern Wire Online, Hamburg, Germany",
+    "northern-wire.example, Hamburg", "red., Agenturen",
+    # placeholders a CMS prints where a name would be
+    "Admin", "Administrator", "Webmaster", "Unknown", "Anonymous", "Anónimo", "Newsdesk",
+    "View my complete profile", "Submitted on Mon, 01/07/2026 - 15:37",
 ])
 def test_an_address_a_number_or_an_organisation_is_never_an_author(byline: str) -> None:
     tree = _page(f'<meta name="author" content="{byline}">'
                  '<meta property="og:site_name" content="Northern Wire">')
+    assert page_authors(tree) == ()
+
+
+def test_an_organisation_credited_in_json_ld_is_not_read_again_from_trafilatura() -> None:
+    # a doubly escaped name in JSON-LD: trafilatura's reading of it splits it at "&" and ";"
+    tree = _page('<script type="application/ld+json">{"@type": "NewsArticle", "author": '
+                 '{"@type": "Person", "name": "Redacci&oacute;n Northern Wire"}}</script>')
     assert page_authors(tree) == ()
 
 
