@@ -24,7 +24,7 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 
-from pipeline.polite import HostLimiter, HostPaused, RobotsCache, Unavailable
+from pipeline.polite import HostLimiter, HostPaused, RobotsCache, RobotsStore, Unavailable
 from pipeline.records import ItemError, Page
 from pipeline.settings import HttpSettings, IPNetwork
 
@@ -83,9 +83,10 @@ def _embedded_ipv4(address: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address
 
 
 class HttpClient:
-    """A small HTTP client holding one connection pool; use as a context manager."""
+    """A small HTTP client holding one connection pool; use as a context manager. With a
+    `robots_store`, robots.txt answers are kept there for the next run (`RobotsCache`)."""
 
-    def __init__(self, settings: HttpSettings) -> None:
+    def __init__(self, settings: HttpSettings, robots_store: RobotsStore | None = None) -> None:
         self._settings = settings
         self._client = httpx.Client(
             headers={"User-Agent": settings.user_agent},
@@ -96,7 +97,7 @@ class HttpClient:
         self._limiter = HostLimiter.shared(settings.per_host_concurrency,
                                            settings.per_host_delay, settings.host_strikes,
                                            settings.host_rest)
-        self._robots = RobotsCache(settings.robots_agent, self._fetch_robots)
+        self._robots = RobotsCache(settings.robots_agent, self._fetch_robots, robots_store)
 
     def __enter__(self) -> Self:
         return self

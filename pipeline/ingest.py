@@ -52,7 +52,14 @@ from pipeline.index import (
     quarantine,
     utc_iso,
 )
-from pipeline.ledger import FeedStates, Ledger, LedgerEntry, document_of, names_as_url
+from pipeline.ledger import (
+    FeedStates,
+    Ledger,
+    LedgerEntry,
+    RobotsAnswers,
+    document_of,
+    names_as_url,
+)
 from pipeline.minhash import MinHasher
 from pipeline.progress import NO_PROGRESS, Progress
 from pipeline.reconcile import Indexed, holder_of, reconcile
@@ -142,7 +149,8 @@ class Ingestor:
         self.settings = settings
         self.progress = progress  # items listed and taken, for a terminal's progress bar
         self.es = es or connect(settings)
-        self.http = HttpClient(settings.http)
+        self.http = HttpClient(settings.http,
+                               robots_store=RobotsAnswers(self.es, settings.feed_state_index))
         self.cpu = CpuStages(settings.config_dir, cpu_workers(settings.cpu_workers))
         self.enrich_version = enrichment_version(settings.config_dir / "entities.yaml",
                                                  settings.config_dir / "enrich.yaml")

@@ -7,17 +7,20 @@ it depends on have succeeded, so an interrupted run leaves nothing marked done t
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from elasticsearch import Elasticsearch, helpers
+from elasticsearch import ApiError, Elasticsearch, TransportError, helpers
 
 from pipeline.discover import FeedState
 from pipeline.records import Outcome
 from pipeline.settings import Feed, PollSettings
 from pipeline.urls import MAX_URL_CHARS, indexer_rank, url_id
+
+log = logging.getLogger(__name__)
 
 _PAGE = 10_000  # records a search returns at most
 SETTLED = {Outcome.INDEXED, Outcome.DUPLICATE, Outcome.IRRELEVANT}
@@ -371,6 +374,46 @@ class FeedStates:
             "next_poll_at": next_poll.isoformat(),
         })
         return replace(state, error_streak=streak, next_poll_at=next_poll)
+
+
+class RobotsAnswers:
+    """Each site's robots.txt answer as last fetched (status and body), kept beside the feed
+    states so that the next run, in whatever process or worker, need not ask the site again
+    while the answer is fresh (`pipeline.polite.RobotsStore`). Elasticsearch failing here costs
+    only the saving: the answer is then fetched as if never stored."""
+
+    def __init__(self, es: Elasticsearch, index: str) -> None:
+        self._es = es
+        self._index = index
+
+    def load(self, origin: str) -> tuple[float, int, bytes] | None:
+        """Seconds since `origin`'s answer was fetched, its status and its body; None when
+        none is stored."""
+        try:
+            doc = self._es.options(ignore_status=404).get(index=self._index, id=_robots_id(origin))
+        except (ApiError, TransportError) as exc:
+            log.warning("robots.txt of %s could not be read from %s: %s", origin, self._index, exc)
+            return None
+        if not doc.get("found"):
+            return None
+        source = doc["_source"]
+        age = (datetime.now(UTC) - datetime.fromisoformat(source["robots_fetched"])
+               ).total_seconds()
+        return max(age, 0.0), int(source["robots_status"]), source["robots_body"].encode()
+
+    def save(self, origin: str, status: int, body: bytes) -> None:
+        try:
+            self._es.index(index=self._index, id=_robots_id(origin), document={
+                "robots_origin": origin, "robots_status": status,
+                "robots_body": body.decode("utf-8", errors="replace"),
+                "robots_fetched": datetime.now(UTC).isoformat(),
+            })
+        except (ApiError, TransportError) as exc:
+            log.warning("robots.txt of %s could not be kept in %s: %s", origin, self._index, exc)
+
+
+def _robots_id(origin: str) -> str:
+    return f"robots-{ledger_id(origin)}"
 
 
 def _time(value: str | None) -> datetime | None:

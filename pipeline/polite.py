@@ -1,4 +1,5 @@
-"""Politeness towards the sites we fetch from: robots.txt honoured per host (RFC 9309, cached),
+"""Politeness towards the sites we fetch from: robots.txt honoured per host (RFC 9309, cached,
+and kept for the next run where there is a `RobotsStore`),
 at most `per_host_concurrency` requests to one host at a time, at least `per_host_delay` seconds
 between the starts of two requests to it, and none while the host has asked for a pause
 (`Retry-After`) or rests after timing out several times in a row.
@@ -14,13 +15,23 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import ClassVar, Literal
+from typing import ClassVar, Literal, Protocol
 from urllib.parse import urlsplit
 
 from protego import Protego
 
 ROBOTS_TTL = 3600.0  # seconds a host's robots.txt is trusted
 ROBOTS_ERROR_TTL = 60.0  # seconds a robots.txt answering a server error is not asked again
+ROBOTS_MAX_BYTES = 500 * 1024  # RFC 9309: parse at least 500 KiB; what is kept of one
+
+
+class RobotsStore(Protocol):
+    """Where robots.txt answers outlive the process that fetched them (`pipeline.ledger`'s
+    `RobotsAnswers`): each origin's status and body, and how many seconds ago they came."""
+
+    def load(self, origin: str) -> tuple[float, int, bytes] | None: ...
+
+    def save(self, origin: str, status: int, body: bytes) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -142,14 +153,21 @@ class RobotsCache:
       fetched, and is tried again later, not settled as disallowed. A server error is kept a
       minute; an unreachable host is asked again by the next item (its timeouts and refusals
       count as the host's strikes, so a dead host soon rests: `HostLimiter`).
+
+    With a `store`, a 2xx or 4xx answer is kept there too, and an answer stored less than an
+    hour ago is used without asking the host: a poll every 15 minutes, each in a new process,
+    asks a site for its robots.txt once an hour, not four times.
     """
 
     def __init__(self, agent: str,
-                 fetch: Callable[[str], tuple[int, bytes] | Unavailable]) -> None:
+                 fetch: Callable[[str], tuple[int, bytes] | Unavailable],
+                 store: RobotsStore | None = None) -> None:
         self._agent = agent
         self._fetch = fetch
+        self._store = store
         self._rules: dict[str, tuple[float, Protego | Verdict]] = {}
         self._lock = threading.Lock()
+        self._loading: dict[str, threading.Lock] = {}  # one load per origin at a time
 
     def verdict(self, url: str) -> tuple[Verdict, bool]:
         """Whether `url` may be fetched, and whether the host was asked for its robots.txt
@@ -158,28 +176,50 @@ class RobotsCache:
         origin = f"{parts.scheme}://{parts.netloc}"
         with self._lock:
             cached = self._rules.get(origin)
-        asked = cached is None or cached[0] < time.monotonic()
-        if cached is None or asked:
-            rules = self._load(origin)
-            cached = (time.monotonic() + _ttl(rules), rules)
-            with self._lock:
-                self._rules[origin] = cached
+            loading = self._loading.setdefault(origin, threading.Lock())
+        asked = False
+        if cached is None or cached[0] < time.monotonic():
+            with loading:  # a site's feeds polled at once: one of them asks, the others wait
+                with self._lock:
+                    cached = self._rules.get(origin)
+                if cached is None or cached[0] < time.monotonic():
+                    cached, asked = self._stored_or_fetched(origin)
+                    with self._lock:
+                        self._rules[origin] = cached
         rules = cached[1]
         if isinstance(rules, Protego):
             return ("allowed" if rules.can_fetch(url, self._agent) else "disallowed"), asked
         return rules, asked
+
+    def _stored_or_fetched(self, origin: str) -> tuple[tuple[float, Protego | Verdict], bool]:
+        """`origin`'s rules with the monotonic time they expire, and whether the host was asked:
+        from the store while the answer there is fresh, else from the host."""
+        stored = self._store.load(origin) if self._store else None
+        if stored is not None and stored[0] < ROBOTS_TTL:
+            age, status, body = stored
+            return (time.monotonic() + ROBOTS_TTL - age, _rules(origin, status, body)), False
+        rules = self._load(origin)
+        return (time.monotonic() + _ttl(rules), rules), True
 
     def _load(self, origin: str) -> Protego | Verdict:
         answer = self._fetch(f"{origin}/robots.txt")
         if isinstance(answer, Unavailable):
             return answer
         status, body = answer
-        if status >= 500:
-            return Unavailable("robots_unavailable",
-                               f"{origin}/robots.txt answers HTTP {status}")
-        if not 200 <= status < 300:
-            return "allowed"
-        return Protego.parse(body.decode("utf-8", errors="replace"))
+        rules = _rules(origin, status, body[:ROBOTS_MAX_BYTES])
+        if self._store and not isinstance(rules, Unavailable):
+            self._store.save(origin, status, body[:ROBOTS_MAX_BYTES])
+        return rules
+
+
+def _rules(origin: str, status: int, body: bytes) -> Protego | Verdict:
+    """What a robots.txt answer means (RFC 9309): its rules (2xx), everything allowed (4xx, none
+    there), or nothing for now (5xx)."""
+    if status >= 500:
+        return Unavailable("robots_unavailable", f"{origin}/robots.txt answers HTTP {status}")
+    if not 200 <= status < 300:
+        return "allowed"
+    return Protego.parse(body.decode("utf-8", errors="replace"))
 
 
 def _ttl(rules: Protego | Verdict) -> float:

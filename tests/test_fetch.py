@@ -12,10 +12,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import ClassVar
 
 import pytest
+from elasticsearch import Elasticsearch
 
 from pipeline.fetch import MAX_RETRY_AFTER, HttpClient, check_address, retry_after
+from pipeline.ledger import RobotsAnswers, ledger_id
 from pipeline.records import ItemError
-from pipeline.settings import HttpSettings, parse_nets
+from pipeline.settings import HttpSettings, Settings, parse_nets
 
 LOOPBACK = parse_nets("127.0.0.0/8")
 
@@ -306,6 +308,63 @@ def test_robots_txt_past_five_redirects_counts_as_absent(robots_site: str) -> No
     _RobotsHandler.routes["/moved-6"] = _robots("User-agent: *\nDisallow: /\n")
     assert _verdict(robots_site, "/page") == "ok"
     assert "/moved-6" not in _RobotsHandler.asked
+
+
+def test_a_robots_txt_answer_is_kept_for_the_next_run(robots_site: str, es: Elasticsearch,
+                                                     fresh_settings: Settings) -> None:
+    # each run is a process of its own (a DAG task): the answer the first one fetched serves
+    # the next ones for the hour, then the site is asked again
+    _RobotsHandler.routes["/robots.txt"] = _robots("User-agent: *\nDisallow: /private/\n")
+    store = RobotsAnswers(es, fresh_settings.feed_state_index)
+    settings = HttpSettings(allow_nets=LOOPBACK, per_host_delay=0.0)
+
+    def run(path: str) -> str:
+        with HttpClient(settings, robots_store=store) as client:
+            try:
+                client.get(f"{robots_site}{path}")
+            except ItemError as exc:
+                return exc.reason
+        return "ok"
+
+    assert run("/story") == "ok"
+    assert run("/private/draft") == "robots_disallowed"
+    assert _RobotsHandler.asked == ["/robots.txt", "/story"]
+    es.update(index=fresh_settings.feed_state_index, id=f"robots-{ledger_id(robots_site)}",
+              doc={"robots_fetched": "2026-01-01T00:00:00+00:00"}, refresh=True)
+    _RobotsHandler.routes["/robots.txt"] = _robots("User-agent: *\nDisallow: /\n")
+    assert run("/story") == "robots_disallowed"  # older than an hour: asked again
+    assert _RobotsHandler.asked == ["/robots.txt", "/story", "/robots.txt"]
+    # a server error is not kept: the next run asks again
+    _RobotsHandler.routes["/robots.txt"] = (503, {}, b"down")
+    es.update(index=fresh_settings.feed_state_index, id=f"robots-{ledger_id(robots_site)}",
+              doc={"robots_fetched": "2026-01-01T00:00:00+00:00"}, refresh=True)
+    assert run("/story") == "robots_unavailable"
+    assert run("/story") == "robots_unavailable"
+    assert _RobotsHandler.asked.count("/robots.txt") == 4
+
+
+def test_robots_txt_is_fetched_when_elasticsearch_cannot_keep_it(robots_site: str) -> None:
+    _RobotsHandler.routes["/robots.txt"] = _robots("User-agent: *\nDisallow: /private/\n")
+    unreachable = Elasticsearch("http://127.0.0.1:9", request_timeout=2, max_retries=0)
+    store = RobotsAnswers(unreachable, "nowhere-feeds")
+    with HttpClient(HttpSettings(allow_nets=LOOPBACK, per_host_delay=0.0),
+                    robots_store=store) as client, pytest.raises(ItemError) as caught:
+        client.get(f"{robots_site}/private/draft")
+    assert caught.value.reason == "robots_disallowed"
+
+
+def test_a_sites_feeds_polled_at_once_ask_its_robots_txt_once(robots_site: str) -> None:
+    _RobotsHandler.routes["/robots.txt"] = _robots("User-agent: *\nAllow: /\n")
+    with HttpClient(HttpSettings(allow_nets=LOOPBACK, per_host_delay=0.0,
+                                 per_host_concurrency=4)) as client:
+        threads = [threading.Thread(target=client.get, args=(f"{robots_site}/feed-{n}.xml",))
+                   for n in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert _RobotsHandler.asked.count("/robots.txt") == 1
+    assert len(_RobotsHandler.asked) == 5
 
 
 @pytest.mark.parametrize(("robots", "reason", "asked"), [
