@@ -38,6 +38,7 @@ from pipeline.text import word_count
 # Characters XML (and so lxml, and trafilatura's XML tree) cannot hold: C0 controls other than
 # tab and line breaks, DEL, and the non-characters U+FFFE/U+FFFF. Pages do carry them.
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff]")
+_CONTROL_BYTES = bytes([*range(0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F])
 _HTML_TYPES = {"text/html", "application/xhtml+xml", None}
 # A page whose first characters are more than this share of controls and replacement
 # characters is binary data served as HTML (text in any charset has next to none).
@@ -71,7 +72,7 @@ def extract_article(page: Page, item: FeedItem | None = None, *,
     sample = html[:_SAMPLE]
     if len(_NOT_XML.findall(sample)) + sample.count("\ufffd") > _MAX_JUNK * len(sample):
         raise ItemError("bad_html", f"{page.final_url}: binary content, not text")
-    tree = load_html(_NOT_XML.sub("", html))
+    tree = load_html(_xml_text(html, page.body))
     if tree is None:
         raise ItemError("bad_html", f"{page.final_url}: not an HTML document")
 
@@ -102,6 +103,16 @@ def extract_article(page: Page, item: FeedItem | None = None, *,
         summary=item.summary if item else None,
         fetched_url=page.url if page.url != canonical else None,
     )
+
+
+def _xml_text(html: str, body: bytes) -> str:
+    """`html` without the characters XML cannot hold. Most pages have none, which their bytes
+    tell fast: in any charset that extends ASCII (UTF-8, the cp125x, GBK, Big5, Shift_JIS...)
+    those controls are their own bytes, and other charsets (UTF-16) have such bytes anyway."""
+    if len(body.translate(None, _CONTROL_BYTES)) == len(body) \
+            and "\ufffe" not in html and "\uffff" not in html:
+        return html
+    return _NOT_XML.sub("", html)
 
 
 def _article_text(tree: lxml.html.HtmlElement, url: str, title: str,

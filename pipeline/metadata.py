@@ -354,7 +354,7 @@ def detect_language(text: str, rules: MetadataRules) -> str:
     """ISO 639-1 code of the text's language, any of the 97 py3langid knows; `und` when the
     text has too few letters to tell. A short text (a headline) whose words fit several
     languages goes to the one likelier in this corpus (`language_prior`)."""
-    sample = text[:1500].strip()  # plenty for the detector; more only costs time
+    sample = text[:1000].strip()  # plenty for the detector (the same on 1,804 real pages as 1,500)
     head = sample[:300]
     # a character of a script without spaces (Chinese, Japanese...) says as much as a short word
     if sum(c.isalpha() for c in head) + 2 * len(UNSPACED.findall(head)) < rules.min_letters:

@@ -128,6 +128,22 @@ def test_binary_response_is_rejected_with_a_reason() -> None:
     assert caught.value.reason == "not_html"
 
 
+@pytest.mark.parametrize("encoding", ["utf-8", "cp1251", "utf-16"])
+def test_control_characters_in_a_page_are_dropped_not_fatal(encoding: str) -> None:
+    # a CMS leaves a vertical tab, a form feed, a stray C0 control or U+FFFF in the text: XML
+    # (trafilatura's tree) cannot hold them, so they go, and the article stays
+    paragraph = ("Moscow and Beijing agreed on new\x0b rail freight quotas for the border "
+                 "crossing at Zabaikalsk, officials said\x01 on Tuesday, after talks that ran "
+                 "late into the night.\x0c The quotas raise grain and timber volumes by a "
+                 "fifth and take effect in\uffff January.\x1b")
+    html = (f"<html><head><meta charset='{encoding}'><title>Rail quotas</title></head><body>"
+            f"<article><h1>Rail quotas agreed</h1><p>{paragraph}</p><p>{paragraph}</p>"
+            "</article></body></html>")
+    article = extract_article(_page(html.encode(encoding, errors="replace")))
+    assert "rail freight quotas" in article.text and "January" in article.text
+    assert not any(c in article.text for c in "\x0b\x01\x0c\uffff\x1b")
+
+
 def test_page_without_article_is_rejected_as_too_short() -> None:
     with pytest.raises(ItemError) as caught:
         extract_article(_page(b"<html><body><nav>Home | World</nav><p>Subscribe now.</p>"
