@@ -582,12 +582,13 @@ _CREDENTIAL = re.compile(r"(?:[A-Z][A-Z]?\.?){1,4}(?:-[A-Z]+)?(?:\s+\d+)?®?|(?i
                          r"jr\.?|sr\.?|esq\.?)")
 _NOT_A_NAME = re.compile(r"[@/\\*]|https?:|\bwww\b|\.(com|org|net|ru|cn|de|uk|at|ch|fr|it|es|pl)\b|"
                          r"\d", re.IGNORECASE)
-# What a byline holds in place of a name: a placeholder, a label, a desk ("Red." is the German
-# and Polish editors' mark), or with one of these words, a link's text ("View my profile").
+# What a byline holds in place of a name, as the whole of it: a placeholder, a label, a desk
+# ("Red." is the German and Polish editors' mark), an agency pool.
 _PLACEHOLDER = re.compile(
     r"unknown|undefined|anonym|anonymous|anonyme|anónimo|anonimo|publisher|submitted|guest|gast|"
     r"red|agencies|agenturen|agencias|agenzie|newsdesk|datum|text|quelle|source|fuente|fonte|"
     r"user unknown", re.IGNORECASE)
+# Words that make a byline's text a site's own ("NOC Admin") or a link's ("View my profile").
 _NOT_A_NAME_WORD = re.compile(r"\b(admin|administrator|webmaster|profile?|posts|view|sign in|"
                               r"log in)\b", re.IGNORECASE)
 # A month or a weekday read from a dateline ("July", "Mon"), not a name.
