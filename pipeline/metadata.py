@@ -228,7 +228,11 @@ def split_names(byline: str) -> list[str]:
         if re.search(r"\([^)]*(\.\w{2,}|www)[^)]*\)", part):
             continue  # "Deutsche Welle (www.dw.com)": an outlet and its address
         part = re.sub(r"\([^)]*\)", " ", part)  # "(Reuters)", "(LTV)"
-        part = _LEADING_ROLE.sub("", squash(_LABEL.sub("", _BYLINE_PREFIX.sub("", part))))
+        part = _BYLINE_PREFIX.sub("", part)
+        label = _LABEL.match(part)
+        if label and _NOT_A_NAME_WORD.search(label.group()):
+            continue  # "Fotos: Eva Schmidt": who took the pictures, not who wrote
+        part = _LEADING_ROLE.sub("", squash(part[label.end():] if label else part))
         if re.match(r"(of|at|for)\s", part):
             continue  # "CEO of CaseBasix": what a role was held at, not a name
         name = _ROLE.sub("", part)
@@ -558,7 +562,7 @@ _CONJUNCTION = re.compile(r"\s+(?:and|und|et|y|e|i|en|og|och|ve|и|та|або)\
 # one is an organisation's name, a title or a label.
 _FUNCTION_WORD = re.compile(
     r"\s(?:and|und|et|y|og|och|for|für|of|pour|para|per|the|by|from|in|im|am|at|on|zum|zur|"
-    r"über|sur|sobre|my|mon|mein|meine)\s", re.IGNORECASE)
+    r"über|sur|sobre|my|mon|mein|meine|из|для|от)\s", re.IGNORECASE)
 # A preposition left at a byline's end once its date is cut off ("Von Anna Petrova am 21. April")
 _DANGLING = re.compile(r"\s+(?:am|at|on|um|le|el|il)\.?$", re.IGNORECASE)
 # A role: "Writer", "Senior Research Executive", "Former Deputy Tech Editor".
@@ -590,7 +594,7 @@ _PLACEHOLDER = re.compile(
     r"user unknown", re.IGNORECASE)
 # Words that make a byline's text a site's own ("NOC Admin") or a link's ("View my profile").
 _NOT_A_NAME_WORD = re.compile(r"\b(admin|administrator|webmaster|profile?|posts|view|sign in|"
-                              r"log in)\b", re.IGNORECASE)
+                              r"log in|photos?|fotos?|фото)\b", re.IGNORECASE)
 # A month or a weekday read from a dateline ("July", "Mon"), not a name.
 _CALENDAR_WORD = re.compile(
     r"(jan(uary)?|feb(ruary)?|mar(ch)?|apr(il)?|may|june?|july?|aug(ust)?|sep(t(ember)?)?|"
@@ -611,8 +615,11 @@ _ORGANISATION = re.compile(
     r"redazione|redakcja|redactie|online|magazine|network|tv|radio|service|associated|reuters|afp|"
     r"bloomberg|xinhua|tass|ria|interfax|sputnik|cnn|bbc|dpa|efe|ansa|kyodo|yonhap|welle|"
     r"rundfunk|broadcasting|television|zeitung|nachrichten|foundation|institute|university|"
-    r"company|bank|ministry|department|council|association|club|"
-    r"редакция|агентство|новости|新华社|编辑部|记者站|通讯社|日报|晚报)\b", re.IGNORECASE)
+    r"company|bank|ministry|department|council|association|club|e\.\s?v|fundación|fundacion|"
+    r"fondation|fondazione|asociación|associazione|"
+    r"редакция|агентство|новости|新华社|编辑部|记者站|通讯社|日报|晚报)\b"
+    # and German compounds ending in one ("Bundesverband", "Hanns-Seidel-Stiftung")
+    r"|(stiftung|verband|verein|partei|genossenschaft)\b", re.IGNORECASE)
 
 
 def is_person(name: str, site: str | None) -> bool:
