@@ -274,7 +274,12 @@ def _names_an_organisation(name: str, site: str | None) -> bool:
     return bool(_ORGANISATION.search(name) or _FUNCTION_WORD.search(f" {name} ")
                 or _PLACEHOLDER.fullmatch(name) or _NOT_A_NAME.search(name)
                 or re.search(r"\w\.[a-z]{2,}$", name)  # "northern-wire.example", "anna.petrova"
-                or (site and fold(name) in (fold(site), fold(site).replace(" ", ""))))
+                or _is_site(name, site))
+
+
+def _is_site(name: str, site: str | None) -> bool:
+    """Whether `name` is the site's own name (spaced or not: "Northern Wire", "NorthernWire")."""
+    return bool(site) and fold(name) in (fold(site or ""), fold(site or "").replace(" ", ""))
 
 
 def site_name(tree: HtmlElement) -> str | None:
@@ -633,7 +638,7 @@ def is_person(name: str, site: str | None) -> bool:
         return False
     if re.match(r"(the|la|le|les|el|los|il|der|die|das|de|het)\s", name, re.IGNORECASE):
         return False  # "The Commercial Appeal", "Le Monde": a name with an article is a title
-    if site and fold(name) in (fold(site), fold(site).replace(" ", "")):
+    if _is_site(name, site):
         return False
     # a lone lower-case token is a user name ("kffnirmitap"), not a byline
     return not (name.islower() and " " not in name and not UNSPACED.search(name))

@@ -199,10 +199,10 @@ class RobotsCache:
         answer = self._fetch(f"{origin}/robots.txt")
         if isinstance(answer, Unavailable):
             return answer
-        status, body = answer
-        rules = _rules(origin, status, body[:ROBOTS_MAX_BYTES])
+        status, body = answer[0], answer[1][:ROBOTS_MAX_BYTES]
+        rules = _rules(origin, status, body)
         if self._store and not isinstance(rules, Unavailable):
-            self._store.save(origin, status, body[:ROBOTS_MAX_BYTES])
+            self._store.save(origin, status, body)
         return rules
 
 
