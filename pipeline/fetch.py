@@ -24,7 +24,7 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 
-from pipeline.polite import HostLimiter, HostPaused, RobotsCache, RobotsStore, Unavailable
+from pipeline.polite import HostLimiter, HostPaused, RobotsCache, RobotsStore, Turn, Unavailable
 from pipeline.records import ItemError, Page
 from pipeline.settings import HttpSettings, IPNetwork
 
@@ -112,6 +112,11 @@ class HttpClient:
     def max_bytes(self) -> int:
         """The size cap on a response body (and on what a compressed body may inflate to)."""
         return self._settings.max_bytes
+
+    def turn(self, url: str) -> Turn:
+        """A turn at `url`'s host for a fetch to enter, queued behind those taken before it
+        (`HostLimiter.turn`)."""
+        return self._limiter.turn(url)
 
     def get(self, url: str, headers: Mapping[str, str] | None = None) -> Page:
         """GET `url`, following redirects hop by hop through the address guard and the host's

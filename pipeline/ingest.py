@@ -61,6 +61,7 @@ from pipeline.ledger import (
     names_as_url,
 )
 from pipeline.minhash import MinHasher
+from pipeline.polite import Turn
 from pipeline.progress import NO_PROGRESS, Progress
 from pipeline.reconcile import Indexed, holder_of, reconcile
 from pipeline.records import Article, FeedItem, ItemError, Outcome, Page
@@ -466,7 +467,7 @@ class Ingestor:
                   ) -> Iterator[tuple[FeedItem, Fetching]]:
         """Each item, in the items' order, with its page being fetched and read: up to
         `fetch_workers` at once, at most twice that many started ahead of the item being
-        taken."""
+        taken, each taking its turn at its host in this order (`HttpClient.turn`)."""
         queue = iter(items)
         pending: list[tuple[FeedItem, Fetching]] = []
         pool = ThreadPoolExecutor(self.settings.fetch_workers, thread_name_prefix="fetch")
@@ -477,7 +478,10 @@ class Ingestor:
                     "url_too_long", f"{len(item.url)} characters; at most {MAX_URL_CHARS} "
                                     "are taken")))
             else:
-                pending.append((item, pool.submit(self._fetch_one, item, source_name)))
+                turn = self.http.turn(item.url)
+                fetching = pool.submit(self._fetch_one, item, source_name, turn)
+                fetching.add_done_callback(lambda _: turn.give_up())  # also when cancelled
+                pending.append((item, fetching))
 
         try:
             for item in queue:
@@ -513,12 +517,14 @@ class Ingestor:
         assert fetched.reading is not None
         return fetched.reading
 
-    def _fetch_one(self, item: FeedItem, source_name: str | None) -> _Fetched:
-        """The item's page, or the error that stopped it, and the milliseconds it took; then
-        the page read (run in a fetch thread: nothing here touches the batch)."""
+    def _fetch_one(self, item: FeedItem, source_name: str | None, turn: Turn) -> _Fetched:
+        """The item's page, fetched in its `turn` at its host, or the error that stopped it, and
+        the milliseconds it took; then the page read (run in a fetch thread: nothing here
+        touches the batch)."""
         started = time.monotonic()
         try:
-            page = self.http.get(item.url)
+            with turn:
+                page = self.http.get(item.url)
         except Exception as exc:  # noqa: BLE001 (handed to the item's turn, raised there)
             return _Fetched(exc, (time.monotonic() - started) * 1000)
         elapsed_ms = (time.monotonic() - started) * 1000

@@ -2,7 +2,9 @@
 and kept for the next run where there is a `RobotsStore`),
 at most `per_host_concurrency` requests to one host at a time, at least `per_host_delay` seconds
 between the starts of two requests to it, and none while the host has asked for a pause
-(`Retry-After`) or rests after timing out several times in a row.
+(`Retry-After`) or rests after timing out several times in a row. Items fetched at once take
+their turns at a host in the order they were queued (`HostLimiter.turn`): a host's pages are
+asked in the feed's order, so an answer that pauses the host is heard before the next page.
 
 The limits hold for every HttpClient of a process (threads share them); processes each keep
 their own, which is why the DAG gives all of a site's feeds to one task (`ingest.site_groups`).
@@ -15,7 +17,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import ClassVar, Literal, Protocol
+from typing import ClassVar, Literal, Protocol, Self
 from urllib.parse import urlsplit
 
 from protego import Protego
@@ -65,6 +67,40 @@ class _Host:
     next_start: float = 0.0
     why_paused: str = "rate_limited"
     failures: int = 0  # requests in a row that timed out or could not connect
+    turns: list[int] = field(default_factory=list)  # the turns queued and not yet over, in order
+    last_turn: int = 0
+    turn_changed: threading.Condition = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.turn_changed = threading.Condition(self.lock)
+
+
+class Turn:
+    """An item's turn at its host (`HostLimiter.turn`): entering waits until fewer than
+    `per_host_concurrency` turns queued before it are still going; leaving, or `give_up` for
+    an item that will never enter, lets the next one go. Either may be called more than once."""
+
+    def __init__(self, host: _Host, number: int, concurrency: int) -> None:
+        self._host = host
+        self._number = number
+        self._concurrency = concurrency
+
+    def __enter__(self) -> Self:
+        host = self._host
+        with host.turn_changed:
+            host.turn_changed.wait_for(
+                lambda: self._number not in host.turns[self._concurrency:])
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.give_up()
+
+    def give_up(self) -> None:
+        host = self._host
+        with host.turn_changed:
+            if self._number in host.turns:
+                host.turns.remove(self._number)
+                host.turn_changed.notify_all()
 
 
 class HostLimiter:
@@ -91,6 +127,15 @@ class HostLimiter:
             if key not in cls._registry:
                 cls._registry[key] = cls(concurrency, delay, strikes, rest)
             return cls._registry[key]
+
+    def turn(self, url: str) -> Turn:
+        """Queue a turn at `url`'s host, behind the turns queued before it (taken in the order
+        the items are to be asked; entered around the item's fetch)."""
+        host = self._host(urlsplit(url).netloc.lower())
+        with host.lock:
+            host.last_turn += 1
+            host.turns.append(host.last_turn)
+            return Turn(host, host.last_turn, self._concurrency)
 
     @contextmanager
     def slot(self, url: str, max_wait: float | None = None) -> Iterator[None]:

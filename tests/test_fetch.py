@@ -16,6 +16,7 @@ from elasticsearch import Elasticsearch
 
 from pipeline.fetch import MAX_RETRY_AFTER, HttpClient, check_address, retry_after
 from pipeline.ledger import RobotsAnswers, ledger_id
+from pipeline.polite import HostLimiter, Turn
 from pipeline.records import ItemError
 from pipeline.settings import HttpSettings, Settings, parse_nets
 
@@ -219,6 +220,51 @@ def test_two_feeds_on_one_host_never_exceed_the_cap(counting_server: str) -> Non
     starts = sorted(_CountingHandler.starts)
     assert len(starts) == 12
     assert min(b - a for a, b in itertools.pairwise(starts)) >= 0.04
+
+
+def test_items_take_their_turns_at_a_host_in_the_order_queued() -> None:
+    """Fetch threads that reach a host in any order ask it in the order their items were
+    queued, so that an answer pausing the host is heard before the next item there asks: with
+    one request at a time per host, one after another; with two, two at once. A turn given up
+    (an item cancelled before it ran) holds no one back, nor do another host's turns."""
+    limiter = HostLimiter(concurrency=1, delay=0.0)
+    turns = [limiter.turn(f"http://a.example/{i}") for i in range(6)]
+    other_host = limiter.turn("http://b.example/")
+    asked: list[int] = []
+
+    def fetch(i: int) -> None:
+        with turns[i]:
+            asked.append(i)
+            time.sleep(0.01)
+
+    with other_host:  # entered at once, with host a's turns all queued before it
+        pass
+    turns[2].give_up()
+    threads = [threading.Thread(target=fetch, args=(i,)) for i in (5, 4, 3, 1, 0)]
+    for thread in threads:  # the last queued reaches the host first
+        thread.start()
+        time.sleep(0.02)
+    for thread in threads:
+        thread.join(timeout=5)
+    assert asked == [0, 1, 3, 4, 5]
+
+    pair = HostLimiter(concurrency=2, delay=0.0)
+    first, second, third = (pair.turn("http://a.example/") for _ in range(3))
+    entered, leave = threading.Event(), threading.Event()
+
+    def enter(turn: Turn) -> None:
+        with turn:
+            entered.set()
+            leave.wait(timeout=5)
+
+    with first:
+        threading.Thread(target=enter, args=(second,)).start()
+        assert entered.wait(timeout=5)  # two at once
+        entered.clear()
+        threading.Thread(target=enter, args=(third,)).start()
+        assert not entered.wait(timeout=0.2)  # ... but not three
+    assert entered.wait(timeout=5)
+    leave.set()
 
 
 def test_retry_after_reads_seconds_and_http_dates() -> None:
