@@ -8,6 +8,8 @@ export AIRFLOW_HOME := $(CURDIR)/.local/airflow
 export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export AIRFLOW__CORE__UNIT_TEST_MODE := False
+# as in docker-compose.yml: a task's end is noticed within a second, not five
+export AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL := 1
 
 .PHONY: setup es airflow-db airflow demo test eval bench chaos soak lint stop clean
 

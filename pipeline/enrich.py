@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+import importlib.metadata
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
@@ -64,13 +65,13 @@ class EnrichRules:
 
 def enrichment_version(gazetteer_path: Path, rules_path: Path) -> str:
     """Changes whenever the gazetteer, the corrections or the model change: documents enriched
-    under another version are re-enriched by `newsroom reenrich`."""
-    import spacy
-
+    under another version are re-enriched by `newsroom reenrich`. (spaCy's version is read
+    from its package's metadata: importing spaCy takes most of a second, which a run starting
+    would spend before its first request.)"""
     digest = hashlib.sha256()
     for path in (gazetteer_path, rules_path):
         digest.update(path.read_bytes())
-    digest.update(f"{SPACY_MODEL}:{spacy.__version__}".encode())
+    digest.update(f"{SPACY_MODEL}:{importlib.metadata.version('spacy')}".encode())
     return digest.hexdigest()[:16]
 
 

@@ -13,7 +13,8 @@ limits (`pipeline.polite`), so many hosts are in flight while no host sees more 
 `per_host_concurrency` requests or starts closer than `per_host_delay`. The pages are then
 taken in the feed's order. What only computes (reading a page, enriching the accepted
 articles) runs on `ingest.cpu_workers` processes (`pipeline.cpu`): a fetch thread hands its
-page over to be read as soon as it has it.
+page over to be read as soon as it has it; `pipeline.cpu` is loaded when the first page is,
+so that a run with no new page never loads trafilatura and the models.
 """
 
 from __future__ import annotations
@@ -26,12 +27,11 @@ from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from elasticsearch import ApiError, Elasticsearch, TransportError
 
 from pipeline.archive import Window, list_archive
-from pipeline.cpu import CpuStages, Reading, cpu_workers
 from pipeline.dedup import (
     Deduplicator,
     DuplicateOf,
@@ -69,6 +69,9 @@ from pipeline.settings import Feed, Settings
 from pipeline.store import connect
 from pipeline.stories import StoryFinder, StoryRules
 from pipeline.urls import MAX_URL_CHARS, indexer_rank, is_variant, site_of, url_id
+
+if TYPE_CHECKING:  # pipeline.cpu (trafilatura, the models) is loaded on first use: Ingestor.cpu
+    from pipeline.cpu import CpuStages, Reading
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +155,8 @@ class Ingestor:
         self.es = es or connect(settings)
         self.http = HttpClient(settings.http,
                                robots_store=RobotsAnswers(self.es, settings.feed_state_index))
-        self.cpu = CpuStages(settings.config_dir, cpu_workers(settings.cpu_workers))
+        self._cpu: CpuStages | None = None
+        self._cpu_lock = threading.Lock()
         self.enrich_version = enrichment_version(settings.config_dir / "entities.yaml",
                                                  settings.config_dir / "enrich.yaml")
         self.ledger = Ledger(self.es, settings.ledger_index, settings.max_attempts)
@@ -163,6 +167,17 @@ class Ingestor:
         self.listing_grace = listing_grace(settings.config_dir / "dedup.yaml")
         self._run_lock = threading.Lock()
         self._run_id: str | None = None  # the run whose start made the ledger searchable
+
+    @property
+    def cpu(self) -> CpuStages:
+        """The CPU stages, loaded on first use: a run that fetches no page never loads them."""
+        with self._cpu_lock:
+            if self._cpu is None:
+                from pipeline.cpu import CpuStages, cpu_workers
+
+                self._cpu = CpuStages(self.settings.config_dir,
+                                      cpu_workers(self.settings.cpu_workers))
+            return self._cpu
 
     def __enter__(self) -> Self:
         return self
