@@ -494,7 +494,11 @@ class Ingestor:
                                     "are taken")))
             else:
                 turn = self.http.turn(item.url)
-                fetching = pool.submit(self._fetch_one, item, source_name, turn)
+                try:
+                    fetching = pool.submit(self._fetch_one, item, source_name, turn)
+                except BaseException:
+                    turn.give_up()  # never queued: the host's next items must not wait for it
+                    raise
                 fetching.add_done_callback(lambda _: turn.give_up())  # also when cancelled
                 pending.append((item, fetching))
 
