@@ -544,7 +544,7 @@ class Ingestor:
         try:
             with turn:
                 page = self.http.get(item.url)
-        except Exception as exc:  # noqa: BLE001 (handed to the item's turn, raised there)
+        except Exception as exc:  # noqa: BLE001 (raised when the item is taken)
             return _Fetched(exc, (time.monotonic() - started) * 1000)
         elapsed_ms = (time.monotonic() - started) * 1000
         try:
