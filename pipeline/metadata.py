@@ -155,8 +155,8 @@ def page_authors(tree: HtmlElement, site: str | None = None) -> tuple[str, ...]:
     organisations), else its author meta tags, else trafilatura's reading of them (broken JSON
     included; not where those credit an organisation), else its byline markup (not a
     commenter's); the first of these that names a person wins. Joint bylines are split (at
-    "and" only between full names); an e-mail, a URL, a handle, a number, a month, the site,
-    an organisation (nor the places after it: "Northern Wire, Hamburg, Germany"), a desk, a
+    "and" only between full names); an e-mail, a URL, a handle, a number, a month, the site
+    (or a desk of it: "Northern Wire Asia"; nor its name after a person's), an organisation (nor the places after it: "Northern Wire, Hamburg, Germany"), a desk, a
     placeholder ("Admin", "Unknown") or a bare title ("Community Editor") is never an
     author."""
     site = site or site_name(tree)
@@ -165,7 +165,8 @@ def page_authors(tree: HtmlElement, site: str | None = None) -> tuple[str, ...]:
         for value in raw:
             full_name = False
             for name in split_names(value):
-                if is_person(name, None if value in people else site):
+                name = _name_without_site(name, site)
+                if name and is_person(name, None if value in people else site):
                     if full_name and " " not in name and not UNSPACED.search(name):
                         continue  # "Anna Petrova, Moscow": a dateline's place, not a name
                     full_name = full_name or " " in name
@@ -278,8 +279,24 @@ def _names_an_organisation(name: str, site: str | None) -> bool:
 
 
 def _is_site(name: str, site: str | None) -> bool:
-    """Whether `name` is the site's own name (spaced or not: "Northern Wire", "NorthernWire")."""
-    return bool(site) and fold(name) in (fold(site or ""), fold(site or "").replace(" ", ""))
+    """Whether `name` is the site's own name (spaced or not: "Northern Wire", "NorthernWire"),
+    or one of its desks, editions or labels ("Northern Wire Sponsored", "Northern Wire Asia")."""
+    if not site:
+        return False
+    folded, own = fold(name), fold(site)
+    return folded in (own, own.replace(" ", "")) or folded.startswith(own + " ")
+
+
+def _name_without_site(name: str, site: str | None) -> str:
+    """`name` without the site's name after it: "Anna Petrova Northern Wire" -> "Anna Petrova";
+    empty where one word comes before it, a desk's ("Noticias Northern Wire")."""
+    words = name.split()
+    if site:
+        own = fold(site)
+        for cut in range(1, len(words)):
+            if fold(" ".join(words[cut:])) == own:
+                return " ".join(words[:cut]) if cut > 1 or UNSPACED.search(words[0]) else ""
+    return name
 
 
 def site_name(tree: HtmlElement) -> str | None:
@@ -572,6 +589,9 @@ _FUNCTION_WORD = re.compile(
 _DANGLING = re.compile(r"\s+(?:am|at|on|um|le|el|il)\.?$", re.IGNORECASE)
 # A role: "Writer", "Senior Research Executive", "Former Deputy Tech Editor".
 _ROLE_WORDS = (
+    # a rank may qualify the role with words of the desk's own ("Senior Autos Reporter")
+    r"(?:(?:senior|chief|deputy|managing|associate|assistant|contributing)\s+(?:[\w&-]+\s+){1,2}"
+    r"(?=(?:writer|editor|reporter|correspondent)\b))?"
     r"(?:(?:former|senior|staff|chief|contributing|special|deputy|executive|managing|associate|"
     r"assistant|lead|principal|tech|technology|digital|security|travel|research|political|"
     r"foreign|business|science|health|sports?|trial|energy|economics?|politics|defen[cs]e|"

@@ -156,6 +156,8 @@ def test_authors_and_site_name() -> None:
     ("Hans Müller, Redakteur, Kolumnist und Autor", ("Hans Müller",)),
     ("Anna Petrova, Li Wei, Moscow", ("Anna Petrova", "Li Wei")),  # a dateline's place
     ("Hans Müller, Stand: 18.07.2026", ("Hans Müller",)),
+    ("Anna Petrova Senior Arctic Reporter", ("Anna Petrova",)),  # a rank, a beat, a role
+    ("Li Wei, Chief Beijing Correspondent", ("Li Wei",)),
     ("王明, 李华", ("王明", "李华")),
 ])
 def test_joint_bylines_are_split_into_people(byline: str, names: tuple[str, ...]) -> None:
@@ -175,11 +177,19 @@ def test_joint_bylines_are_split_into_people(byline: str, names: tuple[str, ...]
     # placeholders a CMS prints where a name would be
     "Admin", "Administrator", "Webmaster", "Unknown", "Anonymous", "Anónimo", "Newsdesk",
     "View my complete profile", "Submitted on Mon, 01/07/2026 - 15:37",
+    # the site's desks, editions and labels
+    "Northern Wire Sponsored", "Northern Wire Deutschland", "Noticias Northern Wire",
 ])
 def test_an_address_a_number_or_an_organisation_is_never_an_author(byline: str) -> None:
     tree = _page(f'<meta name="author" content="{byline}">'
                  '<meta property="og:site_name" content="Northern Wire">')
     assert page_authors(tree) == ()
+
+
+def test_the_sites_name_after_an_authors_is_not_part_of_it() -> None:
+    tree = _page('<meta name="author" content="Anna Petrova Northern Wire, Li Wei">'
+                 '<meta property="og:site_name" content="Northern Wire">')
+    assert page_authors(tree) == ("Anna Petrova", "Li Wei")
 
 
 def test_an_organisation_credited_in_json_ld_is_not_read_again_from_trafilatura() -> None:
