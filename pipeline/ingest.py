@@ -171,13 +171,14 @@ class Ingestor:
     @property
     def cpu(self) -> CpuStages:
         """The CPU stages, loaded on first use: a run that fetches no page never loads them."""
-        with self._cpu_lock:
-            if self._cpu is None:
-                from pipeline.cpu import CpuStages, cpu_workers
+        if self._cpu is None:  # asked for every page: the lock only while they are loaded
+            with self._cpu_lock:
+                if self._cpu is None:
+                    from pipeline.cpu import CpuStages, cpu_workers
 
-                self._cpu = CpuStages(self.settings.config_dir,
-                                      cpu_workers(self.settings.cpu_workers))
-            return self._cpu
+                    self._cpu = CpuStages(self.settings.config_dir,
+                                          cpu_workers(self.settings.cpu_workers))
+        return self._cpu
 
     def __enter__(self) -> Self:
         return self

@@ -156,8 +156,9 @@ def page_authors(tree: HtmlElement, site: str | None = None) -> tuple[str, ...]:
     included; not where those credit an organisation), else its byline markup (not a
     commenter's); the first of these that names a person wins. Joint bylines are split (at
     "and" only between full names); an e-mail, a URL, a handle, a number, a month, the site
-    (or a desk of it: "Northern Wire Asia"; nor its name after a person's), an organisation (nor the places after it: "Northern Wire, Hamburg, Germany"), a desk, a
-    placeholder ("Admin", "Unknown") or a bare title ("Community Editor") is never an
+    (or a desk of it: "Northern Wire Asia"; nor is its name after a person's part of the
+    name), an organisation (nor the places after it: "Northern Wire, Hamburg, Germany"), a
+    desk, a placeholder ("Admin", "Unknown") or a bare title ("Community Editor") is never an
     author."""
     site = site or site_name(tree)
     for raw, people in _author_sources(tree, site):

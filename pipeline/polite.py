@@ -84,12 +84,16 @@ class Turn:
         self._host = host
         self._number = number
         self._concurrency = concurrency
+        self._over = False
 
     def __enter__(self) -> Self:
         host = self._host
         with host.turn_changed:
+            # the host's turns are in the order queued: this one may go once it is among the
+            # first `concurrency` of them
             host.turn_changed.wait_for(
-                lambda: self._number not in host.turns[self._concurrency:])
+                lambda: self._over or len(host.turns) <= self._concurrency
+                or self._number <= host.turns[self._concurrency - 1])
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -98,7 +102,8 @@ class Turn:
     def give_up(self) -> None:
         host = self._host
         with host.turn_changed:
-            if self._number in host.turns:
+            if not self._over:
+                self._over = True
                 host.turns.remove(self._number)
                 host.turn_changed.notify_all()
 
