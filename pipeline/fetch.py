@@ -15,8 +15,11 @@ from __future__ import annotations
 import ipaddress
 import socket
 import ssl
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Self
@@ -34,6 +37,15 @@ ROBOTS_REDIRECTS = 5  # RFC 9309: follow at least five redirects to a robots.txt
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")  # the IPv4 address is the last 32 bits
 # IPv4-compatible addresses (deprecated, ::/96) and local-use NAT64: never a public host.
 _NON_PUBLIC_V6 = (ipaddress.IPv6Network("::/96"), ipaddress.IPv6Network("64:ff9b:1::/48"))
+
+
+@dataclass
+class WireTime:
+    """Milliseconds a thread's requests spent on the wire: from sending each request until its
+    body was read (or it failed), summed; never the waits for a host's turn, slot or delay."""
+
+    ms: float = 0.0
+    requests: int = 0
 
 
 def check_address(url: str, allow_nets: tuple[IPNetwork, ...]) -> str:
@@ -98,6 +110,7 @@ class HttpClient:
                                            settings.per_host_delay, settings.host_strikes,
                                            settings.host_rest)
         self._robots = RobotsCache(settings.robots_agent, self._fetch_robots, robots_store)
+        self._timers = threading.local()  # the WireTime of each thread inside `timed`
 
     def __enter__(self) -> Self:
         return self
@@ -117,6 +130,17 @@ class HttpClient:
         """A turn at `url`'s host for a fetch to enter, queued behind those taken before it
         (`HostLimiter.turn`)."""
         return self._limiter.turn(url)
+
+    @contextmanager
+    def timed(self) -> Iterator[WireTime]:
+        """The time this thread's requests (each redirect hop and robots.txt too) spend on the
+        wire while in the block: how fast the site answers, without our own waits."""
+        timer = WireTime()
+        self._timers.current = timer
+        try:
+            yield timer
+        finally:
+            self._timers.current = None
 
     def get(self, url: str, headers: Mapping[str, str] | None = None) -> Page:
         """GET `url`, following redirects hop by hop through the address guard and the host's
@@ -191,12 +215,18 @@ class HttpClient:
                   headers: Mapping[str, str]) -> tuple[int, httpx.Headers, bytes]:
         try:
             with self._limiter.slot(url, max_wait=self._settings.max_pause):
+                sent = time.monotonic()
                 try:
                     answer = self._request(url, address, headers)
                 except ItemError as exc:
                     if exc.reason in ("timeout", "connection_error"):
                         self._limiter.answered(url, ok=False)
                     raise
+                finally:
+                    timer = getattr(self._timers, "current", None)
+                    if timer is not None:
+                        timer.ms += (time.monotonic() - sent) * 1000
+                        timer.requests += 1
                 self._limiter.answered(url, ok=True)
                 status, response_headers, _ = answer
                 wait = retry_after(response_headers.get("retry-after"), datetime.now(UTC)) \

@@ -115,10 +115,12 @@ class FeedReport:
 @dataclass(frozen=True)
 class _Fetched:
     """What a fetch thread did with an item: the page (or what stopped its fetch) and the
-    milliseconds the fetch took; then what reading the page gave (or what stopped it)."""
+    milliseconds its requests took on the wire (`HttpClient.timed`; None when it made none: a
+    page robots.txt disallows, a paused host); then what reading the page gave (or what
+    stopped it)."""
 
     page: Page | Exception
-    elapsed_ms: float
+    wire_ms: float | None
     reading: Reading | Exception | None = None
 
 
@@ -524,7 +526,8 @@ class Ingestor:
         if isinstance(fetching, ItemError):
             raise fetching
         fetched = fetching.result()
-        report.fetch_ms.append(fetched.elapsed_ms)
+        if fetched.wire_ms is not None:
+            report.fetch_ms.append(fetched.wire_ms)
         if isinstance(fetched.page, ItemError):
             report.fetch_failures += 1
         if isinstance(fetched.page, Exception):
@@ -539,19 +542,18 @@ class Ingestor:
 
     def _fetch_one(self, item: FeedItem, source_name: str | None, turn: Turn) -> _Fetched:
         """The item's page, fetched in its `turn` at its host, or the error that stopped it, and
-        the milliseconds it took; then the page read (run in a fetch thread: nothing here
+        the milliseconds its requests took on the wire; then the page read (run in a fetch thread: nothing here
         touches the batch)."""
-        started = time.monotonic()
+        with self.http.timed() as wire:
+            try:
+                with turn:
+                    page = self.http.get(item.url)
+            except Exception as exc:  # noqa: BLE001 (raised when the item is taken)
+                return _Fetched(exc, wire.ms if wire.requests else None)
         try:
-            with turn:
-                page = self.http.get(item.url)
-        except Exception as exc:  # noqa: BLE001 (raised when the item is taken)
-            return _Fetched(exc, (time.monotonic() - started) * 1000)
-        elapsed_ms = (time.monotonic() - started) * 1000
-        try:
-            return _Fetched(page, elapsed_ms, self.cpu.read(page, item, source_name))
+            return _Fetched(page, wire.ms, self.cpu.read(page, item, source_name))
         except Exception as exc:  # noqa: BLE001 (as above)
-            return _Fetched(page, elapsed_ms, exc)
+            return _Fetched(page, wire.ms, exc)
 
     def _take(self, item: FeedItem, reading: Reading, batch: _Batch) -> None:
         """Judge where one read item goes: a relevant article waits in the batch for `_judge`,

@@ -70,3 +70,26 @@ def test_failing_feed_is_backed_off_and_recovers(fresh_settings: Settings, es: E
         index=settings.feed_health_index, sort=[{"run_at": "asc"}],
         query={"term": {"feed": "Flaky"}})["hits"]["hits"]]
     assert statuses == ["failed", "backed_off", "ok"]
+
+
+def test_fetch_time_is_the_sites_not_our_waits_for_its_turn(es: Elasticsearch,
+                                                            fresh_settings: Settings) -> None:
+    # four pages of one host, answering after 0.1 s, asked 0.6 s apart: what the feed's health
+    # says of the site is how fast it answers, not how long our host delay kept a page waiting
+    # (up to 1.8 s here: the median would read about 1 s)
+    from tests.test_ingest import _Slow
+
+    slow = _Slow(hosts=2, pause=0.1)
+    try:
+        pages = [f"{slow.bases[1]}/story-{n}.html" for n in range(4)]
+        settings = replace(fresh_settings, fetch_workers=4, http=replace(
+            fresh_settings.http, per_host_concurrency=1, per_host_delay=0.6))
+        with Ingestor(settings, es=es) as ingestor:
+            report = ingestor.ingest_feed(Feed(name="Paced", url=slow.feed(0, pages)), "run-1")
+    finally:
+        slow.close()
+    assert report.fetched == 4 and len(report.fetch_ms) == 4
+    # each at least the site's 0.1 s (the first item also asked for robots.txt), none near a
+    # host delay
+    assert all(100 <= ms < 500 for ms in report.fetch_ms), report.fetch_ms
+    assert 100 <= report.as_dict()["median_fetch_ms"] < 500
