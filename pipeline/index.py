@@ -181,7 +181,7 @@ def add_duplicates(es: Elasticsearch, alias: str, original_id: str,
                    copies: list[dict[str, Any]]) -> None:
     """Record `copies` (each `url`, `source`, `seen_at` and the match `reason`) on the document
     `original_id`, each URL once, with optimistic concurrency (no scripts needed). Nothing
-    waits for a refresh: the copies are read back by id (realtime), and `holder_of`, the one
+    waits for a refresh: the copies are read back by id (realtime), and `holders_of`, the one
     search on them, refreshes first. Raises `NotFoundError` when the document does not exist."""
     for _ in range(_DUPLICATE_RETRIES):
         current = es.get(index=alias, id=original_id, source_includes=["url", "duplicates"])

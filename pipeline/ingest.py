@@ -63,7 +63,7 @@ from pipeline.ledger import (
 from pipeline.minhash import MinHasher
 from pipeline.polite import Turn
 from pipeline.progress import NO_PROGRESS, Progress
-from pipeline.reconcile import Indexed, holder_of, reconcile
+from pipeline.reconcile import Indexed, holders_of, reconcile
 from pipeline.records import Article, FeedItem, ItemError, Outcome, Page
 from pipeline.settings import Feed, Settings
 from pipeline.store import connect
@@ -341,9 +341,10 @@ class Ingestor:
         if not indexed:
             return
         existing = self._existing(sorted(indexed))
-        for doc_id in sorted(set(indexed) - existing):
-            holder = holder_of(self.es, self.settings.index_alias, indexed[doc_id])
-            if holder is not None:
+        gone = sorted(set(indexed) - existing)
+        holders = holders_of(self.es, self.settings.index_alias, [indexed[d] for d in gone])
+        for doc_id in gone:
+            if (holder := holders.get(indexed[doc_id])) is not None:
                 self.ledger.repoint(doc_id, holder.doc_id, holder.reason)
         variants = sorted({record["doc_id"] for url, record in records.items()
                            if record.get("status") == Outcome.INDEXED.value
@@ -461,8 +462,8 @@ class Ingestor:
         if not named:
             return
         gone = sorted(named - self._existing(sorted(named)))
-        holders = {doc_id: holder for doc_id in gone
-                   if (holder := holder_of(self.es, alias, urls[doc_id])) is not None}
+        held = holders_of(self.es, alias, [urls[doc_id] for doc_id in gone])
+        holders = {doc_id: held[urls[doc_id]] for doc_id in gone if urls[doc_id] in held}
         if not holders:
             return
         entries, changed = [], []
@@ -622,8 +623,9 @@ class Ingestor:
         gone = add_duplicates_each(self.es, alias, recorded(
             {original.doc_id: original.doc_id for _, _, original in batch.copies}))
         urls = {original.doc_id: original.url for _, _, original in batch.copies}
-        moved = {doc_id: holder.doc_id for doc_id in sorted(gone)
-                 if (holder := holder_of(self.es, alias, urls[doc_id])) is not None}
+        held = holders_of(self.es, alias, [urls[doc_id] for doc_id in gone])
+        moved = {doc_id: held[urls[doc_id]].doc_id for doc_id in sorted(gone)
+                 if urls[doc_id] in held}
         gone_too = add_duplicates_each(self.es, alias, recorded(moved))
         lost = (gone - set(moved)) | {doc_id for doc_id, target in moved.items()
                                       if target in gone_too}

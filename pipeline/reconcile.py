@@ -73,11 +73,12 @@ def reconcile(es: Elasticsearch, alias: str, ledger: Ledger, hasher: MinHasher,
     # A worker reconciling at the same moment may have demoted one of ours already.
     if batch:
         urls = {doc.doc_id: doc.url for doc in batch}
-        for doc in es.mget(index=alias, ids=list(urls), source_includes=[])["docs"]:
-            if not doc.get("found") and doc["_id"] not in demoted:
-                holder = holder_of(es, alias, urls[doc["_id"]])
-                if holder:
-                    demoted[doc["_id"]] = holder.doc_id
+        gone = [doc["_id"] for doc in es.mget(index=alias, ids=list(urls),
+                                              source_includes=[])["docs"]
+                if not doc.get("found") and doc["_id"] not in demoted]
+        holders = holders_of(es, alias, [urls[doc_id] for doc_id in gone])
+        demoted.update({doc_id: holders[urls[doc_id]].doc_id for doc_id in gone
+                        if urls[doc_id] in holders})
     return demoted
 
 
@@ -238,14 +239,25 @@ class Holder(NamedTuple):
 def holder_of(es: Elasticsearch, alias: str, url: str) -> Holder | None:
     """The document that recorded `url` among its duplicates (where a demoted document's URL
     went)."""
+    return holders_of(es, alias, [url]).get(url)
+
+
+def holders_of(es: Elasticsearch, alias: str, urls: Iterable[str]) -> dict[str, Holder]:
+    """`holder_of` each of `urls` that has one, after one refresh and in one search."""
+    wanted = sorted(set(urls))
+    if not wanted:
+        return {}
     es.indices.refresh(index=alias)
-    hits = es.search(index=alias, size=1, source_includes=["duplicates.url", "duplicates.reason"],
-                     query={"term": {"duplicates.url": url}})["hits"]["hits"]
-    if not hits:
-        return None
-    recorded = [copy.get("reason") for copy in hits[0]["_source"].get("duplicates") or []
-                if copy.get("url") == url]
-    return Holder(hits[0]["_id"], recorded[0] if recorded and recorded[0] else "near_copy")
+    hits = es.search(index=alias, size=min(10_000, 10 * len(wanted)),
+                     source_includes=["duplicates.url", "duplicates.reason"],
+                     query={"terms": {"duplicates.url": wanted}})["hits"]["hits"]
+    holders: dict[str, Holder] = {}
+    for hit in hits:
+        for copy in hit["_source"].get("duplicates") or []:
+            url = copy.get("url")
+            if url in wanted and url not in holders:
+                holders[url] = Holder(hit["_id"], copy.get("reason") or "near_copy")
+    return holders
 
 
 def _copies_search(print_: Fingerprint, exclude: list[str]) -> dict[str, Any]:

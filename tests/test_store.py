@@ -8,9 +8,10 @@ from datetime import UTC, datetime, timedelta
 from elasticsearch import Elasticsearch
 
 from pipeline.dedup import Deduplicator, fingerprint, ranked_time, seniority
-from pipeline.index import add_duplicate, index_documents
+from pipeline.index import add_duplicate, add_duplicates, index_documents
 from pipeline.ledger import Ledger, LedgerEntry
 from pipeline.minhash import MinHasher
+from pipeline.reconcile import Holder, holder_of, holders_of
 from pipeline.records import Outcome
 from pipeline.settings import CONFIG_DIR, Settings
 from pipeline.store import articles_version, ensure_indices
@@ -81,6 +82,33 @@ def test_concurrent_duplicates_are_all_recorded(es: Elasticsearch,
     stored = es.get(index=alias, id=url_id("https://example.org/orig"))["_source"]
     assert stored["duplicate_count"] == 6
     assert len({d["url"] for d in stored["duplicates"]}) == 6
+
+
+def test_where_demoted_urls_went_is_found_for_many_at_once(es: Elasticsearch,
+                                                          fresh_settings: Settings) -> None:
+    # a demoted document's URL is recorded among its holder's duplicates: each URL's holder
+    # and reason come back from one lookup, whichever document holds it (none for a URL that
+    # no document recorded); what was written a moment ago is found
+    alias = fresh_settings.index_alias
+    index_documents(es, alias, [_doc("https://example.org/one"),
+                                _doc("https://example.org/two", "Lavrov met Wang Yi in Beijing.")])
+    now = datetime.now(UTC)
+    add_duplicates(es, alias, url_id("https://example.org/one"), [
+        {"url": "https://copy.example/a", "source": "A", "seen_at": now.isoformat(),
+         "reason": "same_text"},
+        {"url": "https://copy.example/b", "source": "B", "seen_at": now.isoformat()}])
+    add_duplicate(es, alias, url_id("https://example.org/two"), "https://copy.example/c", "C",
+                  now, "near_copy")
+    urls = ["https://copy.example/a", "https://copy.example/b", "https://copy.example/c",
+            "https://copy.example/none"]
+    assert holders_of(es, alias, urls) == {
+        "https://copy.example/a": Holder(url_id("https://example.org/one"), "same_text"),
+        "https://copy.example/b": Holder(url_id("https://example.org/one"), "near_copy"),
+        "https://copy.example/c": Holder(url_id("https://example.org/two"), "near_copy")}
+    assert holder_of(es, alias, "https://copy.example/c") == Holder(
+        url_id("https://example.org/two"), "near_copy")
+    assert holder_of(es, alias, "https://copy.example/none") is None
+    assert holders_of(es, alias, []) == {}
 
 
 def test_dedup_finds_same_url_and_same_text(es: Elasticsearch, fresh_settings: Settings) -> None:
