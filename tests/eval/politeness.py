@@ -195,17 +195,21 @@ def _dag_run(airflow_env: tuple[dict[str, str], Path], settings: Settings,
         raise RuntimeError(f"the DAG run failed: {output[-3000:]}")
     # "DagRun Finished: dag_id=..., run_start_date=..., run_end_date=..., run_duration=..."
     recorded = re.search(r"DagRun Finished: dag_id=news_ingest, .*?run_duration=([\d.]+)", output)
-    run_seconds = float(recorded.group(1)) if recorded else 0.0
     # the executor's events: "TaskInstance Finished: dag_id=..., task_id=..., ...,
     # run_start_date=..., run_end_date=..., run_duration=..."
     tasks = [(task, datetime.fromisoformat(start), datetime.fromisoformat(end), float(seconds))
              for task, start, end, seconds in re.findall(
                  r"TaskInstance Finished: dag_id=news_ingest, task_id=(\w+), .*?"
                  r"run_start_date=([^,]+), run_end_date=([^,]+), run_duration=([\d.]+)", output)]
+    if recorded is None or not any(task == "ingest_sites" for task, *_ in tasks):
+        # never a figure of 0: the lines these figures are read from have changed
+        raise RuntimeError("Airflow's output has no 'DagRun Finished' or 'TaskInstance "
+                           "Finished' line for news_ingest in the form this bench reads: "
+                           f"{output[-3000:]}")
+    run_seconds = float(recorded.group(1))
     span = (max(end for _, _, end, _ in tasks) - min(start for _, start, _, _ in tasks)
-            ).total_seconds() if tasks else 0.0
-    longest = max((seconds for task, _, _, seconds in tasks if task == "ingest_sites"),
-                  default=0.0)
+            ).total_seconds()
+    longest = max(seconds for task, _, _, seconds in tasks if task == "ingest_sites")
     es = connect(settings)
     es.indices.refresh(index=settings.ledger_index)
     return took, run_seconds, span, longest, int(es.count(index=settings.ledger_index)["count"])
