@@ -217,6 +217,7 @@ class RobotsCache:
         self._store = store
         self._rules: dict[str, tuple[float, Protego | Verdict]] = {}
         self._lock = threading.Lock()
+        self._loading: dict[str, threading.Lock] = {}  # one load per origin at a time
 
     def verdict(self, url: str) -> tuple[Verdict, bool]:
         """Whether `url` may be fetched, and whether the host was asked for its robots.txt
@@ -225,11 +226,18 @@ class RobotsCache:
         origin = f"{parts.scheme}://{parts.netloc}"
         with self._lock:
             cached = self._rules.get(origin)
+            loading = self._loading.setdefault(origin, threading.Lock())
         asked = False
         if cached is None or cached[0] < time.monotonic():
-            cached, asked = self._stored_or_fetched(origin)
-            with self._lock:
-                self._rules[origin] = cached
+            # a site's feeds polled at once (or an item that redirects there): one of them
+            # asks, the others wait for its answer (the host's items still go in their turns)
+            with loading:
+                with self._lock:
+                    cached = self._rules.get(origin)
+                if cached is None or cached[0] < time.monotonic():
+                    cached, asked = self._stored_or_fetched(origin)
+                    with self._lock:
+                        self._rules[origin] = cached
         rules = cached[1]
         if isinstance(rules, Protego):
             return ("allowed" if rules.can_fetch(url, self._agent) else "disallowed"), asked

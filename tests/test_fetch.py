@@ -399,6 +399,20 @@ def test_robots_txt_is_fetched_when_elasticsearch_cannot_keep_it(robots_site: st
     assert caught.value.reason == "robots_disallowed"
 
 
+def test_a_sites_feeds_polled_at_once_ask_its_robots_txt_once(robots_site: str) -> None:
+    _RobotsHandler.routes["/robots.txt"] = _robots("User-agent: *\nAllow: /\n")
+    with HttpClient(HttpSettings(allow_nets=LOOPBACK, per_host_delay=0.0,
+                                 per_host_concurrency=4)) as client:
+        threads = [threading.Thread(target=client.get, args=(f"{robots_site}/feed-{n}.xml",))
+                   for n in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert _RobotsHandler.asked.count("/robots.txt") == 1
+    assert len(_RobotsHandler.asked) == 5
+
+
 @pytest.mark.parametrize(("robots", "reason", "asked"), [
     ("server_error", "robots_unavailable", 1),  # kept a minute: the second item is held
     ("redirects_to_private", "robots_unavailable", 1),
