@@ -543,8 +543,8 @@ class Ingestor:
 
     def _fetch_one(self, item: FeedItem, source_name: str | None, turn: Turn) -> _Fetched:
         """The item's page, fetched in its `turn` at its host, or the error that stopped it, and
-        the milliseconds its requests took on the wire; then the page read (run in a fetch thread: nothing here
-        touches the batch)."""
+        the milliseconds its requests took on the wire; then the page read (run in a fetch
+        thread: nothing here touches the batch)."""
         with self.http.timed() as wire:
             try:
                 with turn:

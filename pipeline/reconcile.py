@@ -244,13 +244,13 @@ def holder_of(es: Elasticsearch, alias: str, url: str) -> Holder | None:
 
 def holders_of(es: Elasticsearch, alias: str, urls: Iterable[str]) -> dict[str, Holder]:
     """`holder_of` each of `urls` that has one, after one refresh and in one search."""
-    wanted = sorted(set(urls))
+    wanted = set(urls)
     if not wanted:
         return {}
     es.indices.refresh(index=alias)
     hits = es.search(index=alias, size=min(10_000, 10 * len(wanted)),
                      source_includes=["duplicates.url", "duplicates.reason"],
-                     query={"terms": {"duplicates.url": wanted}})["hits"]["hits"]
+                     query={"terms": {"duplicates.url": sorted(wanted)}})["hits"]["hits"]
     holders: dict[str, Holder] = {}
     for hit in hits:
         for copy in hit["_source"].get("duplicates") or []:
