@@ -154,12 +154,13 @@ def page_authors(tree: HtmlElement, site: str | None = None) -> tuple[str, ...]:
     """The people who wrote the article, as the page names them: in its JSON-LD (people, not
     organisations), else its author meta tags, else trafilatura's reading of them (broken JSON
     included; not where those credit an organisation), else its byline markup (not a
-    commenter's); the first of these that names a person wins. Joint bylines are split (at
-    "and" only between full names); an e-mail, a URL, a handle, a number, a month, the site
-    (or a desk of it: "Northern Wire Asia"; nor is its name after a person's part of the
-    name), an organisation (nor the places after it: "Northern Wire, Hamburg, Germany"), a
-    desk, a placeholder ("Admin", "Unknown") or a bare title ("Community Editor") is never an
-    author."""
+    commenter's), else a visible byline whatever its markup ("By <a>Anna Petrova</a>"); the
+    first of these that names a person wins. Joint bylines are split (at "and" only between
+    full names); an e-mail, a URL, a handle, a number, a month, the site (or a desk of it:
+    "Northern Wire Asia"; nor is its name after a person's part of the name), an organisation
+    (nor the places after it: "Northern Wire, Hamburg, Germany"), a desk, a placeholder
+    ("Admin", "Unknown"), a phrase ("Product marketer") or a bare title ("Community Editor") is
+    never an author."""
     site = site or site_name(tree)
     for raw, people in _author_sources(tree, site):
         names: list[str] = []
@@ -167,7 +168,10 @@ def page_authors(tree: HtmlElement, site: str | None = None) -> tuple[str, ...]:
             full_name = False
             for name in split_names(value):
                 name = _name_without_site(name, site)
-                if name and is_person(name, None if value in people else site):
+                # a Person named as the site is its owner ("Jane Doe" on janedoe.example); the
+                # site's name beside another is an affiliation ("{name}, Northern Wire")
+                owner = value in people and name == squash(value)
+                if name and is_person(name, None if owner else site):
                     if full_name and " " not in name and not UNSPACED.search(name):
                         continue  # "Anna Petrova, Moscow": a dateline's place, not a name
                     full_name = full_name or " " in name
@@ -212,6 +216,8 @@ def _author_sources(tree: HtmlElement, site: str | None
         yield (found.split("; ") if found else []), set()
     for texts in _byline_texts(tree):
         yield texts, set()
+    labelled = _labelled_byline(tree)
+    yield ([labelled] if labelled else []), set()
     # Not trafilatura's `extract_author` after these: on WCXB's pages it found 8 more of 617
     # authors, gave as many wrong ones (CSS class names among them) and cost a tenth of
     # extraction's speed.
@@ -576,7 +582,7 @@ _BYLINE_PREFIX = re.compile(
     r"von|par|por|di|door|av|af|autor(es|zy|a)?|auteur|autore|"
     r"auteurs|yazar|автор(ы)?|текст|作者|文|记者|本报记者)\s*[:：|-]?(\s+|$)", re.IGNORECASE)
 _NAME_SEPARATOR = re.compile(
-    r"\s*(?:[,;]\s*(?:and|und|et|y|e|i|en|og|och|ve|и|та|або)\s|[,;|/、，；»›]|\s[-–—]\s|"
+    r"\s*(?:[,;]\s*(?:and|und|et|y|e|i|en|og|och|ve|и|та|або)\s|[,;|/、，；»›·⋅•]|\s[-–—]\s|"
     r"&|\+|和|与|及)\s*", re.IGNORECASE)
 # A label before a name: "Interview: Anna Petrova", "Text: Li Wei", "Authors: ...".
 _LABEL = re.compile(r"^\s*[^\W\d_]{2,12}(?:\s[^\W\d_]{2,12})?\s*[:：]\s+")
@@ -589,19 +595,21 @@ _FUNCTION_WORD = re.compile(
 # A preposition left at a byline's end once its date is cut off ("Von Anna Petrova am 21. April")
 _DANGLING = re.compile(r"\s+(?:am|at|on|um|le|el|il)\.?$", re.IGNORECASE)
 # A role: "Writer", "Senior Research Executive", "Former Deputy Tech Editor".
-_ROLE_WORDS = (
-    # a rank may qualify the role with words of the desk's own ("Senior Autos Reporter")
-    r"(?:(?:senior|chief|deputy|managing|associate|assistant|contributing)\s+(?:[\w&-]+\s+){1,2}"
-    r"(?=(?:writer|editor|reporter|correspondent)\b))?"
-    r"(?:(?:former|senior|staff|chief|contributing|special|deputy|executive|managing|associate|"
-    r"assistant|lead|principal|tech|technology|digital|security|travel|research|political|"
-    r"foreign|business|science|health|sports?|trial|energy|economics?|politics|defen[cs]e|"
-    r"world|international|national|investigative|features|opinion|climate|markets)\s+){0,3}"
+_ROLE_NOUNS = (
     r"(?:writer|editor|reporter|correspondent|contributor|columnist|journalist|producer|analyst|"
     r"expert|consultant|founder|co-founder|ceo|cto|director|manager|attorney|author|blogger|"
     r"executive|redakteur(?:in)?|korrespondent(?:in)?|kolumnist(?:in)?|autor(?:in)?|"
     r"journaliste|periodista|giornalista|"
     r"корреспондент|обозреватель|журналист)\b")
+_ROLE_WORDS = (
+    # a rank may qualify the role with words of the desk's own ("Senior Autos Reporter")
+    r"(?:(?:senior|chief|deputy|managing|associate|assistant|contributing)\s+(?:[\w&-]+\s+){1,2}"
+    rf"(?={_ROLE_NOUNS}))?"
+    r"(?:(?:former|senior|staff|chief|contributing|special|deputy|executive|managing|associate|"
+    r"assistant|lead|principal|tech|technology|digital|security|travel|research|political|"
+    r"foreign|business|science|health|sports?|trial|energy|economics?|politics|defen[cs]e|"
+    r"world|international|national|investigative|features|opinion|climate|markets)\s+){0,3}"
+    + _ROLE_NOUNS)
 # A role before a name ("Senior Correspondent Anna Petrova"): the name follows it.
 _LEADING_ROLE = re.compile(rf"^{_ROLE_WORDS}\s+(?=\S)", re.IGNORECASE)
 # A role after a name ("Stephen Jesudunsin AI Writer"): the name ends before it.
@@ -662,7 +670,18 @@ def is_person(name: str, site: str | None) -> bool:
     if _is_site(name, site):
         return False
     # a lone lower-case token is a user name ("kffnirmitap"), not a byline
-    return not (name.islower() and " " not in name and not UNSPACED.search(name))
+    if name.islower() and " " not in name and not UNSPACED.search(name):
+        return False
+    # a name is written in capitals or all in small letters (a particle aside: "Ludwig van
+    # Beethoven"); "Product marketer" and "Anna Petrova twitter" are phrases
+    words = name.split()
+    return not (any(w[:1].isupper() for w in words)
+                and any(w[:1].islower() and w.lower() not in _NAME_PARTICLES for w in words))
+
+
+_NAME_PARTICLES = frozenset((
+    "van", "von", "der", "den", "de", "da", "di", "du", "del", "della", "dos", "das", "le", "la",
+    "bin", "ibn", "al", "el", "ter", "ten", "zu", "af", "av", "y", "e"))
 
 
 def _labelled_meta(tree: HtmlElement, *labels: str) -> Iterator[str]:
@@ -708,6 +727,52 @@ def _byline_texts(tree: HtmlElement) -> list[list[str]]:
             if candidates:
                 return candidates
     return []
+
+
+def _labelled_byline(tree: HtmlElement) -> str | None:
+    """The page's first visible byline that says what it is whatever its markup: a label ("By",
+    "Written by", "Von", "Автор") and then a name in an element of its own ("By <a>Anna
+    Petrova</a>", "<span>By</span><span>Anna Petrova</span>"), outside the comments, menus,
+    footers and asides."""
+    for element in _body_elements(tree):
+        label = element.text
+        if not label or len(label) > 20 or not _BY_LABEL.fullmatch(label.strip()):
+            continue
+        # the label and the name in one element, or the label an element beside the name's
+        holder = element if len(element) else element.getparent()
+        if holder is None or holder.tag == "body":
+            continue
+        if len(_spaced_text(holder)) > 80:
+            continue
+        text = squash(_text_with_breaks(holder))
+        if (len(text) <= 80 and _BY_LABEL.match(text) and not _in_comments(holder)
+                and not any(a.tag in ("nav", "footer", "aside") for a in holder.iterancestors())):
+            # full names only: a lone word after "By" is as often an agency or a handle
+            names = [n for n in split_names(text) if " " in n or UNSPACED.search(n)]
+            return "; ".join(names) or None
+    return None
+
+
+def _text_with_breaks(element: HtmlElement) -> str:
+    """An element's text with its line breaks and list items as semicolons: "Anna Petrova<br>
+    Moscow" -> "Anna Petrova ; Moscow" (walked without recursion: broken pages nest deep)."""
+    parts: list[str] = []
+    for event, node in etree.iterwalk(element, events=("start", "end")):
+        if event == "end":
+            if node is not element:
+                parts.append(node.tail or "")
+        elif isinstance(node.tag, str):  # (not a comment's own text)
+            if node is not element and node.tag in ("br", "li", "p", "div"):
+                parts.append(" ; ")
+            if node.tag not in ("script", "style"):
+                parts.append(node.text or "")
+    return " ".join(parts)
+
+
+_BY_LABEL = re.compile(
+    r"(by|written by|words by|story by|text by|posted by|von|par|por|di|door|av|af|"
+    r"autor(es|zy|a)?|auteur|autore|yazar|автор(ы)?|текст|作者|记者)\s*[:：]?(?=\s|$)",
+    re.IGNORECASE)
 
 
 def _is_byline_element(element: HtmlElement) -> bool:

@@ -158,6 +158,7 @@ def test_authors_and_site_name() -> None:
     ("Hans Müller, Stand: 18.07.2026", ("Hans Müller",)),
     ("Anna Petrova Senior Arctic Reporter", ("Anna Petrova",)),  # a rank, a beat, a role
     ("Li Wei, Chief Beijing Correspondent", ("Li Wei",)),
+    ("Anna Petrova · Senior Energy Analyst · Updated 3 November 2026", ("Anna Petrova",)),
     ("王明, 李华", ("王明", "李华")),
 ])
 def test_joint_bylines_are_split_into_people(byline: str, names: tuple[str, ...]) -> None:
@@ -179,6 +180,8 @@ def test_joint_bylines_are_split_into_people(byline: str, names: tuple[str, ...]
     "View my complete profile", "Submitted on Mon, 01/07/2026 - 15:37",
     # the site's desks, editions and labels
     "Northern Wire Sponsored", "Northern Wire Deutschland", "Noticias Northern Wire",
+    # phrases, not names: a name is written in capitals (or all in small letters)
+    "Product marketer", "Personal finance",
 ])
 def test_an_address_a_number_or_an_organisation_is_never_an_author(byline: str) -> None:
     tree = _page(f'<meta name="author" content="{byline}">'
@@ -204,6 +207,42 @@ def test_json_ld_organisation_is_not_an_author_a_person_is() -> None:
                  '[{"@type": "Organization", "name": "Northern Wire"}, '
                  '{"@type": "Person", "name": "Anna Petrova"}]}</script>')
     assert page_authors(tree) == ("Anna Petrova",)
+
+
+def test_json_ld_person_is_the_sites_owner_but_not_its_affiliation() -> None:
+    # "{name}, Northern Wire" with the name left empty credits the outlet; the byline names her
+    affiliation = _page('<meta property="og:site_name" content="Northern Wire">'
+                        '<script type="application/ld+json">{"@type": "NewsArticle", "author": '
+                        '{"@type": "Person", "name": ", Northern Wire"}}</script>',
+                        '<h1>Putin and Xi talk trade</h1><p class="byline">By Anna Petrova</p>')
+    assert page_authors(affiliation) == ("Anna Petrova",)
+    # a one-person site: its owner is a Person of the site's own name
+    owner = _page('<meta property="og:site_name" content="Anna Petrova">'
+                  '<script type="application/ld+json">{"@type": "BlogPosting", "author": '
+                  '{"@type": "Person", "name": "Anna Petrova"}}</script>')
+    assert page_authors(owner) == ("Anna Petrova",)
+
+
+def test_a_visible_byline_names_the_author_whatever_its_markup() -> None:
+    # classes that say nothing (generated ones); "By" a link, or "By" an element of its own
+    linked = _page(body='<h1>Putin and Xi talk trade</h1><div class="x7f2"><p class="q1">By '
+                        '<a href="/people/anna-petrova">Anna Petrova</a> and <a href="/people/'
+                        'li-wei">Li Wei</a></p></div><p>Text.</p>')
+    assert page_authors(linked) == ("Anna Petrova", "Li Wei")
+    spans = _page(body='<h1>Gazprom and CNPC sign</h1><div class="k2 m9"><span class="a1">Von'
+                       '</span><span class="b3">Hans Müller</span><br>Hamburg</div><p>Text.</p>')
+    assert page_authors(spans) == ("Hans Müller",)  # the place after the line break is not
+    # a lone word is as often an agency or a handle; the menus, the footer and the comments
+    # have bylines of their own
+    for body in ('<p class="q1">By <a href="/wire">Reuters</a></p>',
+                 '<footer><p>By <a href="/people/tom-hale">Tom Hale</a></p></footer>',
+                 '<aside><p>By <a href="/people/tom-hale">Tom Hale</a></p></aside>',
+                 '<div class="comments"><p>By <a href="/u/tom-hale">Tom Hale</a></p></div>'):
+        assert page_authors(_page(body=f"<h1>Putin and Xi talk trade</h1><p>Text.</p>{body}")
+                            ) == (), body
+    # a sentence that begins with "By" is not a byline
+    prose = _page(body='<h1>Gas deal</h1><p>By <b>2030</b> the pipeline will carry 50 bcm.</p>')
+    assert page_authors(prose) == ()
 
 
 def test_byline_markup_when_nothing_is_declared() -> None:
