@@ -79,7 +79,7 @@ def extract_article(page: Page, item: FeedItem | None = None, *,
     # trafilatura works on a copy: the page stays whole for the metadata.
     canonical = canonical_url(tree, page.final_url)
     site = site_name(tree)
-    title = page_title(tree, site) or (item.title if item else None) or ""
+    title = page_title(tree, site, page.final_url) or (item.title if item else None) or ""
     text = _article_text(tree, page.final_url, title, rules.cleaning)
     if word_count(text) < rules.cleaning.min_words:
         raise ItemError("too_short", f"{page.final_url}: {word_count(text)} words of text")

@@ -28,7 +28,7 @@ from trafilatura.metadata import examine_meta, extract_meta_json
 
 from pipeline.settings import ConfigError, load_yaml
 from pipeline.text import UNSPACED, fold, squash
-from pipeline.urls import MAX_URL_CHARS, normalize_url, same_site
+from pipeline.urls import MAX_URL_CHARS, normalize_url, same_site, site_of
 
 _DATE_META = (
     ("property", "article:published_time"),
@@ -124,11 +124,12 @@ def canonical_url(tree: HtmlElement, page_url: str) -> str:
     return normalize_url(page_url)
 
 
-def page_title(tree: HtmlElement, site: str | None = None) -> str | None:
+def page_title(tree: HtmlElement, site: str | None = None, url: str | None = None) -> str | None:
     """The headline: the page's `<h1>` (the one its declared title names, else the first
     outside the page's header and navigation), else the declared title (Open Graph, JSON-LD,
-    Twitter card), else `<title>`; the site's name and its separator are taken off a declared
-    title ("Headline | Site")."""
+    Twitter card), else `<title>`; the site's name (or its domain's, from `url`: "Headline |
+    Newegg.com") and its separator are taken off a declared title ("Headline | Site")."""
+    domain = site_of(url) if url else None
     declared = (_meta(tree, "property", "og:title") or _json_ld_value(tree, "headline")
                 or _meta(tree, "name", "twitter:title"))
     site = site or site_name(tree)
@@ -145,9 +146,9 @@ def page_title(tree: HtmlElement, site: str | None = None) -> str | None:
     if headings:
         return headings[0]
     if declared:
-        return _without_site(declared, site)
+        return _without_site(declared, site, domain)
     title = tree.find(".//title")
-    return _without_site(squash(title.text_content()), site) if title is not None else None
+    return _without_site(squash(title.text_content()), site, domain) if title is not None else None
 
 
 def page_authors(tree: HtmlElement, site: str | None = None) -> tuple[str, ...]:
@@ -799,19 +800,27 @@ def _in_page_furniture(element: HtmlElement) -> bool:
     return any(a.tag in ("header", "nav", "footer", "aside") for a in element.iterancestors())
 
 
-def _without_site(title: str, site: str | None) -> str:
+def _without_site(title: str, site: str | None, domain: str | None = None) -> str:
     """"Headline | Site" -> "Headline": the first or last part of a title, beside a separator,
-    that is the site's name or its domain is dropped."""
+    that is the site's name or its domain's ("cbcbank.com": "CBC Bank", "Newegg.com") is
+    dropped."""
     separators = list(_TITLE_SEPARATOR.finditer(title))
-    if not separators or not site:
+    if not separators or not (site or domain):
         return title
-    site_key = fold(site).replace(" ", "")
+    site_key = fold(site).replace(" ", "") if site else ""
+    # the domain's name: "cbcbank" of www.cbcbank.com, and "cbcbankcom" as it is spelt in full
+    host = re.sub(r"^(www\d?|m|amp|mobile)\.", "", (domain or "").casefold())
+    label, full = host.split(".")[0], re.sub(r"\W", "", host.split(":")[0])
     last, first = separators[-1], separators[0]
     for part, rest in ((title[last.end():], title[:last.start()]),
                        (title[:first.start()], title[first.end():])):
         key = fold(part).replace(" ", "")
-        if key and rest.strip() and (key in site_key or site_key in key):
-            return squash(rest)
+        bare = re.sub(r"\W", "", key)
+        if key and rest.strip() and (
+                (site_key and (key in site_key or site_key in key))
+                or (bare and (bare in (label, full) or len(bare) >= 5
+                              and (label.startswith(bare) or label.endswith(bare))))):
+            return squash(rest).strip(" |–—-·»:/")  # ("Headline | | Site")
     return title
 
 

@@ -308,6 +308,15 @@ def test_site_name_is_taken_off_a_declared_title() -> None:
     assert page_title(tree) == "Putin and Xi talk trade"
     tree = _page("<title>Russia - China trade hits a record</title>")
     assert page_title(tree) == "Russia - China trade hits a record"  # no site: nothing cut
+    # no site name declared: its domain names it, first or last, however it is spelt
+    url = "https://www.northernwire.example/2026/11/trade"
+    for title in ("Putin and Xi talk trade | Northern Wire",
+                  "Putin and Xi talk trade | | NorthernWire.example",
+                  "NORTHERNWIRE » Putin and Xi talk trade"):
+        assert page_title(_page(f"<title>{title}</title>"), url=url) == "Putin and Xi talk trade"
+    # a part the domain does not name stays; so does a short one that it merely contains
+    for title in ("Russia - China trade hits a record", "Putin and Xi talk trade | Wire"):
+        assert page_title(_page(f"<title>{title}</title>"), url=url) == title
 
 
 @pytest.mark.parametrize(("text", "language"), [
