@@ -674,15 +674,17 @@ def is_person(name: str, site: str | None) -> bool:
     if name.islower() and " " not in name and not UNSPACED.search(name):
         return False
     # a name is written in capitals or all in small letters (a particle aside: "Ludwig van
-    # Beethoven"); "Product marketer" and "Anna Petrova twitter" are phrases
+    # Beethoven", "Ali al-Hassan", "Anna d'Souza"); "Product marketer" is a phrase
     words = name.split()
     return not (any(w[:1].isupper() for w in words)
-                and any(w[:1].islower() and w.lower() not in _NAME_PARTICLES for w in words))
+                and any(w[:1].islower() and _PARTICLE_END.split(w.lower())[0] not in _PARTICLES
+                        for w in words))
 
 
-_NAME_PARTICLES = frozenset((
+_PARTICLES = frozenset((
     "van", "von", "der", "den", "de", "da", "di", "du", "del", "della", "dos", "das", "le", "la",
-    "bin", "ibn", "al", "el", "ter", "ten", "zu", "af", "av", "y", "e"))
+    "bin", "ibn", "al", "el", "ter", "ten", "zu", "af", "av", "y", "e", "d", "l"))
+_PARTICLE_END = re.compile(r"[-'’]")
 
 
 def _labelled_meta(tree: HtmlElement, *labels: str) -> Iterator[str]:

@@ -160,6 +160,9 @@ def test_authors_and_site_name() -> None:
     ("Li Wei, Chief Beijing Correspondent", ("Li Wei",)),
     ("Anna Petrova · Senior Energy Analyst · Updated 3 November 2026", ("Anna Petrova",)),
     ("王明, 李华", ("王明", "李华")),
+    # particles in small letters are part of a name
+    ("Ali al-Hassan and Jan de Vries", ("Ali al-Hassan", "Jan de Vries")),
+    ("Anna d'Souza", ("Anna d'Souza",)),
 ])
 def test_joint_bylines_are_split_into_people(byline: str, names: tuple[str, ...]) -> None:
     tree = _page(f'<meta name="author" content="{byline}">')
