@@ -80,14 +80,9 @@ def test_fetch_time_is_the_sites_not_our_waits_for_its_turn(es: Elasticsearch,
     from tests.test_ingest import _Slow
 
     slow = _Slow(hosts=2, pause=0.1)
-    try:
-        pages = [f"{slow.bases[1]}/story-{n}.html" for n in range(4)]
-        settings = replace(fresh_settings, fetch_workers=4, http=replace(
-            fresh_settings.http, per_host_concurrency=1, per_host_delay=0.6))
-        with Ingestor(settings, es=es) as ingestor:
-            report = ingestor.ingest_feed(Feed(name="Paced", url=slow.feed(0, pages)), "run-1")
-    finally:
-        slow.close()
+    report = slow.poll(es, replace(fresh_settings, fetch_workers=4, http=replace(
+        fresh_settings.http, per_host_concurrency=1, per_host_delay=0.6)),
+        [f"{slow.bases[1]}/story-{n}.html" for n in range(4)])
     assert report.fetched == 4 and len(report.fetch_ms) == 4
     # each at least the site's 0.1 s (the first item also asked for robots.txt), none near a
     # host delay

@@ -12,7 +12,7 @@ import time
 from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from elasticsearch import Elasticsearch
@@ -22,6 +22,9 @@ from pipeline.urls import url_id
 from tests.chaos.suite import Item, rss
 from tests.conftest import assert_sample_corpus_landed, republished_later, sample_articles
 from tests.sample_site.server import SampleSite
+
+if TYPE_CHECKING:
+    from pipeline.ingest import FeedReport
 
 
 def newsroom(settings: Settings, *args: str, url: str | None = None) -> subprocess.CompletedProcess:
@@ -642,21 +645,25 @@ class _Slow:
             server.shutdown()
             server.server_close()
 
+    def poll(self, es: Elasticsearch, settings: Settings, pages: list[str]) -> FeedReport:
+        """One poll of a feed on host 0 listing `pages`, with `settings`; its report. The
+        servers are closed afterwards."""
+        from pipeline.ingest import Ingestor
+        from pipeline.settings import Feed
+
+        try:
+            with Ingestor(settings, es=es) as ingestor:
+                return ingestor.ingest_feed(Feed(name="Polled", url=self.feed(0, pages)), "run-1")
+        finally:
+            self.close()
+
 
 def test_a_feeds_pages_on_many_hosts_are_fetched_at_once_within_each_hosts_limit(
         es: Elasticsearch, fresh_settings: Settings) -> None:
-    from pipeline.ingest import Ingestor
-    from pipeline.settings import Feed
-
     slow = _Slow(hosts=5)
-    try:
-        pages = [f"{base}/story-{n}.html" for base in slow.bases[1:] for n in range(3)]
-        settings = replace(fresh_settings, fetch_workers=8, http=replace(
-            fresh_settings.http, per_host_concurrency=1, per_host_delay=0.0))
-        with Ingestor(settings, es=es) as ingestor:
-            report = ingestor.ingest_feed(Feed(name="Many", url=slow.feed(0, pages)), "run-1")
-    finally:
-        slow.close()
+    report = slow.poll(es, replace(fresh_settings, fetch_workers=8, http=replace(
+        fresh_settings.http, per_host_concurrency=1, per_host_delay=0.0)),
+        [f"{base}/story-{n}.html" for base in slow.bases[1:] for n in range(3)])
     assert report.seen == report.fetched == 12
     page_hosts = [int(base.rsplit(":", 1)[1]) for base in slow.bases[1:]]
     assert max(slow.most[port] for port in page_hosts) == 1  # each host's limit held
