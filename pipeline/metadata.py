@@ -129,7 +129,6 @@ def page_title(tree: HtmlElement, site: str | None = None, url: str | None = Non
     outside the page's header and navigation), else the declared title (Open Graph, JSON-LD,
     Twitter card), else `<title>`; the site's name (or its domain's, from `url`: "Headline |
     Newegg.com") and its separator are taken off a declared title ("Headline | Site")."""
-    domain = site_of(url) if url else None
     declared = (_meta(tree, "property", "og:title") or _json_ld_value(tree, "headline")
                 or _meta(tree, "name", "twitter:title"))
     site = site or site_name(tree)
@@ -146,9 +145,11 @@ def page_title(tree: HtmlElement, site: str | None = None, url: str | None = Non
     if headings:
         return headings[0]
     if declared:
-        return _without_site(declared, site, domain)
+        return _without_site(declared, site, site_of(url) if url else None)
     title = tree.find(".//title")
-    return _without_site(squash(title.text_content()), site, domain) if title is not None else None
+    if title is None:
+        return None
+    return _without_site(squash(title.text_content()), site, site_of(url) if url else None)
 
 
 def page_authors(tree: HtmlElement, site: str | None = None) -> tuple[str, ...]:
@@ -748,8 +749,9 @@ def _labelled_byline(tree: HtmlElement) -> str | None:
         if len(_spaced_text(holder)) > 80:
             continue
         text = squash(_text_with_breaks(holder))
+        # (an article's own <header> often holds its byline: only the site's furniture is out)
         if (len(text) <= 80 and _BY_LABEL.match(text) and not _in_comments(holder)
-                and not any(a.tag in ("nav", "footer", "aside") for a in holder.iterancestors())):
+                and not _in_page_furniture(holder, ("nav", "footer", "aside"))):
             # full names only: a lone word after "By" is as often an agency or a handle
             names = [n for n in split_names(text) if " " in n or UNSPACED.search(n)]
             return "; ".join(names) or None
@@ -772,6 +774,7 @@ def _text_with_breaks(element: HtmlElement) -> str:
     return " ".join(parts)
 
 
+# Stricter than _BYLINE_PREFIX (no "from", "about", "photo by"): the whole of a label element.
 _BY_LABEL = re.compile(
     r"(by|written by|words by|story by|text by|posted by|von|par|por|di|door|av|af|"
     r"autor(es|zy|a)?|auteur|autore|yazar|автор(ы)?|текст|作者|记者)\s*[:：]?(?=\s|$)",
@@ -798,8 +801,9 @@ def _spaced_text(element: HtmlElement) -> str:
     return squash(" ".join(element.itertext()))
 
 
-def _in_page_furniture(element: HtmlElement) -> bool:
-    return any(a.tag in ("header", "nav", "footer", "aside") for a in element.iterancestors())
+def _in_page_furniture(element: HtmlElement,
+                       tags: tuple[str, ...] = ("header", "nav", "footer", "aside")) -> bool:
+    return any(a.tag in tags for a in element.iterancestors())
 
 
 def _without_site(title: str, site: str | None, domain: str | None = None) -> str:

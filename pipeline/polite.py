@@ -226,11 +226,12 @@ class RobotsCache:
         origin = f"{parts.scheme}://{parts.netloc}"
         with self._lock:
             cached = self._rules.get(origin)
-            loading = self._loading.setdefault(origin, threading.Lock())
         asked = False
         if cached is None or cached[0] < time.monotonic():
             # a site's feeds polled at once (or an item that redirects there): one of them
             # asks, the others wait for its answer (the host's items still go in their turns)
+            with self._lock:
+                loading = self._loading.setdefault(origin, threading.Lock())
             with loading:
                 with self._lock:
                     cached = self._rules.get(origin)
