@@ -11,6 +11,7 @@ import json
 import re
 import weakref
 from collections.abc import Callable, Iterator
+from copy import deepcopy
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from email.utils import parsedate_to_datetime
@@ -20,7 +21,7 @@ from typing import Any, TypeVar
 from urllib.parse import urljoin, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import htmldate
+import htmldate.core as hd
 from lxml import etree
 from lxml.html import HtmlElement
 from py3langid.langid import MODEL_FILE, LanguageIdentifier
@@ -337,11 +338,43 @@ def published_time(tree: HtmlElement, language: str | None, rules: MetadataRules
     if not guess:
         return None
     try:
-        # one call: the extensive search runs the quick one's steps (URL, markup) first anyway
-        found = htmldate.find_date(tree, extensive_search=True, original_date=True)
+        found = _htmldate_reading(tree)
     except (ValueError, TypeError):
         found = None
     return parse_iso(found, local) if found else None
+
+
+def _htmldate_reading(tree: HtmlElement) -> str | None:
+    """The publication day as htmldate's extensive search (`find_date(tree,
+    extensive_search=True, original_date=True)`) reads it from the URL, the markup and the
+    text, without its last resort: a search of the whole page's HTML for anything date-shaped,
+    down to a copyright year taken as 1 January. On the real pages that reach it, that guess
+    was another day than the gold's on 9 of 10 (WCXB dev, December 2026), and it was half of
+    htmldate's time. Its steps are find_date's, in its order, from htmldate 1.11."""
+    options = hd.Extractor(True, hd.get_max_date(None), hd.get_min_date(None), True, "%Y-%m-%d")
+    canonical = tree.find('.//link[@rel="canonical"]')
+    found = (hd.extract_url_date(canonical.get("href") if canonical is not None else None, options)
+             or hd.examine_header(tree, options) or hd.json_search(tree, options)
+             or hd.examine_abbr_elements(tree, options))
+    if found:
+        return found
+    pruned = hd.discard_unwanted(hd.clean_html(deepcopy(tree), hd.CLEANING_LIST))
+    found = (hd.examine_elements(hd.date_candidates(pruned, True), options)
+             or hd.examine_elements(pruned.xpath(".//title|.//h1"), options)
+             or hd.examine_time_elements(pruned, options))
+    if found:
+        return found
+    markup = hd.serialize(pruned)
+    found = (hd.pattern_search(markup, hd.TIMESTAMP_PATTERN, options)
+             or hd.img_search(pruned, options) or hd.idiosyncrasies_search(markup, options))
+    if found:
+        return found
+    reference: datetime | None = None
+    for segment in hd.FREE_TEXT_EXPRESSIONS(pruned):
+        segment = segment.strip()
+        if hd.MIN_SEGMENT_LEN < len(segment) < hd.MAX_SEGMENT_LEN:
+            reference = hd.compare_reference(reference, segment, options)
+    return hd.check_extracted_reference(reference, options)
 
 
 def parse_iso(value: str | None, local: tzinfo = UTC) -> datetime | None:

@@ -6,9 +6,11 @@ from __future__ import annotations
 from collections import Counter
 from datetime import UTC, datetime
 
+import lxml.html
 import pytest
+import trafilatura
 
-from pipeline.extract import decode_html, default_rules, extract_article
+from pipeline.extract import decode_html, default_rules, extract_article, parse_html
 from pipeline.metadata import canonical_url, detect_language
 from pipeline.records import ItemError, Page
 from tests.conftest import SAMPLE_BASE, article_id, sample_articles
@@ -194,13 +196,31 @@ def _article_page(container: str, head: str = "", before: str = "", after: str =
                         + "</footer>"),
 ])
 def test_article_text_trafilatura_finds_is_never_lost(page: bytes) -> None:
-    import trafilatura
-
     plain = trafilatura.extract(page) or ""
     article = extract_article(_page(page))
     assert len(plain.split()) >= 100
     for paragraph in _STORY:
         assert paragraph in article.text
+
+
+@pytest.mark.parametrize("html", [
+    _article_page("<article><!-- ad slot --><?php echo 1 ?>{}</article>").decode(),
+    '<?xml version="1.0" encoding="utf-8"?>\n' + _article_page("<article>{}</article>").decode(),
+    "<!DOCTYPE html PUBLIC '-//W3C//DTD XHTML 1.0//EN'>\n<html/>\n<body><p>Talks</p></body>",
+    "<form><input name=q><select><option>ru</option></select><label>Go</label></form>",
+    "<p>A fragment, not a document</p>", "plain text", "",
+])
+def test_pages_are_parsed_as_trafilatura_parses_them(html: str) -> None:
+    # our parser only makes the tree's element objects faster to make: trafilatura must get the
+    # tree its own loader makes, and the text it extracts from it must be the same
+    from trafilatura.utils import load_html
+
+    ours, theirs = parse_html(html), load_html(html)
+    assert (ours is None) == (theirs is None)
+    if ours is not None and theirs is not None:
+        assert lxml.html.tostring(ours) == lxml.html.tostring(theirs)
+        assert all(isinstance(element, lxml.html.HtmlElement) for element in ours.iter())
+        assert trafilatura.extract(ours) == trafilatura.extract(theirs)
 
 
 @pytest.mark.parametrize("junk", [

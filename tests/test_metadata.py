@@ -97,6 +97,18 @@ def test_meta_time_element_and_printed_date_in_order() -> None:
     assert published_time(_page(body="<p>Nothing.</p>"), "en", RULES) is None
 
 
+def test_a_date_in_the_running_text_is_read_but_a_copyright_year_is_no_publication_date() -> None:
+    article = ("<article><p>Gazprom and CNPC met again in Beijing to settle the price of gas "
+               "for the second line.</p>{}</article>"
+               "<footer><p>&copy; 2024 Northern Wire. All rights reserved.</p></footer>")
+    dated = _page("<title>Gas talks</title>", article.format("<p>Written on 17 July 2025.</p>"))
+    assert published_time(dated, "en", RULES) == datetime(2025, 7, 17, 12, 0, tzinfo=UTC)
+    # htmldate's last resort would say 1 January 2024: a wrong date is worse than none
+    assert published_time(_page("<title>Gas talks</title>", article.format("")), "en",
+                          RULES) is None
+    assert published_time(dated, "en", RULES, guess=False) is None  # the feed's time comes first
+
+
 def test_iso_date_alone_keeps_its_day() -> None:
     assert parse_iso("2026-09-24").date().isoformat() == "2026-09-24"
     assert parse_iso("not a date") is None
