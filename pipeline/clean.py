@@ -16,11 +16,13 @@ it contains.
 
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import lxml.html
 from lxml import etree
 
 from pipeline.settings import ConfigError, load_yaml
@@ -29,6 +31,9 @@ from pipeline.text import fold, visible, word_count
 # trafilatura's output elements and the kind of block each is
 _KINDS = {"p": "paragraph", "head": "heading", "quote": "quote", "code": "code"}
 _SENTENCE_END = re.compile(r"[.!?。！？…:;»\"”)\]]$")
+# HTML in a declared text, and the tags that start or end a line of it
+_TAG = re.compile(r"</?[a-zA-Z][a-zA-Z0-9]*(\s[^<>]*)?/?>")
+_BLOCK_END = re.compile(r"<br\s*/?>|</?(p|div|li|ul|ol|h[1-6]|blockquote)\b[^>]*>", re.IGNORECASE)
 # Text that is data, markup or code rather than prose: JSON objects, CSS rules, script
 # statements, template tags left unrendered.
 _MARKUP = re.compile(
@@ -88,17 +93,22 @@ def body_blocks(body: etree._Element) -> list[Block]:
     for line_break in body.iter("lb"):
         line_break.tail = "\n" + (line_break.tail or "")
     blocks: list[Block] = []
+    # a number for each list and table, in the order met (not id(): an element object's id
+    # is reused once it is freed, so two lists could share one, and one list's items not)
+    groups: dict[etree._Element, int] = {}
     _append_text(blocks, "paragraph", visible(body.text or ""))
     for element in body:
         if element.tag == "list":
             for item in element.iter("item"):
                 # an item's own text; the items of a list nested in it come on their own
                 own = "".join(_own_text(item))
-                _append_text(blocks, "item", visible(own), group=id(item.getparent()))
+                group = groups.setdefault(item.getparent(), len(groups))
+                _append_text(blocks, "item", visible(own), group=group)
         elif element.tag == "table":
+            group = groups.setdefault(element, len(groups))
             for row in element.iter("row"):
                 cells = (visible(_text(cell)) for cell in row.iter("cell"))
-                _append_text(blocks, "row", " ".join(c for c in cells if c), group=id(element))
+                _append_text(blocks, "row", " ".join(c for c in cells if c), group=group)
         else:
             _append(blocks, _KINDS.get(str(element.tag), "paragraph"), element)
         # text between two elements (after a heading, say) is a paragraph of its own
@@ -130,6 +140,18 @@ def drop_boilerplate_blocks(blocks: Iterable[Block], title: str,
     article = [block for block, folded in kept
                if block.kind != "quote" or not any(folded in body for body in bodies)]
     return _without_trailing_furniture(article, rules)
+
+
+def text_blocks(text: str) -> list[Block]:
+    """A text declared outside the page's markup (JSON-LD's `articleBody`) as paragraph blocks,
+    one a line; HTML in it (some publishers declare their markup) read as text, its paragraphs,
+    divisions, lists, headings and line breaks starting and ending lines."""
+    if _TAG.search(text):
+        fragment = lxml.html.fragment_fromstring(_BLOCK_END.sub("\n", text), create_parent="div")
+        text = fragment.text_content()
+    else:
+        text = html.unescape(text)
+    return [Block("paragraph", line) for line in map(visible, text.splitlines()) if line]
 
 
 def join_blocks(blocks: Iterable[Block]) -> str:

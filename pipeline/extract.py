@@ -22,10 +22,18 @@ from lxml import etree
 from trafilatura.settings import Document
 from trafilatura.utils import decode_file, is_dubious_html, repair_faulty_html
 
-from pipeline.clean import Block, CleaningRules, body_blocks, drop_boilerplate_blocks, join_blocks
+from pipeline.clean import (
+    Block,
+    CleaningRules,
+    body_blocks,
+    drop_boilerplate_blocks,
+    join_blocks,
+    text_blocks,
+)
 from pipeline.metadata import (
     MetadataRules,
     canonical_url,
+    declared_body,
     detect_language,
     page_authors,
     page_title,
@@ -149,17 +157,20 @@ def _article_text(tree: lxml.html.HtmlElement, url: str, title: str,
                   rules: CleaningRules) -> str:
     """trafilatura's article, cleaned. Where trafilatura's balanced extraction holds less than
     half of the page's paragraph text, its recall mode is tried and taken when it finds twice
-    as much; where our cleaning would leave too little, trafilatura's text stands."""
+    as much. Where our cleaning leaves too little of it to be an article, the article body the
+    page's JSON-LD declares is taken, when it declares one (a script renders the page's text,
+    or a paywall hides it); else the text found stands."""
     blocks = _trafilatura_blocks(tree, url, recall=False)
     found = _chars(blocks)
     if found < 0.5 * _paragraph_chars(tree):
         recalled = _trafilatura_blocks(tree, url, recall=True)
         if _chars(recalled) > 2 * found:
             blocks = recalled
-    text = join_blocks(drop_boilerplate_blocks(blocks, title, rules))
-    if word_count(text) < rules.min_words:
-        return join_blocks(blocks)  # too little left to be sure of: trafilatura's text stands
-    return text
+    for candidate in (blocks, text_blocks(declared_body(tree) or "")):
+        text = join_blocks(drop_boilerplate_blocks(candidate, title, rules))
+        if word_count(text) >= rules.min_words:
+            return text
+    return join_blocks(blocks)  # too little left to be sure of: the text found stands
 
 
 def _trafilatura_blocks(tree: lxml.html.HtmlElement, url: str, *, recall: bool) -> list[Block]:

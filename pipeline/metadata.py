@@ -309,6 +309,14 @@ def _name_without_site(name: str, site: str | None) -> str:
     return name
 
 
+def declared_body(tree: HtmlElement) -> str | None:
+    """The article's text as the page declares it in its JSON-LD (schema.org `articleBody`),
+    where it declares one only: a page declaring several is no one article's page."""
+    bodies = {node["articleBody"].strip() for node in _json_ld_nodes(tree)
+              if isinstance(node.get("articleBody"), str)} - {""}
+    return bodies.pop() if len(bodies) == 1 else None
+
+
 def site_name(tree: HtmlElement) -> str | None:
     name = _meta(tree, "property", "og:site_name") or _meta(tree, "name", "application-name")
     if name:

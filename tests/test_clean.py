@@ -149,6 +149,20 @@ def test_trafilatura_output_becomes_blocks_in_order() -> None:
     ]
 
 
+def test_the_items_of_each_list_stay_together_in_the_text() -> None:
+    # lists within a list's items: each is one list of lines, the same on every run
+    body = _body("<list>" + "".join(
+        f"<item>Contracts of {year}<list>"
+        + "".join(f"<item>{firm} signed a supply deal</item>" for firm in ("Gazprom", "CNPC"))
+        + "</list></item>" for year in (2025, 2026)) + "</list>"
+        "<table><row><cell>2025</cell><cell>38 bcm</cell></row></table>"
+        "<table><row><cell>2026</cell><cell>39 bcm</cell></row></table>")
+    assert join_blocks(body_blocks(body)).split("\n\n") == [
+        "Contracts of 2025", "Gazprom signed a supply deal\nCNPC signed a supply deal",
+        "Contracts of 2026", "Gazprom signed a supply deal\nCNPC signed a supply deal",
+        "2025 38 bcm", "2026 39 bcm"]
+
+
 def test_invisible_characters_are_dropped_and_text_normalised() -> None:
     (block,) = body_blocks(_body("<p>Mit\u00adtel\u00adal\u00adter,\u200b e\u0301t\u00e9</p>"))
     assert block.text == "Mittelalter, \u00e9t\u00e9"

@@ -3,6 +3,8 @@ English, Russian and Chinese), measured against the gold text written with each 
 
 from __future__ import annotations
 
+import html
+import json
 from collections import Counter
 from datetime import UTC, datetime
 
@@ -239,3 +241,39 @@ def test_script_json_css_and_templates_never_reach_the_text(junk: str) -> None:
     assert text.startswith(_STORY[0])
     for mark in ('"@context"', "__INITIAL_STATE__", "font-size", "{{"):
         assert mark not in text
+
+
+# What a page shows where a script renders its article or a paywall hides it: lines our cleaning
+# drops (trafilatura takes them for the article)
+_TEASER = "".join(f"<p>{line}</p>" for line in (
+    "Read more: Gazprom and CNPC sign a new supply contract for the far-eastern route",
+    "Related: Border trade through Zabaikalsk sets another monthly record in October",
+    "Photo: negotiators arrive for the fourth round of talks in Beijing on Tuesday (Northern Wire)",
+    "Subscribe to our newsletter to read the full story and the rest of our coverage today"))
+
+
+def _declaring(*bodies: str, shown: str = _TEASER) -> bytes:
+    """A page showing `shown`, its JSON-LD declaring `bodies` as article bodies."""
+    nodes = ", ".join(json.dumps({"@type": "NewsArticle", "headline": "Pipeline talks",
+                                  "articleBody": body}) for body in bodies)
+    return _article_page(f"<article>{shown}</article>",
+                         head=f'<script type="application/ld+json">[{nodes}]</script>')
+
+
+@pytest.mark.parametrize("body", [
+    "\n".join(_STORY),                                              # text, a paragraph a line
+    "".join(f"<p>{html.escape(p)}</p>" for p in _STORY),            # the publisher's markup
+])
+def test_an_article_the_page_only_declares_is_not_lost(body: str) -> None:
+    assert "Gazprom and CNPC sign" in trafilatura.extract(_declaring(body))
+    assert extract_article(_page(_declaring(body))).text.split("\n\n") == _STORY
+
+
+def test_a_declared_body_stands_in_only_for_an_article_the_page_does_not_show() -> None:
+    # two articles declared: neither is this page's for sure, and what the page shows stands
+    text = extract_article(_page(_declaring("\n".join(_STORY), "\n".join(reversed(_STORY))))).text
+    assert "Gazprom and CNPC sign" in text and not any(p in text for p in _STORY)
+    # the article shown stands, whatever longer text is declared
+    shown = "".join(f"<p>{p}</p>" for p in _STORY)
+    text = extract_article(_page(_declaring("\n".join(_STORY * 3), shown=shown))).text
+    assert text.split("\n\n") == _STORY
