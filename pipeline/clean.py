@@ -145,9 +145,12 @@ def drop_boilerplate_blocks(blocks: Iterable[Block], title: str,
 def text_blocks(text: str) -> list[Block]:
     """A text declared outside the page's markup (JSON-LD's `articleBody`) as paragraph blocks,
     one a line; HTML in it (some publishers declare their markup) read as text, its paragraphs,
-    divisions, lists, headings and line breaks starting and ending lines."""
+    divisions, lists, headings and line breaks starting and ending lines, its scripts and
+    styles left out."""
     if _TAG.search(text):
         fragment = lxml.html.fragment_fromstring(_BLOCK_END.sub("\n", text), create_parent="div")
+        for code in list(fragment.iter("script", "style")):
+            code.drop_tree()  # (its tail, text after it, stays)
         text = fragment.text_content()
     else:
         text = html.unescape(text)

@@ -263,6 +263,8 @@ def _declaring(*bodies: str, shown: str = _TEASER) -> bytes:
 @pytest.mark.parametrize("body", [
     "\n".join(_STORY),                                              # text, a paragraph a line
     "".join(f"<p>{html.escape(p)}</p>" for p in _STORY),            # the publisher's markup
+    "<script>window.ads = [];</script><style>p { margin: 0 }</style>"  # and its code
+    + "".join(f"<div>{html.escape(p)}<br></div>" for p in _STORY),
 ])
 def test_an_article_the_page_only_declares_is_not_lost(body: str) -> None:
     assert "Gazprom and CNPC sign" in trafilatura.extract(_declaring(body))
