@@ -357,8 +357,8 @@ def _htmldate_reading(tree: HtmlElement) -> str | None:
     extensive_search=True, original_date=True)`) reads it from the URL, the markup and the
     text, without its last resort: a search of the whole page's HTML for anything date-shaped,
     down to a copyright year taken as 1 January. On the real pages that reach it, that guess
-    was another day than the gold's on 9 of 10 (WCXB dev, December 2026), and it was half of
-    htmldate's time. Its steps are find_date's, in its order, from htmldate 1.11."""
+    was another day than the gold's on 9 of 10 (WCXB dev, December 2026), and it was two thirds
+    of htmldate's time. Its steps are find_date's, in its order, from htmldate 1.11."""
     options = hd.Extractor(True, hd.get_max_date(None), hd.get_min_date(None), True, "%Y-%m-%d")
     canonical = tree.find('.//link[@rel="canonical"]')
     found = (hd.extract_url_date(canonical.get("href") if canonical is not None else None, options)
