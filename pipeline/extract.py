@@ -20,7 +20,7 @@ import lxml.html
 import trafilatura
 from lxml import etree
 from trafilatura.settings import Document
-from trafilatura.utils import decode_file, is_dubious_html, repair_faulty_html
+from trafilatura.utils import HTML_PARSER, decode_file, is_dubious_html, repair_faulty_html
 
 from pipeline.clean import (
     Block,
@@ -52,12 +52,11 @@ _HTML_TYPES = {"text/html", "application/xhtml+xml", None}
 # A page whose first characters are more than this share of controls and replacement
 # characters is binary data served as HTML (text in any charset has next to none).
 _SAMPLE, _MAX_JUNK = 10_000, 0.02
-# trafilatura's parser settings. lxml.html's own parsers find each element's class (a form's,
-# an input's...) in Python, once for every element object made, by trafilatura and by us alike:
-# about 6% of extraction's time on real pages. This one makes every element an HtmlElement,
-# found in C; neither trafilatura nor our stages use the special classes.
-_PARSER = lxml.html.HTMLParser(collect_ids=False, default_doctype=False, encoding="utf-8",
-                               remove_comments=True, remove_pis=True)
+# trafilatura's parser, copied with its settings. lxml.html's own parsers find each element's
+# class (a form's, an input's...) in Python, once for every element object made, by trafilatura
+# and by us alike: about 6% of extraction's time on real pages. This one makes every element an
+# HtmlElement, found in C; neither trafilatura nor our stages use the special classes.
+_PARSER = HTML_PARSER.copy()
 _PARSER.set_element_class_lookup(etree.ElementDefaultClassLookup(
     element=lxml.html.HtmlElement, comment=lxml.html.HtmlComment,
     pi=lxml.html.HtmlProcessingInstruction, entity=lxml.html.HtmlEntity))
@@ -166,11 +165,13 @@ def _article_text(tree: lxml.html.HtmlElement, url: str, title: str,
         recalled = _trafilatura_blocks(tree, url, recall=True)
         if _chars(recalled) > 2 * found:
             blocks = recalled
-    for candidate in (blocks, text_blocks(declared_body(tree) or "")):
-        text = join_blocks(drop_boilerplate_blocks(candidate, title, rules))
-        if word_count(text) >= rules.min_words:
-            return text
-    return join_blocks(blocks)  # too little left to be sure of: the text found stands
+    text = join_blocks(drop_boilerplate_blocks(blocks, title, rules))
+    if word_count(text) < rules.min_words:
+        declared = text_blocks(declared_body(tree) or "")
+        text = join_blocks(drop_boilerplate_blocks(declared, title, rules))
+        if word_count(text) < rules.min_words:
+            return join_blocks(blocks)  # too little left to be sure of: the text found stands
+    return text
 
 
 def _trafilatura_blocks(tree: lxml.html.HtmlElement, url: str, *, recall: bool) -> list[Block]:

@@ -145,12 +145,12 @@ def page_title(tree: HtmlElement, site: str | None = None, url: str | None = Non
             return max(named, key=len)
     if headings:
         return headings[0]
-    if declared:
-        return _without_site(declared, site, site_of(url) if url else None)
-    title = tree.find(".//title")
-    if title is None:
-        return None
-    return _without_site(squash(title.text_content()), site, site_of(url) if url else None)
+    if not declared:
+        title = tree.find(".//title")
+        if title is None:
+            return None
+        declared = squash(title.text_content())
+    return _without_site(declared, site, site_of(url) if url else None)
 
 
 def page_authors(tree: HtmlElement, site: str | None = None) -> tuple[str, ...]:
