@@ -373,6 +373,8 @@ def _es(args: argparse.Namespace) -> int:
     node = LocalNode.from_env()
     if args.action == "start":
         print(f"Elasticsearch at {node.url} is {node.start()['status']}")
+        if notice := node.not_ours():
+            print(f"note: {notice}", file=sys.stderr)
     elif args.action == "stop":
         print("stopped" if node.stop() else "not running")
     else:
@@ -382,6 +384,8 @@ def _es(args: argparse.Namespace) -> int:
             return 1
         print(f"Elasticsearch at {node.url} is {health['status']} "
               f"({health['number_of_nodes']} node)")
+        if notice := node.not_ours():
+            print(f"note: {notice}", file=sys.stderr)
     return 0
 
 

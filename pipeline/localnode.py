@@ -108,6 +108,31 @@ class LocalNode:
             return None
         return response.json() if response.status_code == 200 else None
 
+    def serving_home(self) -> Path | None:
+        """The home folder of the Elasticsearch answering at `url` (None when none answers):
+        this checkout's `home` when the node is ours, another folder when another checkout
+        (or another install) serves the port."""
+        try:
+            response = httpx.get(f"{self.url}/_nodes/_local/settings",
+                                 params={"filter_path": "nodes.*.settings.path.home"}, timeout=3)
+            nodes = response.json()["nodes"] if response.status_code == 200 else {}
+        except (httpx.HTTPError, ValueError, KeyError):
+            return None
+        homes = [node["settings"]["path"]["home"] for node in nodes.values()]
+        return Path(homes[0]) if homes else None
+
+    def not_ours(self) -> str | None:
+        """What to tell a user when the node answering at `url` is not this checkout's own
+        (`newsroom es stop` cannot stop it, and it may lack what this checkout installs);
+        None when it is ours or nothing answers."""
+        home = self.serving_home()
+        if home is None or home.resolve() == self.home.resolve():
+            return None
+        other = 9250 if self.port != 9250 else 9260  # its transport port is 100 higher
+        return (f"the Elasticsearch answering at {self.url} is not this checkout's node (it "
+                f"runs from {home}, not {self.home}); stop it where it was started, or use "
+                f"another port, e.g. ELASTICSEARCH_URL=http://localhost:{other}")
+
     def running_pid(self) -> int | None:
         try:
             pid = int(self.pid_file.read_text().strip())

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 
 from pipeline.localnode import (
     MIN_JAVA,
@@ -20,6 +21,7 @@ from pipeline.localnode import (
     find_java_home,
     plugin_digest,
 )
+from pipeline.settings import PROJECT_ROOT
 
 
 def test_java_home_is_new_enough() -> None:
@@ -53,6 +55,30 @@ def test_client_major_version_matches_server(es_node: LocalNode) -> None:
     nodes = httpx.get(f"{es_node.url}/_nodes/_local").json()["nodes"]
     server = next(iter(nodes.values()))["version"]
     assert elasticsearch.__versionstr__.split(".")[0] == server.split(".")[0]
+
+
+def test_a_node_another_checkout_runs_is_named_and_stops_the_tests(es_node: LocalNode,
+                                                                    tmp_path: Path) -> None:
+    assert es_node.serving_home() == es_node.home
+    assert es_node.not_ours() is None
+    # another checkout of the project, whose port this node already serves
+    env = {**os.environ, "ELASTICSEARCH_URL": es_node.url,
+           "NEWSROOM_LOCAL_DIR": str(tmp_path / "other-checkout")}
+    other = LocalNode(url=es_node.url, base_dir=tmp_path / "other-checkout")
+    notice = other.not_ours()
+    assert notice is not None and str(es_node.home) in notice
+    # `newsroom es start` there uses the node as it is and says whose it is
+    start = subprocess.run([sys.executable, "-m", "pipeline.cli", "es", "start"],
+                           capture_output=True, text=True, check=False, env=env)
+    assert start.returncode == 0 and str(es_node.home) in start.stderr
+    assert not (tmp_path / "other-checkout" / "downloads").exists()  # nothing installed
+    # its tests stop at once with that notice, rather than fail one by one without saying why
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                          "tests/test_localnode.py::test_node_runs_as_unprivileged_user"],
+                         cwd=PROJECT_ROOT, capture_output=True, text=True, check=False, env=env)
+    assert run.returncode == pytest.ExitCode.USAGE_ERROR
+    assert "not this checkout's node" in run.stdout + run.stderr
+    assert "passed" not in run.stdout and "failed" not in run.stdout
 
 
 def test_status_of_a_node_that_is_not_there() -> None:
