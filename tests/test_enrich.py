@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
-from pipeline.enrich import EnrichRules, correct_type, enrich_articles
+from pipeline.enrich import (
+    LINKING_CODE,
+    EnrichRules,
+    _resolve_short_names,
+    correct_type,
+    enrich_articles,
+    enrichment_version,
+)
 from pipeline.extract import extract_article
 from pipeline.gazetteer import Gazetteer
 from pipeline.records import Article, Source
@@ -99,6 +107,44 @@ def test_ner_corrections() -> None:
     assert not {"Chinese", "Russian"} & set(found)  # nationality words are not entities
 
 
+def test_a_surname_the_ner_calls_an_organisation_is_the_person() -> None:
+    found = _entities(_article(
+        "Duma and Beijing",
+        "Konstantin Kosachev said on Tuesday that trade with Beijing would grow. Kosachev added "
+        "that Kosachev's committee would meet.\n\nWe liked Sergei Bobrov. Bobrov's company "
+        "imports tea."))
+    assert found["Konstantin Kosachev"][:2] == ("person", 3)
+    assert found["Sergei Bobrov"][:2] == ("person", 2)
+    assert "Kosachev" not in found and "Bobrov" not in found
+
+
+@pytest.mark.parametrize(("found", "text", "expected"), [
+    ([("Rex Tillerson", "person", 0), ("Tillerson", "organization", 30)],
+     "Rex Tillerson was named. Tillerson said so.", ("Rex Tillerson", "person", 30)),
+    # a phrase the NER took for a person: "choose" is a word of the text
+    ([("Choose Tradewell", "person", 0), ("Tradewell", "organization", 40)],
+     "Choose Tradewell if you sell abroad; choose a plan. Tradewell sells.",
+     ("Tradewell", "organization", 40)),
+    # a place stays a place, whatever ends in its name
+    ([("Zentis Osaka", "person", 0), ("Osaka", "location", 20)],
+     "Zentis Osaka is sweet. Osaka is a city.", ("Osaka", "location", 20)),
+    # not a first word: that is as often a brand
+    ([("Google Ads", "person", 0), ("Google", "organization", 20)],
+     "Google Ads runs ads. Google sells them.", ("Google", "organization", 20)),
+], ids=["surname", "phrase-taken-for-a-person", "place", "first-word"])
+def test_which_lone_names_are_a_persons_surname(found: list[tuple[str, str, int]], text: str,
+                                                expected: tuple[str, str, int]) -> None:
+    assert list(_resolve_short_names(found, [], text))[1] == expected
+
+
+def test_no_entity_runs_across_a_line_break() -> None:
+    # the NER reads "Sevmorput\n\nSevmorput" (a heading and the paragraph under it) as one name
+    found = _entities(_article("Arctic shipping", "Sevmorput\n\nSevmorput shipped the first "
+                                                  "cargo of the season to Ningbo."))
+    assert found["Sevmorput"][:2] == ("organization", 2)
+    assert not any("\n" in name for name in found)
+
+
 @pytest.mark.parametrize(("name", "ner_type", "expected"), [
     ("Steppe Herald", "person", "organization"),
     ("Baltic Wire", "location", "organization"),
@@ -111,3 +157,16 @@ def test_ner_corrections() -> None:
 ])
 def test_ner_type_corrections(name: str, ner_type: str, expected: str | None) -> None:
     assert correct_type(name, ner_type, RULES) == expected
+
+
+def test_a_change_to_the_linking_code_calls_for_re_enrichment(tmp_path: Path) -> None:
+    gazetteer, rules = CONFIG_DIR / "entities.yaml", CONFIG_DIR / "enrich.yaml"
+    code = []
+    for source in LINKING_CODE:
+        copy = tmp_path / source.name
+        copy.write_bytes(source.read_bytes())
+        code.append(copy)
+    assert enrichment_version(gazetteer, rules, tuple(code)) == enrichment_version(gazetteer, rules)
+    code[0].write_text(code[0].read_text() + "\n# a new rule\n")
+    # documents enriched before are re-linked by `newsroom reenrich`
+    assert enrichment_version(gazetteer, rules, tuple(code)) != enrichment_version(gazetteer, rules)
