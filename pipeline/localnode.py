@@ -124,7 +124,9 @@ class LocalNode:
     def not_ours(self) -> str | None:
         """What to tell a user when the node answering at `url` is not this checkout's own
         (`newsroom es stop` cannot stop it, and it may lack what this checkout installs);
-        None when it is ours or nothing answers."""
+        None when it is ours, nothing answers or the node is not on this machine."""
+        if urlsplit(self.url).hostname not in ("localhost", "127.0.0.1"):
+            return None
         home = self.serving_home()
         if home is None or home.resolve() == self.home.resolve():
             return None

@@ -61,6 +61,9 @@ def test_a_node_another_checkout_runs_is_named_and_stops_the_tests(es_node: Loca
                                                                     tmp_path: Path) -> None:
     assert es_node.serving_home() == es_node.home
     assert es_node.not_ours() is None
+    # a cluster elsewhere is not one `newsroom es` manages: nothing to say (and `es status` on
+    # it does not fail for want of a local port)
+    assert LocalNode(url="http://es.example.internal:9200").not_ours() is None
     # another checkout of the project, whose port this node already serves
     env = {**os.environ, "ELASTICSEARCH_URL": es_node.url,
            "NEWSROOM_LOCAL_DIR": str(tmp_path / "other-checkout")}
