@@ -96,7 +96,9 @@ class _Tally:
 def enrich_articles(articles: Iterable[Article], gazetteer: Gazetteer, rules: EnrichRules,
                     nlp: Any | None = None, batch_size: int = 16) -> Iterator[Article]:
     """Yield each article with `entities` filled in; spaCy runs batched over English texts
-    (their first `rules.ner_max_chars` characters)."""
+    (their first `rules.ner_max_chars` characters). `entity_notes` says where the NER did not
+    read: an article in another language has only the gazetteer's entities, a longer one
+    only the NER's from its beginning."""
     articles = list(articles)
     english = [a for a in articles if a.language == "en"]
     docs: dict[int, Any] = {}
@@ -107,7 +109,16 @@ def enrich_articles(articles: Iterable[Article], gazetteer: Gazetteer, rules: En
             docs[id(article)] = doc
     for article in articles:
         yield replace(article, entities=link_entities(article, gazetteer, rules,
-                                                      docs.get(id(article))))
+                                                      docs.get(id(article))),
+                      entity_notes=_ner_notes(article, rules))
+
+
+def _ner_notes(article: Article, rules: EnrichRules) -> tuple[str, ...]:
+    if article.language != "en":
+        return (f"ner_language_not_covered:{article.language or 'und'}",)
+    if len(article.title) + 2 + len(article.text) > rules.ner_max_chars:
+        return (f"ner_read_first_chars:{rules.ner_max_chars}",)
+    return ()
 
 
 def link_entities(article: Article, gazetteer: Gazetteer, rules: EnrichRules,

@@ -81,7 +81,7 @@ def article_document(article: Article, print_: Fingerprint, story_id: str, run_i
         "relevance": ({"score": article.relevance.score,
                        "reasons": list(article.relevance.reasons)}
                       if article.relevance else None),
-        **entity_fields(article.entities, enrich_version),
+        **entity_fields(article.entities, article.entity_notes, enrich_version),
         "dedup": {"content_hash": print_.content_hash, "lsh": list(print_.lsh),
                   "signature": list(print_.signature),
                   "seniority": senior or seniority(utc_iso(article.published_at))},
@@ -91,9 +91,11 @@ def article_document(article: Article, print_: Fingerprint, story_id: str, run_i
     }
 
 
-def entity_fields(entities: Iterable[Entity], enrich_version: str) -> dict[str, Any]:
-    """The entity part of a document: `entities`, the flattened names by type, and the version
-    of the gazetteer and model that produced them."""
+def entity_fields(entities: Iterable[Entity], notes: Iterable[str], enrich_version: str
+                  ) -> dict[str, Any]:
+    """The entity part of a document: `entities`, the flattened names by type, what the NER
+    did not read (`enrich_notes`), and the version of the gazetteer, code and model that
+    produced them."""
     entities = list(entities)
 
     def names(type_: str) -> list[str]:
@@ -108,6 +110,7 @@ def entity_fields(entities: Iterable[Entity], enrich_version: str) -> dict[str, 
         "persons": names("person"),
         "organizations": names("organization"),
         "locations": names("location"),
+        "enrich_notes": list(notes),
         "enrich_version": enrich_version,
     }
 

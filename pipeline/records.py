@@ -112,6 +112,8 @@ class Article:
     fetched_url: str | None = None  # the URL the page was fetched from, if not canonical
     relevance: Relevance | None = None
     entities: tuple[Entity, ...] = field(default=())
+    # what the entity stage did not read, and why ("ner_language_not_covered:de")
+    entity_notes: tuple[str, ...] = field(default=())
 
     @property
     def word_count(self) -> int:

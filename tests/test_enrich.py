@@ -25,7 +25,7 @@ GAZETTEER = Gazetteer.load(CONFIG_DIR / "entities.yaml")
 RULES = EnrichRules.load(CONFIG_DIR / "enrich.yaml")
 
 
-def _article(title: str, text: str, language: str = "en") -> Article:
+def _article(title: str, text: str, language: str | None = "en") -> Article:
     return Article(url="https://example.org/a", title=title, text=text, language=language,
                    published_at=None, authors=(), source=Source("S", "example.org"),
                    fetched_at=datetime.now(UTC))
@@ -170,3 +170,20 @@ def test_a_change_to_the_linking_code_calls_for_re_enrichment(tmp_path: Path) ->
     code[0].write_text(code[0].read_text() + "\n# a new rule\n")
     # documents enriched before are re-linked by `newsroom reenrich`
     assert enrichment_version(gazetteer, rules, tuple(code)) != enrichment_version(gazetteer, rules)
+
+
+def test_where_the_ner_did_not_read_is_noted() -> None:
+    text = "Vladimir Putin und Xi Jinping trafen sich in Peking, berichtete Elena Marchetti."
+    (german,) = enrich_articles([_article("Treffen in Peking", text, "de")], GAZETTEER, RULES)
+    assert german.entity_notes == ("ner_language_not_covered:de",)
+    assert {e.name for e in german.entities} >= {"Vladimir Putin", "Xi Jinping"}  # gazetteer
+    assert not any(not e.linked for e in german.entities)  # nothing the NER found
+    (undetermined,) = enrich_articles([_article("Putin", "Putin.", None)], GAZETTEER, RULES)
+    assert undetermined.entity_notes == ("ner_language_not_covered:und",)
+
+    paragraph = "Elena Marchetti said the talks in Beijing mattered to both sides.\n\n"
+    short = _article("Talks", paragraph * 3)
+    long = _article("Talks", paragraph * (RULES.ner_max_chars // len(paragraph) + 1))
+    shorter, longer = enrich_articles([short, long], GAZETTEER, RULES)
+    assert shorter.entity_notes == ()
+    assert longer.entity_notes == (f"ner_read_first_chars:{RULES.ner_max_chars}",)
