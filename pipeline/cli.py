@@ -376,7 +376,12 @@ def _es(args: argparse.Namespace) -> int:
         if notice := node.not_ours():
             print(f"note: {notice}", file=sys.stderr)
     elif args.action == "stop":
-        print("stopped" if node.stop() else "not running")
+        if node.stop():
+            print("stopped")
+        else:
+            print("not running")
+            if notice := node.not_ours():  # what answers on the port is not ours to stop
+                print(f"note: {notice}", file=sys.stderr)
     else:
         health = node.health()
         if health is None:

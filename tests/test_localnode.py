@@ -75,6 +75,11 @@ def test_a_node_another_checkout_runs_is_named_and_stops_the_tests(es_node: Loca
                            capture_output=True, text=True, check=False, env=env)
     assert start.returncode == 0 and str(es_node.home) in start.stderr
     assert not (tmp_path / "other-checkout" / "downloads").exists()  # nothing installed
+    # nor does `newsroom es stop` there stop it; it says whose it is
+    stop = subprocess.run([sys.executable, "-m", "pipeline.cli", "es", "stop"],
+                          capture_output=True, text=True, check=False, env=env)
+    assert stop.stdout.strip() == "not running" and str(es_node.home) in stop.stderr
+    assert es_node.health() is not None
     # its tests stop at once with that notice, rather than fail one by one without saying why
     run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                           "tests/test_localnode.py::test_node_runs_as_unprivileged_user"],
