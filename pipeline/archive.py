@@ -229,7 +229,7 @@ def _paged_feed_entries(feed: Feed, window: Window, http: HttpClient, rules: Arc
         url = feed.paged_feed.replace("{page}", str(number))
         try:
             page = http.get(url, headers={"Accept": FEED_ACCEPT})
-            items, _ = parse_feed(page.body, page.charset, feed)
+            items, _ = parse_feed(page.body, page.charset, feed, base=page.final_url)
         except ItemError as exc:
             if number == 1 or exc.reason != "http_404":  # past the last page is the end
                 listing.errors.append({"url": url, "reason": exc.reason, "error": exc.detail})

@@ -65,7 +65,7 @@ def poll_feed(feed: Feed, state: FeedState, http: HttpClient) -> FeedPoll:
     if page.status == 304:
         return FeedPoll(not_modified=True, items=(), state=state)
 
-    items, warning = parse_feed(page.body, page.charset, feed)
+    items, warning = parse_feed(page.body, page.charset, feed, base=page.final_url)
     new_state = FeedState(
         etag=page.etag,
         last_modified=page.last_modified,
@@ -73,15 +73,17 @@ def poll_feed(feed: Feed, state: FeedState, http: HttpClient) -> FeedPoll:
     return FeedPoll(not_modified=False, items=tuple(items), state=new_state, warning=warning)
 
 
-def parse_feed(body: bytes, charset: str | None,
-               feed: Feed) -> tuple[list[FeedItem], str | None]:
+def parse_feed(body: bytes, charset: str | None, feed: Feed,
+               base: str | None = None) -> tuple[list[FeedItem], str | None]:
     """The items of an RSS or Atom document (each link once), and feedparser's complaint when
     the document is malformed only in part. `ItemError('bad_feed')` when no item has a link.
+    A relative link ("/world/a.html", as some publishing systems write them) is read against
+    the document's `xml:base`, else against `base`, the URL it was read from.
 
     Entities the document declares itself are not expanded; titles and summaries are cut at
     `MAX_TITLE_CHARS` and `MAX_SUMMARY_CHARS`."""
     body = _drop_internal_subset(body)
-    parsed = feedparser.parse(body, response_headers=_headers_for_feedparser(charset))
+    parsed = feedparser.parse(body, response_headers=_headers_for_feedparser(charset, base))
     items = []
     seen: set[str] = set()
     for entry in parsed.entries:
@@ -119,9 +121,13 @@ def _drop_internal_subset(body: bytes) -> bytes:
     return body[:doctype.start()] + (body[end.end():] if end else b"")
 
 
-def _headers_for_feedparser(charset: str | None) -> dict[str, str]:
-    # feedparser reads the charset from the HTTP header when we pass it on.
-    return {"content-type": f"application/xml; charset={charset}"} if charset else {}
+def _headers_for_feedparser(charset: str | None, base: str | None) -> dict[str, str]:
+    # feedparser reads the charset from the HTTP header when we pass it on, and resolves
+    # relative links against the Content-Location
+    headers = {"content-type": f"application/xml; charset={charset}"} if charset else {}
+    if base:
+        headers["content-location"] = base
+    return headers
 
 
 def _entry_time(entry: feedparser.FeedParserDict) -> datetime | None:

@@ -58,3 +58,26 @@ def test_missing_feed_is_an_http_error(site: SampleSite, http: HttpClient) -> No
     with pytest.raises(ItemError) as caught:
         poll_feed(Feed(name="x", url=f"{site.base_url}/nowhere.xml"), FeedState(), http)
     assert caught.value.reason == "http_404"
+
+
+def test_relative_links_are_read_against_the_feed(tmp_path, http: HttpClient) -> None:
+    (tmp_path / "news").mkdir()
+    (tmp_path / "news" / "feed.xml").write_text(
+        '<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>Relative</title>'
+        "<item><title>One</title><link>/world/2026/one.html</link></item>"
+        "<item><title>Two</title><link>two.html</link></item>"
+        "<item><title>Three</title><link>https://example.org/three.html</link></item>"
+        "</channel></rss>")
+    (tmp_path / "news" / "atom.xml").write_text(
+        '<?xml version="1.0" encoding="utf-8"?><feed xmlns="http://www.w3.org/2005/Atom" '
+        'xml:base="https://example.org/base/"><title>Based</title>'
+        '<entry><title>Four</title><id>4</id><link href="four.html"/></entry></feed>')
+    with SampleSite(root=tmp_path) as relative:
+        rss = poll_feed(Feed(name="r", url=f"{relative.base_url}/news/feed.xml"), FeedState(), http)
+        atom = poll_feed(Feed(name="a", url=f"{relative.base_url}/news/atom.xml"), FeedState(),
+                         http)
+    # as a browser would read them from the feed's address, never a path without a site
+    assert [item.url for item in rss.items] == [f"{relative.base_url}/world/2026/one.html",
+                                                 f"{relative.base_url}/news/two.html",
+                                                 "https://example.org/three.html"]
+    assert [item.url for item in atom.items] == ["https://example.org/base/four.html"]
