@@ -101,6 +101,9 @@ def parse_feed(body: bytes, charset: str | None, feed: Feed,
         ))
     warning = None
     if parsed.bozo:
+        if not items and body.lstrip().startswith((b"{", b"[")):
+            raise ItemError("bad_feed", f"{feed.url}: a JSON document (a JSON Feed?): only RSS "
+                                        "and Atom feeds are read")
         if not items:
             raise ItemError("bad_feed", f"{feed.url}: {parsed.bozo_exception}")
         warning = f"{type(parsed.bozo_exception).__name__}: {parsed.bozo_exception}"

@@ -54,6 +54,14 @@ def test_malformed_feed_is_an_error_with_a_reason(tmp_path, http: HttpClient) ->
     assert caught.value.reason == "bad_feed"
 
 
+def test_a_json_feed_is_an_error_that_says_so(tmp_path, http: HttpClient) -> None:
+    (tmp_path / "feed.json").write_text('{"version": "https://jsonfeed.org/version/1.1", '
+                                        '"items": [{"id": "1", "url": "https://example.org/a"}]}')
+    with SampleSite(root=tmp_path) as json_site, pytest.raises(ItemError) as caught:
+        poll_feed(Feed(name="j", url=f"{json_site.base_url}/feed.json"), FeedState(), http)
+    assert caught.value.reason == "bad_feed" and "only RSS and Atom" in caught.value.detail
+
+
 def test_missing_feed_is_an_http_error(site: SampleSite, http: HttpClient) -> None:
     with pytest.raises(ItemError) as caught:
         poll_feed(Feed(name="x", url=f"{site.base_url}/nowhere.xml"), FeedState(), http)
