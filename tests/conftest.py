@@ -100,11 +100,14 @@ def _no_host_state_between_tests() -> Iterator[None]:
 def es_node() -> LocalNode:
     node = LocalNode.from_env()
     node.start()
-    # Some tests check the node this checkout installs (its user, its plugin build): on a node
-    # another checkout runs they would fail without saying why, so the session stops here.
-    if notice := node.not_ours():
-        pytest.exit(f"cannot test: {notice}", returncode=pytest.ExitCode.USAGE_ERROR)
     return node
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    # Some tests check the node this checkout installs (its user, its plugin build): on a node
+    # another checkout runs they would fail without saying why, so no test runs.
+    if notice := LocalNode.from_env().not_ours():
+        pytest.exit(f"cannot test: {notice}", returncode=pytest.ExitCode.USAGE_ERROR)
 
 
 @pytest.fixture(scope="session")
