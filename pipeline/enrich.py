@@ -104,7 +104,7 @@ def enrich_articles(articles: Iterable[Article], gazetteer: Gazetteer, rules: En
     docs: dict[int, Any] = {}
     if english:
         nlp = nlp or load_nlp()
-        texts = (f"{a.title}\n\n{a.text}"[:rules.ner_max_chars] for a in english)
+        texts = (_full_text(a)[:rules.ner_max_chars] for a in english)
         for article, doc in zip(english, nlp.pipe(texts, batch_size=batch_size), strict=True):
             docs[id(article)] = doc
     for article in articles:
@@ -113,10 +113,15 @@ def enrich_articles(articles: Iterable[Article], gazetteer: Gazetteer, rules: En
                       entity_notes=_ner_notes(article, rules))
 
 
+def _full_text(article: Article) -> str:
+    """What the entity stage reads: the title, then the text."""
+    return f"{article.title}\n\n{article.text}"
+
+
 def _ner_notes(article: Article, rules: EnrichRules) -> tuple[str, ...]:
     if article.language != "en":
         return (f"ner_language_not_covered:{article.language or 'und'}",)
-    if len(article.title) + 2 + len(article.text) > rules.ner_max_chars:
+    if len(_full_text(article)) > rules.ner_max_chars:
         return (f"ner_read_first_chars:{rules.ner_max_chars}",)
     return ()
 
@@ -124,7 +129,7 @@ def _ner_notes(article: Article, rules: EnrichRules) -> tuple[str, ...]:
 def link_entities(article: Article, gazetteer: Gazetteer, rules: EnrichRules,
                   doc: Any | None) -> tuple[Entity, ...]:
     """The article's entities, most mentioned first."""
-    full = f"{article.title}\n\n{article.text}"
+    full = _full_text(article)
     lead_end = len(article.title) + 2 + len("\n\n".join(article.text.split("\n\n")[:2]))
     tallies: dict[str, _Tally] = {}
 

@@ -18,7 +18,7 @@ from typing import Any
 from elasticsearch import ApiError, ConflictError, Elasticsearch, NotFoundError, helpers
 
 from pipeline.dedup import Fingerprint, seniority
-from pipeline.records import Article, Entity
+from pipeline.records import Article
 from pipeline.urls import is_variant, url_id
 
 _DUPLICATE_RETRIES = 30
@@ -81,7 +81,7 @@ def article_document(article: Article, print_: Fingerprint, story_id: str, run_i
         "relevance": ({"score": article.relevance.score,
                        "reasons": list(article.relevance.reasons)}
                       if article.relevance else None),
-        **entity_fields(article.entities, article.entity_notes, enrich_version),
+        **entity_fields(article, enrich_version),
         "dedup": {"content_hash": print_.content_hash, "lsh": list(print_.lsh),
                   "signature": list(print_.signature),
                   "seniority": senior or seniority(utc_iso(article.published_at))},
@@ -91,12 +91,11 @@ def article_document(article: Article, print_: Fingerprint, story_id: str, run_i
     }
 
 
-def entity_fields(entities: Iterable[Entity], notes: Iterable[str], enrich_version: str
-                  ) -> dict[str, Any]:
+def entity_fields(article: Article, enrich_version: str) -> dict[str, Any]:
     """The entity part of a document: `entities`, the flattened names by type, what the NER
     did not read (`enrich_notes`), and the version of the gazetteer, code and model that
     produced them."""
-    entities = list(entities)
+    entities = article.entities
 
     def names(type_: str) -> list[str]:
         return [e.name for e in entities if e.type == type_]
@@ -110,7 +109,7 @@ def entity_fields(entities: Iterable[Entity], notes: Iterable[str], enrich_versi
         "persons": names("person"),
         "organizations": names("organization"),
         "locations": names("location"),
-        "enrich_notes": list(notes),
+        "enrich_notes": list(article.entity_notes),
         "enrich_version": enrich_version,
     }
 

@@ -91,12 +91,15 @@ class LocalNode:
         return self.node_dir / "es.pid"
 
     @property
+    def is_local(self) -> bool:
+        return urlsplit(self.url).hostname in ("localhost", "127.0.0.1")
+
+    @property
     def port(self) -> int:
-        parts = urlsplit(self.url)
-        if parts.hostname not in ("localhost", "127.0.0.1"):
+        if not self.is_local:
             raise LocalNodeError(f"ELASTICSEARCH_URL {self.url} is not a local node; "
                                  "`newsroom es` only manages a node on localhost")
-        return parts.port or 9200
+        return urlsplit(self.url).port or 9200
 
     # --- status ----------------------------------------------------------------------------
 
@@ -125,7 +128,7 @@ class LocalNode:
         """What to tell a user when the node answering at `url` is not this checkout's own
         (`newsroom es stop` cannot stop it, and it may lack what this checkout installs);
         None when it is ours, nothing answers or the node is not on this machine."""
-        if urlsplit(self.url).hostname not in ("localhost", "127.0.0.1"):
+        if not self.is_local:
             return None
         home = self.serving_home()
         if home is None or home.resolve() == self.home.resolve():

@@ -60,7 +60,7 @@ def reenrich(es: Elasticsearch, settings: Settings, *, batch_size: int = 200,
         articles = [_article(hit["_source"]) for hit in hits]
         actions = [
             {"_op_type": "update", "_index": hit["_index"], "_id": hit["_id"],
-             "doc": entity_fields(article.entities, article.entity_notes, report.version)}
+             "doc": entity_fields(article, report.version)}
             for hit, article in zip(hits, enrich_articles(articles, gazetteer, rules, nlp),
                                     strict=True)
         ]
