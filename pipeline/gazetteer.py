@@ -109,6 +109,9 @@ class CanonicalEntity:
     side: str | None
     wikidata: str | None
     aliases: tuple[str, ...]
+    # a news outlet (TASS, Xinhua, CCTV...): its name credits a report ("央视网消息", "сообщает
+    # ТАСС") more often than it makes the outlet an actor, so it names no side for relevance
+    outlet: bool = False
 
 
 class Gazetteer:
@@ -146,7 +149,7 @@ class Gazetteer:
 
 
 def _entity_from_dict(raw: Mapping[str, Any], path: Path) -> CanonicalEntity:
-    allowed = {"name", "type", "side", "wikidata", "aliases"}
+    allowed = {"name", "type", "side", "wikidata", "aliases", "outlet"}
     if not isinstance(raw, Mapping) or not {"name", "type"} <= raw.keys() or raw.keys() - allowed:
         raise ConfigError(f"{path}: each entity needs name and type and only {sorted(allowed)}; "
                           f"got {raw!r}")
@@ -154,6 +157,8 @@ def _entity_from_dict(raw: Mapping[str, Any], path: Path) -> CanonicalEntity:
         raise ConfigError(f"{path}: {raw['name']}: type must be one of {ENTITY_TYPES}")
     if raw.get("side") not in (None, *SIDES):
         raise ConfigError(f"{path}: {raw['name']}: side must be one of {SIDES}")
+    if not isinstance(raw.get("outlet", False), bool):
+        raise ConfigError(f"{path}: {raw['name']}: outlet is true or false")
     aliases_raw = raw.get("aliases") or {}
     if not isinstance(aliases_raw, Mapping) or not all(
             isinstance(key, str) and _LANGUAGE.fullmatch(key) for key in aliases_raw):
@@ -161,7 +166,8 @@ def _entity_from_dict(raw: Mapping[str, Any], path: Path) -> CanonicalEntity:
                           "codes (en, ru, zh, de, ja, ...)")
     aliases = tuple(str(a) for values in aliases_raw.values() for a in values or ())
     return CanonicalEntity(name=str(raw["name"]), type=str(raw["type"]), side=raw.get("side"),
-                           wikidata=raw.get("wikidata"), aliases=aliases)
+                           wikidata=raw.get("wikidata"), aliases=aliases,
+                           outlet=raw.get("outlet", False))
 
 
 def _cases(term: str) -> list[str]:

@@ -145,3 +145,34 @@ def test_a_language_the_term_lists_do_not_cover_is_said_so() -> None:
     covered = score_relevance("Putin and Xi sign gas deal", "Russia and China signed it.",
                               MODEL, language="en")
     assert not any(r.startswith("language_not_covered") for r in covered.reasons)
+
+
+def test_a_news_outlet_credited_for_a_report_names_no_side() -> None:
+    # a Chinese broadcaster's war report: its credit line is the only Chinese name in it
+    text = ("央视网消息（新闻联播）：俄罗斯国防部12日称，俄军在多个方向打击乌军人员和武器装备。"
+            "乌克兰方面称，乌军击退了俄军的多次进攻。")
+    relevance = score_relevance("俄称在多个方向发起进攻", text, MODEL)
+    assert not relevance.relevant, relevance
+    assert "missing_side:china" in relevance.reasons
+    # ...and the same outlet's report of a meeting of the two sides is kept
+    meeting = score_relevance(
+        "中俄外长举行会谈",
+        "央视网消息（新闻联播）：中国外交部长王毅12日在北京同俄罗斯外长拉夫罗夫举行会谈。"
+        "双方表示将深化中俄全面战略协作，扩大能源和贸易合作。", MODEL)
+    assert meeting.relevant, meeting
+
+
+@pytest.mark.parametrize(("title", "text"), [
+    # Belarus is written with Russia's name in it
+    ("习近平会见白俄罗斯总统",
+     ("国家主席习近平12日在北京会见来访的白俄罗斯总统卢卡申科。习近平表示，中国和白俄罗斯是全天候"
+     "全面战略伙伴，双方要扩大经贸、投资和能源合作。卢卡申科说，白方愿同中方深化合作。")),
+    # "击中" (to hit) before "俄" is not "中俄"; the report names no Chinese side
+    ("乌军称击中俄境内目标",
+     ("乌克兰空军12日称，乌军无人机击中俄境内一处机场和燃料库。俄罗斯国防部则表示，防空部队拦截了"
+     "多架无人机。双方均未公布伤亡情况。")),
+], ids=["belarus", "hits-russian-soil"])
+def test_words_holding_a_side_name_do_not_name_it(title: str, text: str) -> None:
+    relevance = score_relevance(title, text, MODEL)
+    assert not relevance.relevant, relevance
+    assert not any(reason.startswith("joint:") for reason in relevance.reasons), relevance

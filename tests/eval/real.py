@@ -138,9 +138,10 @@ def _mean(values: Iterator[float] | list[float]) -> float:
 
 def relevance(root: Path) -> None:
     """Precision and recall of the relevance rule on the labelled real texts, by language (en,
-    ru, zh, the others together) and by half: `dev` (used to fit the rule; its misses are
-    listed) and `test` (held out). A text under `min_words` counts as not relevant, as
-    `newsroom ingest` would settle it `too_short`."""
+    ru, zh, the others together) and by source (the label file: `ruzh`, `rt`, ...), each by
+    half: `dev` (used to fit the rule; its misses are listed) and `test` (held out). A text
+    under `min_words` counts as not relevant, as `newsroom ingest` would settle it
+    `too_short`."""
     from pipeline.extract import default_rules
     from pipeline.gazetteer import Gazetteer
     from pipeline.relevance import TopicModel, score_relevance
@@ -163,11 +164,12 @@ def relevance(root: Path) -> None:
         else:
             result = score_relevance(text.title, text.text, model)
             kept, why = result.relevant, f"score {result.score}"
-        group = text.language if text.language in ("en", "ru", "zh") else "other"
-        tally = counts.setdefault((text.split, group), [0, 0, 0])  # tp, fp, fn
-        tally[0] += kept and text.relevant
-        tally[1] += kept and not text.relevant
-        tally[2] += text.relevant and not kept
+        language = text.language if text.language in ("en", "ru", "zh") else "other"
+        for group in (language, f"source {text.part}"):
+            tally = counts.setdefault((text.split, group), [0, 0, 0])  # tp, fp, fn
+            tally[0] += kept and text.relevant
+            tally[1] += kept and not text.relevant
+            tally[2] += text.relevant and not kept
         if kept != text.relevant and text.split == "dev":
             misses.append(f"  dev {'false positive' if kept else 'missed'} {text.id} "
                           f"({text.language}, {text.category}, {why}): "
@@ -175,7 +177,7 @@ def relevance(root: Path) -> None:
     print(f"\nRelevance on {len(texts)} real news texts ({sum(t.relevant for t in texts)} "
           f"relevant; {len(missing)} labelled but not present):")
     for (split, group), (tp, fp, fn) in sorted(counts.items()):
-        print(f"  {split:<5} {group:<6} precision {tp / max(1, tp + fp):.3f}  "
+        print(f"  {split:<5} {group:<13} precision {tp / max(1, tp + fp):.3f}  "
               f"recall {tp / max(1, tp + fn):.3f}  ({tp + fn} relevant, {fp} false, "
               f"{fn} missed)")
     print("\n".join(misses))

@@ -1,5 +1,6 @@
 """Real pages with ground truth from public sets (tests/eval/real/sets.yaml), kept outside the
-repository: `prepare` writes them from fetched snapshots into a folder, `load_sets` reads that
+repository: `prepare` writes them from fetched snapshots into a folder (and the labelled real
+news texts of the repositories sets.yaml lists, `tests.eval.realtexts`), `load_sets` reads that
 folder for `make eval` (EVAL_CORPORA).
 
     python -m tests.eval.realpages prepare --mirror /work/.mirror --out ../eval-corpora
@@ -25,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from tests.eval.realtexts import prepare_texts
 
 SETS_FILE = Path(__file__).resolve().parent / "real" / "sets.yaml"
 
@@ -84,6 +87,7 @@ def prepare(mirror: Path, out: Path) -> None:
                 manifest.write(json.dumps(record, ensure_ascii=False) + "\n")
                 count += 1
         print(f"{name}: {count} pages from {spec['repo']}@{spec['commit'][:10]} -> {folder}")
+    prepare_texts(mirror, out)
 
 
 def _declared() -> dict[str, dict[str, str]]:

@@ -1,17 +1,30 @@
 """Real news texts for the relevance evaluation: our labels are committed
-(tests/eval/real/relevance-*.yaml: id, URL, the query that found the text, language, label,
-category, reason); the texts are not our writing and live outside the repository, in
+(tests/eval/real/relevance-*.yaml: id, URL, language, label, category, reason, and where the
+text comes from); the texts are not our writing and live outside the repository, in
 `$EVAL_CORPORA/relevance/*.jsonl` (one object a line: id, url, title, text).
 
-The texts come from the search tool's stored web pages (its `pages` corpus), which a script
-cannot call: to bring them back, run each label's `query` with the tool (or have a helper
-session do it) and write the result whose address is the label's `url` into that folder, its
-first line as `title` when it is a headline. See tests/eval/real/README.md.
+Two kinds of source:
+- public repositories of news texts, pinned in tests/eval/real/sets.yaml (`texts:`):
+  `prepare_texts` writes the labelled ones from their fetched snapshots (run by
+  `python -m tests.eval.realpages prepare`);
+- the search tool's stored web pages (its `pages` corpus), which a script cannot call: to
+  bring them back, run each label's `query` with the tool (or have a helper session do it) and
+  write the result whose address is the label's `url` into that folder, its first line as
+  `title` when it is a headline.
+See tests/eval/real/README.md.
 """
 
 from __future__ import annotations
 
+import html
+import io
 import json
+import re
+import subprocess
+import sys
+import tarfile
+import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +35,7 @@ LABELS = Path(__file__).resolve().parent / "real"
 
 @dataclass(frozen=True)
 class LabelledText:
+    part: str  # the label file's name: relevance-<part>.yaml
     id: str
     url: str
     language: str
@@ -54,8 +68,80 @@ def labelled_texts(root: Path) -> tuple[list[LabelledText], list[str]]:
                 missing.append(label["id"])
                 continue
             found.append(LabelledText(
-                id=label["id"], url=label["url"], language=label["language"],
+                part=path.stem.removeprefix("relevance-"), id=label["id"], url=label["url"], language=label["language"],
                 relevant=bool(label["relevant"]), category=label["category"],
                 both_named=bool(label["both_named"]), title=record.get("title") or "",
                 text=record["text"]))
     return found, missing
+
+
+def prepare_texts(mirror: Path, out: Path) -> None:
+    """Write the labelled texts of each repository set (sets.yaml, `texts:`) from its fetched
+    snapshot under `mirror` into `out`/relevance/<part>.jsonl."""
+    sets = yaml.safe_load((LABELS / "sets.yaml").read_text(encoding="utf-8"))["texts"]
+    (out / "relevance").mkdir(parents=True, exist_ok=True)
+    for part, spec in sets.items():
+        gitdir = mirror / spec["repo"].replace("/", "+") / "repo"
+        if not gitdir.is_dir():
+            print(f"{part}: no snapshot at {gitdir}; fetch {spec['repo']} first", file=sys.stderr)
+            continue
+        wanted = {label["id"] for label in yaml.safe_load(
+            (LABELS / f"relevance-{part}.yaml").read_text(encoding="utf-8"))["texts"]}
+        count = 0
+        with (out / "relevance" / f"{part}.jsonl").open("w", encoding="utf-8") as written:
+            for record in _READERS[spec["reader"]](gitdir, spec["commit"]):
+                if record["id"] in wanted:
+                    written.write(json.dumps(record, ensure_ascii=False) + "\n")
+                    count += 1
+        print(f"relevance/{part}: {count} of {len(wanted)} labelled texts from "
+              f"{spec['repo']}@{spec['commit'][:10]}")
+
+
+def _git(gitdir: Path, *args: str) -> bytes:
+    return subprocess.run(["git", f"--git-dir={gitdir}", *args], check=True,
+                          capture_output=True).stdout
+
+
+def _keyword_datasets(gitdir: Path, commit: str) -> Iterator[dict[str, str]]:
+    """RT's Russian articles of a keyword-extraction dataset: data/russia_today_<n>.jsonlines.zip,
+    one JSON object a line (url, title, content); id `rt-<n>-<line>`."""
+    for part in range(100):
+        try:
+            packed = _git(gitdir, "show", f"{commit}:data/russia_today_{part}.jsonlines.zip")
+        except subprocess.CalledProcessError:
+            return
+        with zipfile.ZipFile(io.BytesIO(packed)) as archive:
+            name = next(n for n in archive.namelist() if n.endswith(".jsonlines"))
+            lines = archive.read(name).decode("utf-8").split("\n")
+        for number, line in enumerate(lines):
+            if line.strip():
+                raw = json.loads(line)
+                yield {"id": f"rt-{part}-{number:04d}", "url": raw["url"],
+                       "title": raw["title"].strip(), "text": raw["content"].strip()}
+
+
+# one item of a day's programme: "### headline", its HTML paragraphs, "[查看原文](url)"
+_ITEM = re.compile(r"^### (.+?)\n(.*?)\n\[查看原文\]\((\S+?)\)", re.DOTALL | re.MULTILINE)
+
+
+def _evening_news(gitdir: Path, commit: str) -> Iterator[dict[str, str]]:
+    """CCTV's evening news, a Markdown file a day (news/<yyyymmdd>.md): each item's headline,
+    text (its HTML paragraphs as plain paragraphs) and address; id `xwlb-<day>-<item>`."""
+    with tarfile.open(fileobj=io.BytesIO(_git(gitdir, "archive", "--format=tar", commit,
+                                              "news"))) as tar:
+        days = sorted((m for m in tar if re.fullmatch(r"news/\d{8}\.md", m.name)),
+                      key=lambda m: m.name)
+        for member in days:
+            handle = tar.extractfile(member)
+            if handle is None:
+                continue
+            day = member.name[5:13]
+            for number, (headline, body, url) in enumerate(
+                    _ITEM.findall(handle.read().decode("utf-8"))):
+                paragraphs = (html.unescape(re.sub(r"<[^>]+>", "", p)).strip()
+                              for p in re.split(r"</p>\s*<p>|<br\s*/?>", body))
+                yield {"id": f"xwlb-{day}-{number:02d}", "url": url, "title": headline.strip(),
+                       "text": "\n\n".join(p for p in paragraphs if p)}
+
+
+_READERS = {"keyword-datasets": _keyword_datasets, "evening-news": _evening_news}
