@@ -8,6 +8,8 @@ Matching rules, the same for every term list in config/:
 - Cyrillic terms are stems and match at a word start with any ending (Russian inflects:
   "Росси" finds России, Россией, Россия), and so does any term ending in `*` ("rosyjsk*");
 - every other term matches as a whole word, case-sensitively.
+Where matches overlap, the one that starts first wins, then the longest; so a word that holds
+a name without naming it (entities.yaml's `not_names`) takes its place and is left out.
 """
 
 from __future__ import annotations
@@ -117,8 +119,12 @@ class CanonicalEntity:
 class Gazetteer:
     """Canonical entities and the alias -> entity lookup."""
 
-    def __init__(self, entities: Iterable[CanonicalEntity]) -> None:
+    def __init__(self, entities: Iterable[CanonicalEntity], not_names: Iterable[str] = ()) -> None:
         self.entities = tuple(entities)
+        # words that hold an alias without naming its entity ("发展中国家", developing
+        # countries, holds "中国"): found like aliases, so that they take their place, then
+        # left out
+        self.not_names = frozenset(not_names)
         self._by_alias: dict[str, CanonicalEntity] = {}
         for entity in self.entities:
             for alias in (entity.name, *entity.aliases):
@@ -131,21 +137,25 @@ class Gazetteer:
     @classmethod
     def load(cls, path: Path) -> Gazetteer:
         raw = load_yaml(path)
-        entries = raw.get("entities")
-        if set(raw) != {"entities"} or not isinstance(entries, list):
-            raise ConfigError(f"{path}: expected exactly one key, 'entities', holding a list")
-        return cls(_entity_from_dict(entry, path) for entry in entries)
+        entries, not_names = raw.get("entities"), raw.get("not_names") or {}
+        if not set(raw) <= {"entities", "not_names"} or not isinstance(entries, list) or \
+                not isinstance(not_names, Mapping):
+            raise ConfigError(f"{path}: expected 'entities', a list, and optionally "
+                              "'not_names', lists of words by language")
+        return cls((_entity_from_dict(entry, path) for entry in entries),
+                   (str(word) for words in not_names.values() for word in words or ()))
 
     @cached_property
     def matcher(self) -> TermMatcher:
-        return TermMatcher(self._by_alias)
+        return TermMatcher([*self._by_alias, *self.not_names])
 
     def lookup(self, alias: str) -> CanonicalEntity | None:
         return self._by_alias.get(alias)
 
     def find(self, text: str) -> list[tuple[CanonicalEntity, Match]]:
         """Every gazetteer mention in `text`, with the entity it names."""
-        return [(self._by_alias[m.term], m) for m in self.matcher.find(text)]
+        return [(self._by_alias[m.term], m) for m in self.matcher.find(text)
+                if m.term not in self.not_names]
 
 
 def _entity_from_dict(raw: Mapping[str, Any], path: Path) -> CanonicalEntity:

@@ -43,7 +43,9 @@ class TopicModel:
     list_min_names: int
     side_matchers: dict[str, TermMatcher]  # side -> gazetteer aliases + cue words
     joint: TermMatcher
-    not_sides: frozenset[str]  # words holding a side's name that do not name it (白俄罗斯)
+    # words holding a side's name, cue or joint term that do not name it (白俄罗斯, and the
+    # gazetteer's `not_names`)
+    not_sides: frozenset[str]
     topic: TermMatcher
     negative: TermMatcher
     blocs: TermMatcher
@@ -60,7 +62,7 @@ class TopicModel:
             raise ConfigError(f"{path}: expected keys {sorted(keys)}, got {sorted(raw)}")
         if set(raw["weights"]) != set(FEATURES):
             raise ConfigError(f"{path}: weights are {', '.join(FEATURES)}")
-        not_sides = _all_languages(raw["not_sides"])
+        not_sides = _all_languages(raw["not_sides"]) + sorted(gazetteer.not_names)
         side_terms = {
             side: [alias for e in gazetteer.entities if e.side == side and not e.outlet
                    for alias in (e.name, *e.aliases)] + _all_languages(raw["side_cues"][side])

@@ -62,6 +62,20 @@ def test_russian_and_chinese_are_linked_through_the_gazetteer(text: str, languag
     assert found["Xi Jinping"][3]
 
 
+
+def test_belarus_is_linked_as_itself_not_as_the_russia_its_chinese_name_holds() -> None:
+    found = _entities(_article("习近平会见白俄罗斯总统",
+                               "国家主席习近平在北京会见白俄罗斯总统。双方同意扩大经贸合作。", "zh"))
+    assert found["Belarus"][0] == "location" and found["Belarus"][1] == 2
+    assert "Russia" not in found
+
+
+def test_a_word_holding_a_name_does_not_link_it() -> None:
+    # "发展中国家" is "developing countries"; the China inside it is not named
+    found = _entities(_article("俄方向非洲运送化肥",
+                               "俄罗斯表示，将向多个发展中国家免费运送化肥。", "zh"))
+    assert "Russia" in found and "China" not in found
+
 def test_agencies_are_organisations_not_persons() -> None:
     found = _entities(_article("Report", "TASS and Xinhua both reported that Gazprom and "
                                          "Rosneft would sign deals with CNPC in Moscow. "
