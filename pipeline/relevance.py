@@ -3,14 +3,14 @@ the gazetteer and config/topic.yaml, the same for every language the lists cover
 
 The article is read sentence by sentence. A side is named by its gazetteer entities (countries,
 capitals, leaders, ministries, companies...; not its news outlets, whose names mostly credit a
-report) and cue words; a sentence that enumerates places
-or names ("Brazil, Russia, India, China and South Africa") is a list, and the sides it names
-do not count. Relations show where the two sides meet: a sentence, or two adjacent ones, that
-names both; the more of the article does, the likelier it is about the two of them, all the
-more with the terms of what they do together (talks, gas, trade, sanctions, drills...). Lists,
-blocs of which both are members (BRICS, SCO, G20, the UN), sport and travel writing count
-against. Each feature is a number from 0 to 1; the score is the logistic of their weighted sum,
-with the weights in config/topic.yaml, and the reasons name what the article showed.
+report) and cue words; a sentence that enumerates places or names ("Brazil, Russia, India, China
+and South Africa") is a list, and the sides it names do not count. Relations show where the two
+sides meet: a sentence, or two adjacent ones, that names both; the more of the article does, the
+likelier it is about the two of them, all the more with the terms of what they do together
+(talks, gas, trade, sanctions, drills...). Lists, blocs of which both are members (BRICS, SCO,
+G20, the UN), sport and travel writing count against. Each feature is a number from 0 to 1; the
+score is the logistic of their weighted sum, with the weights in config/topic.yaml, and the
+reasons name what the article showed.
 """
 
 from __future__ import annotations

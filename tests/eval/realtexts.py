@@ -68,7 +68,8 @@ def labelled_texts(root: Path) -> tuple[list[LabelledText], list[str]]:
                 missing.append(label["id"])
                 continue
             found.append(LabelledText(
-                part=path.stem.removeprefix("relevance-"), id=label["id"], url=label["url"], language=label["language"],
+                part=path.stem.removeprefix("relevance-"), id=label["id"], url=label["url"],
+                language=label["language"],
                 relevant=bool(label["relevant"]), category=label["category"],
                 both_named=bool(label["both_named"]), title=record.get("title") or "",
                 text=record["text"]))
@@ -105,11 +106,11 @@ def _git(gitdir: Path, *args: str) -> bytes:
 def _keyword_datasets(gitdir: Path, commit: str) -> Iterator[dict[str, str]]:
     """RT's Russian articles of a keyword-extraction dataset: data/russia_today_<n>.jsonlines.zip,
     one JSON object a line (url, title, content); id `rt-<n>-<line>`."""
-    for part in range(100):
-        try:
-            packed = _git(gitdir, "show", f"{commit}:data/russia_today_{part}.jsonlines.zip")
-        except subprocess.CalledProcessError:
-            return
+    names = _git(gitdir, "ls-tree", "--name-only", commit, "data/").decode().split()
+    parts = sorted(int(m.group(1)) for name in names
+                   if (m := re.fullmatch(r"data/russia_today_(\d+)\.jsonlines\.zip", name)))
+    for part in parts:
+        packed = _git(gitdir, "show", f"{commit}:data/russia_today_{part}.jsonlines.zip")
         with zipfile.ZipFile(io.BytesIO(packed)) as archive:
             name = next(n for n in archive.namelist() if n.endswith(".jsonlines"))
             lines = archive.read(name).decode("utf-8").split("\n")
