@@ -75,6 +75,10 @@ def test_a_word_holding_a_name_does_not_link_it() -> None:
     found = _entities(_article("俄方向非洲运送化肥",
                                "俄罗斯表示，将向多个发展中国家免费运送化肥。", "zh"))
     assert "Russia" in found and "China" not in found
+    # Китай-город is a district of Moscow, whatever its case
+    found = _entities(_article("В Китай-городе перекроют улицы",
+                               "Мэрия Москвы сообщила, что в Китай-городе пройдёт фестиваль.", "ru"))
+    assert "Moscow" in found and "China" not in found
 
 def test_agencies_are_organisations_not_persons() -> None:
     found = _entities(_article("Report", "TASS and Xinhua both reported that Gazprom and "
