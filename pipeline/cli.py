@@ -373,15 +373,13 @@ def _es(args: argparse.Namespace) -> int:
     node = LocalNode.from_env()
     if args.action == "start":
         print(f"Elasticsearch at {node.url} is {node.start()['status']}")
-        if notice := node.not_ours():
-            print(f"note: {notice}", file=sys.stderr)
+        _note_whose(node)
     elif args.action == "stop":
         if node.stop():
             print("stopped")
         else:
             print("not running")
-            if notice := node.not_ours():  # what answers on the port is not ours to stop
-                print(f"note: {notice}", file=sys.stderr)
+            _note_whose(node)  # what answers on the port is not ours to stop
     else:
         health = node.health()
         if health is None:
@@ -389,9 +387,14 @@ def _es(args: argparse.Namespace) -> int:
             return 1
         print(f"Elasticsearch at {node.url} is {health['status']} "
               f"({health['number_of_nodes']} node)")
-        if notice := node.not_ours():
-            print(f"note: {notice}", file=sys.stderr)
+        _note_whose(node)
     return 0
+
+
+def _note_whose(node: LocalNode) -> None:
+    """On stderr, when the node answering at the URL is another checkout's."""
+    if notice := node.not_ours():
+        print(f"note: {notice}", file=sys.stderr)
 
 
 def _day(value: str) -> date:

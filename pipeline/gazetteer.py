@@ -9,7 +9,8 @@ Matching rules, the same for every term list in config/:
   "Росси" finds России, Россией, Россия), and so does any term ending in `*` ("rosyjsk*");
 - every other term matches as a whole word, case-sensitively.
 Where matches overlap, the one that starts first wins, then the longest; so a word that holds
-a name without naming it (entities.yaml's `not_names`) takes its place and is left out.
+a name without naming it (entities.yaml's `not_names`), found as a hidden word, takes its place
+and is left out.
 """
 
 from __future__ import annotations
@@ -49,13 +50,16 @@ class Match:
 class TermMatcher:
     """Finds configured terms in text, longest term first, without overlaps: every form's
     occurrences in one pass (an Aho-Corasick automaton), then the word-boundary rules of its
-    kind."""
+    kind. `hidden` words are found like terms, so that they take their place, and never
+    returned: a word that holds a term without being it ("发展中国家", developing countries,
+    holds "中国")."""
 
-    def __init__(self, terms: Iterable[str]) -> None:
+    def __init__(self, terms: Iterable[str], hidden: Iterable[str] = ()) -> None:
+        self._hidden = frozenset(hidden)
         # each form once, as the most permissive of the terms it comes from ("energi" as a
         # whole word and "energi*" as a stem: the stem)
         forms: dict[str, tuple[_Kind, str]] = {}
-        for term in sorted({t for t in terms if t}):
+        for term in sorted({t for t in (*terms, *self._hidden) if t}):
             if UNSPACED.search(term) or _ANYWHERE.search(term):
                 term_forms, kind = [_match_form(term)], _Kind.ANYWHERE
             elif term.endswith("*") or _CYRILLIC.search(term):
@@ -91,7 +95,8 @@ class TermMatcher:
         last_end = -1
         for start, negative_end, _, term in found:
             if start >= last_end:
-                result.append(Match(term, start, -negative_end))
+                if term not in self._hidden:
+                    result.append(Match(term, start, -negative_end))
                 last_end = -negative_end
         return result
 
@@ -122,8 +127,7 @@ class Gazetteer:
     def __init__(self, entities: Iterable[CanonicalEntity], not_names: Iterable[str] = ()) -> None:
         self.entities = tuple(entities)
         # words that hold an alias without naming its entity ("发展中国家", developing
-        # countries, holds "中国"): found like aliases, so that they take their place, then
-        # left out
+        # countries, holds "中国"): the matcher's hidden words
         self.not_names = frozenset(not_names)
         self._by_alias: dict[str, CanonicalEntity] = {}
         for entity in self.entities:
@@ -147,15 +151,14 @@ class Gazetteer:
 
     @cached_property
     def matcher(self) -> TermMatcher:
-        return TermMatcher([*self._by_alias, *self.not_names])
+        return TermMatcher(self._by_alias, hidden=self.not_names)
 
     def lookup(self, alias: str) -> CanonicalEntity | None:
         return self._by_alias.get(alias)
 
     def find(self, text: str) -> list[tuple[CanonicalEntity, Match]]:
         """Every gazetteer mention in `text`, with the entity it names."""
-        return [(self._by_alias[m.term], m) for m in self.matcher.find(text)
-                if m.term not in self.not_names]
+        return [(self._by_alias[m.term], m) for m in self.matcher.find(text)]
 
 
 def _entity_from_dict(raw: Mapping[str, Any], path: Path) -> CanonicalEntity:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline.gazetteer import SIDES, Gazetteer, Match, TermMatcher
+from pipeline.gazetteer import SIDES, Gazetteer, TermMatcher
 from pipeline.records import Relevance
 from pipeline.settings import ConfigError, load_yaml
 from pipeline.text import UNSPACED, word_count
@@ -43,9 +43,6 @@ class TopicModel:
     list_min_names: int
     side_matchers: dict[str, TermMatcher]  # side -> gazetteer aliases + cue words
     joint: TermMatcher
-    # words holding a side's name, cue or joint term that do not name it (白俄罗斯, and the
-    # gazetteer's `not_names`)
-    not_sides: frozenset[str]
     topic: TermMatcher
     negative: TermMatcher
     blocs: TermMatcher
@@ -62,7 +59,7 @@ class TopicModel:
             raise ConfigError(f"{path}: expected keys {sorted(keys)}, got {sorted(raw)}")
         if set(raw["weights"]) != set(FEATURES):
             raise ConfigError(f"{path}: weights are {', '.join(FEATURES)}")
-        not_sides = _all_languages(raw["not_sides"]) + sorted(gazetteer.not_names)
+        not_sides = [*_all_languages(raw["not_sides"]), *gazetteer.not_names]
         side_terms = {
             side: [alias for e in gazetteer.entities if e.side == side and not e.outlet
                    for alias in (e.name, *e.aliases)] + _all_languages(raw["side_cues"][side])
@@ -75,23 +72,17 @@ class TopicModel:
             saturation={k: float(v) for k, v in raw["saturation"].items()},
             list_min_places=int(raw["list_min_places"]),
             list_min_names=int(raw["list_min_names"]),
-            # each matcher also finds the words that only hold a side's name, so that they
-            # take the place where the name is ("白俄罗斯" is Belarus; "击中俄境内" hits
-            # Russian soil) and are then left out
-            side_matchers={side: TermMatcher(terms + not_sides)
+            # words that only hold a side's name take its place ("白俄罗斯" is Belarus;
+            # "击中俄境内" hits Russian soil)
+            side_matchers={side: TermMatcher(terms, hidden=not_sides)
                            for side, terms in side_terms.items()},
-            joint=TermMatcher(_all_languages(raw["joint"]) + not_sides),
-            not_sides=frozenset(not_sides),
+            joint=TermMatcher(_all_languages(raw["joint"]), hidden=not_sides),
             topic=TermMatcher(_all_languages(raw["topic"])),
             negative=TermMatcher(_all_languages(raw["negative"])),
             blocs=TermMatcher(_all_languages(raw["blocs"])),
             gazetteer=gazetteer,
             languages=frozenset(raw["topic"]),
         )
-
-    def named(self, matcher: TermMatcher, text: str) -> list[Match]:
-        """`matcher`'s terms in `text`, but for the words that only hold a side's name."""
-        return [m for m in matcher.find(text) if m.term not in self.not_sides]
 
 
 @dataclass
@@ -138,7 +129,7 @@ def article_features(title: str, text: str,
     together = [s for s in sentences if s.russia and s.china]
     sides = {side: sum(getattr(s, side) for s in sentences) for side in SIDES}
     full = f"{title}\n{text}"
-    joint = model.named(model.joint, full)
+    joint = model.joint.find(full)
     topic_terms = sorted({m.term for m in model.topic.find(full)})
     negative_terms = sorted({m.term for m in model.negative.find(full)})
     blocs = sum(s.bloc for s in sentences)
@@ -182,9 +173,9 @@ def _split(text: str) -> list[str]:
 
 
 def _read(sentence: str, model: TopicModel) -> _Sentence:
-    joint = bool(model.named(model.joint, sentence))  # "Sino-Russian" names both sides
-    russia = joint or bool(model.named(model.side_matchers["russia"], sentence))
-    china = joint or bool(model.named(model.side_matchers["china"], sentence))
+    joint = bool(model.joint.find(sentence))  # "Sino-Russian" names both sides
+    russia = joint or bool(model.side_matchers["russia"].find(sentence))
+    china = joint or bool(model.side_matchers["china"].find(sentence))
     listed = (russia or china) and _is_list(sentence, model)
     return _Sentence(russia=russia and not listed, china=china and not listed,
                      topic=bool(model.topic.find(sentence)),
