@@ -7,10 +7,13 @@ report) and cue words; a sentence that enumerates places or names ("Brazil, Russ
 and South Africa") is a list, and the sides it names do not count. Relations show where the two
 sides meet: a sentence, or two adjacent ones, that names both; the more of the article does, the
 likelier it is about the two of them, all the more with the terms of what they do together
-(talks, gas, trade, sanctions, drills...). Lists, blocs of which both are members (BRICS, SCO,
-G20, the UN), sport and travel writing count against. Each feature is a number from 0 to 1; the
-score is the logistic of their weighted sum, with the weights in config/topic.yaml, and the
-reasons name what the article showed.
+(talks, gas, trade, sanctions, drills...). Two things name them together: a word made of both
+("Sino-Russian", "中俄") and a sentence naming a person of each side ("Putin received Wang Yi"),
+unless it is about a bloc's meeting; "Russia and China" alone does not, since it mostly pairs
+two rivals of a third ("threats from Russia and China"). Lists, blocs of which both are members
+(BRICS, SCO, G20, the UN), sport and travel writing count against. Each feature is a number from
+0 to 1; the score is the logistic of their weighted sum, with the weights in config/topic.yaml,
+and the reasons name what the article showed.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline.gazetteer import SIDES, Gazetteer, TermMatcher
+from pipeline.gazetteer import SIDES, CanonicalEntity, Gazetteer, Match, TermMatcher
 from pipeline.records import Relevance
 from pipeline.settings import ConfigError, load_yaml
 from pipeline.text import UNSPACED, word_count
@@ -92,6 +95,7 @@ class _Sentence:
     topic: bool
     bloc: bool
     listed: bool
+    people: tuple[str, ...]  # the names of a person of each side, outside lists and blocs
 
 
 def score_relevance(title: str, text: str, model: TopicModel,
@@ -130,6 +134,7 @@ def article_features(title: str, text: str,
     sides = {side: sum(getattr(s, side) for s in sentences) for side in SIDES}
     full = f"{title}\n{text}"
     joint = model.joint.find(full)
+    people = [s.people for s in sentences if s.people]
     topic_terms = sorted({m.term for m in model.topic.find(full)})
     negative_terms = sorted({m.term for m in model.negative.find(full)})
     blocs = sum(s.bloc for s in sentences)
@@ -142,7 +147,7 @@ def article_features(title: str, text: str,
         "both_count": min(1.0, both / saturation["count"]),
         "both_topic_count": min(1.0, both_topic / saturation["count"]),
         "both_in_title": float(any(s.russia for s in in_title) and any(s.china for s in in_title)),
-        "joint": float(bool(joint)),
+        "joint": float(bool(joint or people)),
         "topic": min(1.0, len(topic_terms) / saturation["topic"]),
         "negative": min(1.0, len(negative_terms) / saturation["negative"]),
         "bloc_in_both": sum(s.bloc for s in together) / max(1, len(together)),
@@ -157,6 +162,9 @@ def article_features(title: str, text: str,
         reasons.append(f"both:{both}" + (f",with_topic:{both_topic}" if both_topic else ""))
     if joint:
         reasons.append(f"joint:{joint[0].term}")
+    if people:
+        reasons.append(f"people:{'+'.join(people[0])}"
+                       + (f",{len(people)}" if len(people) > 1 else ""))
     reasons.extend(f"topic:{term}" for term in topic_terms)
     reasons.extend(f"negative:{term}" for term in negative_terms)
     if blocs:
@@ -176,19 +184,30 @@ def _read(sentence: str, model: TopicModel) -> _Sentence:
     joint = bool(model.joint.find(sentence))  # "Sino-Russian" names both sides
     russia = joint or bool(model.side_matchers["russia"].find(sentence))
     china = joint or bool(model.side_matchers["china"].find(sentence))
-    listed = (russia or china) and _is_list(sentence, model)
+    named = model.gazetteer.find(sentence) if russia or china else []
+    listed = (russia or china) and _is_list(sentence, named, model)
+    bloc = bool(model.blocs.find(sentence))
+    people: tuple[str, ...] = ()
+    if russia and china and not listed and not bloc:
+        # a person of each side in one sentence: they met, spoke, answered one another
+        persons = {entity.side: entity.name for entity, _ in named
+                   if entity.type == "person" and entity.side}
+        if len(persons) == len(SIDES):
+            people = tuple(persons[side] for side in SIDES)
     return _Sentence(russia=russia and not listed, china=china and not listed,
-                     topic=bool(model.topic.find(sentence)),
-                     bloc=bool(model.blocs.find(sentence)), listed=listed)
+                     topic=bool(model.topic.find(sentence)), bloc=bloc, listed=listed,
+                     people=people)
 
 
-def _is_list(sentence: str, model: TopicModel) -> bool:
+def _is_list(sentence: str, named: list[tuple[CanonicalEntity, Match]],
+             model: TopicModel) -> bool:
     """A sentence naming many places one after another, some of them neither side's, or
     enumerating names ("Brazil, Russia, India, China, South Africa"; "中国、俄罗斯、印度、巴西")
     is a list, not a story about the places in it. Places a sentence names far apart ("the US
-    weighs sanctions on Chinese firms that help Russia in Ukraine") are not a list."""
+    weighs sanctions on Chinese firms that help Russia in Ukraine") are not a list. `named`:
+    the sentence's gazetteer mentions."""
     found = sorted(((match.start, match.end, entity.name, entity.side)
-                    for entity, match in model.gazetteer.find(sentence)
+                    for entity, match in named
                     if entity.type == "location"), key=lambda mention: mention[0])
     places = {(name, side) for _, _, name, side in found}
     if len(places) >= model.list_min_places and sum(1 for _, side in places if side is None) >= 2:

@@ -180,3 +180,47 @@ def test_words_holding_a_side_name_do_not_name_it(title: str, text: str) -> None
     relevance = score_relevance(title, text, MODEL)
     assert not relevance.relevant, relevance
     assert not any(reason.startswith("joint:") for reason in relevance.reasons), relevance
+
+
+def test_two_rivals_of_a_third_named_together_are_not_relations() -> None:
+    # "Russia and China" mostly pairs two rivals of a third: here each is a threat the Pentagon
+    # budgets for, and nothing passes between them
+    relevance = score_relevance(
+        "Pentagon asks for more to defend its satellites",
+        "The Pentagon asked Congress on Monday for eleven billion dollars to protect its "
+        "satellites, citing weapons that Russia and China have tested in orbit.\n\n"
+        "The request would pay for two new launch sites in Florida and for more than 300 small "
+        "satellites by 2030. Officials said Russia and China could blind the few large "
+        "satellites the military relies on today.\n\n"
+        "Lawmakers from both parties backed the plan at a hearing on Tuesday. Some asked why "
+        "the earlier programme ran three years late and two billion dollars over budget.\n\n"
+        "The Space Force said contracts would go to several firms to keep costs down. Its chief "
+        "told the committee that the first launches could come within eighteen months.\n\n"
+        "The committee will vote next week. The Senate has yet to set a date.",
+        MODEL)
+    assert not relevance.relevant, relevance
+    assert not any(r.startswith(("joint:", "people:")) for r in relevance.reasons)
+
+
+def test_a_person_of_each_side_in_one_sentence_names_them_together() -> None:
+    # the meeting leads an article that is otherwise about the president's schedule at home
+    relevance = score_relevance(
+        "Kremlin sets out the president's autumn",
+        "Vladimir Putin received Wang Yi at the Kremlin on Tuesday to prepare his visit to "
+        "Beijing.\n\n"
+        "The Kremlin said the president would also travel to Kazakhstan and Uzbekistan in "
+        "October. Officials expect agreements on grain transit there and on a new rail line "
+        "through the steppe.\n\n"
+        "Dmitry Peskov told reporters that the schedule was not final. The president will "
+        "address a forum in Vladivostok in September and meet regional governors in Kazan.\n\n"
+        "In November he is due to chair the State Council, which will discuss the budget for "
+        "roads. Governors have asked for more money to repair bridges after the spring floods. "
+        "The finance ministry said it would present its plan in early October.",
+        MODEL)
+    assert relevance.relevant, relevance
+    assert "people:Vladimir Putin+Wang Yi" in relevance.reasons
+    # at a bloc's meeting, the leaders of its members meet as members
+    bloc = score_relevance(
+        "BRICS summit opens", "Xi Jinping attended the banquet Vladimir Putin gave for the "
+        "leaders of the BRICS countries in Kazan.", MODEL)
+    assert not any(r.startswith("people:") for r in bloc.reasons), bloc

@@ -4,9 +4,10 @@ text comes from); the texts are not our writing and live outside the repository,
 `$EVAL_CORPORA/relevance/*.jsonl` (one object a line: id, url, title, text).
 
 Two kinds of source:
-- public repositories of news texts, pinned in tests/eval/real/sets.yaml (`texts:`):
-  `prepare_texts` writes the labelled ones from their fetched snapshots (run by
-  `python -m tests.eval.realpages prepare`);
+- public repositories of news texts, pinned in tests/eval/real/sets.yaml (`texts:`: RT's Russian
+  articles, CCTV's evening news, English articles of a media-bias dataset, the news articles of
+  a SemEval task in nine languages): `prepare_texts` writes the labelled ones from their fetched
+  snapshots (run by `python -m tests.eval.realpages prepare`);
 - the search tool's stored web pages (its `pages` corpus), which a script cannot call: to
   bring them back, run each label's `query` with the tool (or have a helper session do it) and
   write the result whose address is the label's `url` into that folder, its first line as
@@ -24,6 +25,7 @@ import subprocess
 import sys
 import tarfile
 import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,8 +49,12 @@ class LabelledText:
 
     @property
     def split(self) -> str:
-        """`dev` or `test`: half of each part's texts, by id, are held out from tuning."""
-        return "test" if int(self.id.rsplit("-", 1)[1]) % 2 == 0 else "dev"
+        """`dev` or `test`: half of each part's texts, by id, are held out from tuning (by the
+        id's last part: its number, or a checksum of it where the source's ids are not
+        numbers)."""
+        tail = self.id.rsplit("-", 1)[1]
+        number = int(tail) if tail.isdigit() else zlib.crc32(tail.encode())
+        return "test" if number % 2 == 0 else "dev"
 
 
 def labelled_texts(root: Path) -> tuple[list[LabelledText], list[str]]:
@@ -145,4 +151,54 @@ def _evening_news(gitdir: Path, commit: str) -> Iterator[dict[str, str]]:
                        "text": "\n\n".join(p for p in paragraphs if p)}
 
 
-_READERS = {"keyword-datasets": _keyword_datasets, "evening-news": _evening_news}
+def _article_bias(gitdir: Path, commit: str) -> Iterator[dict[str, str]]:
+    """English articles of a media-bias dataset: data/jsons/<ID>.json, one article a file
+    (ID, url, title, date, source, content_original); id `abp-<ID>`."""
+    for name, raw in _tree_files(gitdir, commit, "data/jsons"):
+        if name.endswith(".json"):
+            article = json.loads(raw)
+            yield {"id": f"abp-{article['ID']}", "url": article["url"],
+                   "title": article["title"].strip(),
+                   "text": article["content_original"].strip()}
+
+
+# SemEval-2023 task 3's language folders, by ISO 639-1 code where the folder's name is not one
+_SEMEVAL_LANGUAGES = {"ge": "de", "po": "pl", "gr": "el"}
+
+
+def _persuasion_articles(gitdir: Path, commit: str) -> Iterator[dict[str, str]]:
+    """News articles of SemEval-2023 task 3 (several languages), in a copy of its data bundle:
+    bundle/data/<language>/<split>-articles-subtask-<n>/article<ID>.txt, the headline on the
+    first line; an article is in each subtask's folder, and is read once, from the first
+    path; id `se-<language>-<ID>`, its path in place of an address."""
+    seen = set()
+    for name, raw in _tree_files(gitdir, commit, "bundle/data"):
+        found = re.fullmatch(r"bundle/data/(\w+)/[\w-]*articles[\w-]*/article(\d+)\.txt", name)
+        if found is None:
+            continue
+        language = _SEMEVAL_LANGUAGES.get(found.group(1), found.group(1))
+        key = f"se-{language}-{found.group(2)}"
+        if key in seen:
+            continue
+        seen.add(key)
+        title, _, text = raw.decode("utf-8").strip().partition("\n")
+        yield {"id": key, "url": name, "title": title.strip(), "text": text.strip()}
+
+
+def _tree_files(gitdir: Path, commit: str, folder: str) -> Iterator[tuple[str, bytes]]:
+    """The files under `folder` at `commit`, path and content, in the tree's order (streamed:
+    a folder of many thousand files is never held whole)."""
+    with subprocess.Popen(["git", f"--git-dir={gitdir}", "archive", "--format=tar", commit,
+                           folder], stdout=subprocess.PIPE) as archive:
+        assert archive.stdout is not None
+        with tarfile.open(fileobj=archive.stdout, mode="r|") as tar:
+            for member in tar:
+                handle = tar.extractfile(member) if member.isfile() else None
+                if handle is not None:
+                    yield member.name, handle.read()
+    if archive.returncode:
+        raise RuntimeError(f"git archive {commit} {folder} in {gitdir} failed")
+
+
+_READERS = {"keyword-datasets": _keyword_datasets, "evening-news": _evening_news,
+            "article-bias": _article_bias, "persuasion-articles": _persuasion_articles}
