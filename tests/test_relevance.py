@@ -224,3 +224,21 @@ def test_a_person_of_each_side_in_one_sentence_names_them_together() -> None:
         "BRICS summit opens", "Xi Jinping attended the banquet Vladimir Putin gave for the "
         "leaders of the BRICS countries in Kazan.", MODEL)
     assert not any(r.startswith("people:") for r in bloc.reasons), bloc
+
+
+@pytest.mark.parametrize(("title", "text"), [
+    ("Lawrow in Peking",
+     ("Der Kreml-Chef schickt seinen Außenminister Sergej Lawrow nach Peking. Lawrow trifft "
+      "dort den chinesischen Außenminister Wang Yi.")),
+    ("Le chef de la diplomatie russe à Pékin",
+     ("Le chef de la diplomatie russe, Sergueï Lavrov, est arrivé à Pékin pour des entretiens "
+      "avec Wang Yi.")),
+    ("La Cina e la Russia",
+     "Il sondaggio mostra che la Cina resta il primo partner commerciale della Russia."),
+    ("王毅访俄", "王毅此次莫斯科之旅是中俄外长今年第三次会晤。"),
+], ids=["de-chef", "fr-chef", "it-mostra", "zh-journey"])
+def test_a_negative_term_of_one_language_is_no_cue_in_another(title: str, text: str) -> None:
+    # every language's terms are looked for in every text: "chef" (cooking) is a head in
+    # French and German, "mostra" (an exhibition) means "shows", Japanese 旅 is in 之旅
+    relevance = score_relevance(title, text, MODEL)
+    assert not any(r.startswith("negative:") for r in relevance.reasons), relevance
