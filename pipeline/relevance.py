@@ -92,7 +92,8 @@ class TopicModel:
 class _Sentence:
     russia: bool
     china: bool
-    topic: bool
+    topic: frozenset[str]  # its topic terms
+    joint: str  # its first phrase naming both sides ("Sino-Russian"), or ""
     bloc: bool
     listed: bool
     people: tuple[str, ...]  # the names of a person of each side, outside lists and blocs
@@ -106,10 +107,16 @@ def score_relevance(title: str, text: str, model: TopicModel,
     features, reasons = article_features(title, text, model)
     if language is not None and language not in model.languages:
         reasons.append(f"language_not_covered:{language}")
+    score, relevant = decide(features, model)
+    return Relevance(score=score, relevant=relevant, reasons=tuple(reasons))
+
+
+def decide(features: dict[str, float], model: TopicModel) -> tuple[float, bool]:
+    """The score of an article's features under the model's weights, and whether it is
+    relevant: both sides named outside lists, and a score of at least the threshold."""
     logit = model.bias + sum(model.weights[name] * value for name, value in features.items())
     score = round(1 / (1 + math.exp(-logit)), 4)
-    relevant = bool(features["both_sides"]) and score >= model.threshold
-    return Relevance(score=score, relevant=relevant, reasons=tuple(reasons))
+    return score, bool(features["both_sides"]) and score >= model.threshold
 
 
 def article_features(title: str, text: str,
@@ -132,11 +139,10 @@ def article_features(title: str, text: str,
             both_topic += any(s.topic for s in window)
     together = [s for s in sentences if s.russia and s.china]
     sides = {side: sum(getattr(s, side) for s in sentences) for side in SIDES}
-    full = f"{title}\n{text}"
-    joint = model.joint.find(full)
+    joint = next((s.joint for s in sentences if s.joint), "")
     people = [s.people for s in sentences if s.people]
-    topic_terms = sorted({m.term for m in model.topic.find(full)})
-    negative_terms = sorted({m.term for m in model.negative.find(full)})
+    topic_terms = sorted(frozenset[str]().union(*(s.topic for s in sentences)))
+    negative_terms = sorted({m.term for m in model.negative.find(f"{title}\n{text}")})
     blocs = sum(s.bloc for s in sentences)
     listed = sum(s.listed for s in sentences)
 
@@ -161,7 +167,7 @@ def article_features(title: str, text: str,
     if both:
         reasons.append(f"both:{both}" + (f",with_topic:{both_topic}" if both_topic else ""))
     if joint:
-        reasons.append(f"joint:{joint[0].term}")
+        reasons.append(f"joint:{joint}")
     if people:
         reasons.append(f"people:{'+'.join(people[0])}"
                        + (f",{len(people)}" if len(people) > 1 else ""))
@@ -181,9 +187,9 @@ def _split(text: str) -> list[str]:
 
 
 def _read(sentence: str, model: TopicModel) -> _Sentence:
-    joint = bool(model.joint.find(sentence))  # "Sino-Russian" names both sides
-    russia = joint or bool(model.side_matchers["russia"].find(sentence))
-    china = joint or bool(model.side_matchers["china"].find(sentence))
+    joint = next((m.term for m in model.joint.find(sentence)), "")  # "Sino-Russian": both
+    russia = bool(joint) or bool(model.side_matchers["russia"].find(sentence))
+    china = bool(joint) or bool(model.side_matchers["china"].find(sentence))
     named = model.gazetteer.find(sentence) if russia or china else []
     listed = (russia or china) and _is_list(sentence, named, model)
     bloc = bool(model.blocs.find(sentence))
@@ -195,8 +201,8 @@ def _read(sentence: str, model: TopicModel) -> _Sentence:
         if len(persons) == len(SIDES):
             people = tuple(persons[side] for side in SIDES)
     return _Sentence(russia=russia and not listed, china=china and not listed,
-                     topic=bool(model.topic.find(sentence)), bloc=bloc, listed=listed,
-                     people=people)
+                     topic=frozenset(m.term for m in model.topic.find(sentence)), joint=joint,
+                     bloc=bloc, listed=listed, people=people)
 
 
 def _is_list(sentence: str, named: list[tuple[CanonicalEntity, Match]],

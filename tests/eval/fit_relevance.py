@@ -16,16 +16,18 @@ import argparse
 import os
 import re
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from pipeline.extract import default_rules
 from pipeline.gazetteer import Gazetteer
-from pipeline.relevance import FEATURES, TopicModel, article_features
+from pipeline.relevance import FEATURES, TopicModel, article_features, decide
 from pipeline.settings import CONFIG_DIR
 from pipeline.text import word_count
 from tests.eval.corpus import labelled_articles
+from tests.eval.real import precision_recall
 from tests.eval.realtexts import labelled_texts
 
 L2 = 0.001  # on the mean log-loss
@@ -64,43 +66,31 @@ def main(argv: list[str] | None = None) -> int:
     topic = CONFIG_DIR / "topic.yaml"
     model = TopicModel.load(topic, Gazetteer.load(CONFIG_DIR / "entities.yaml"))
     min_words = default_rules().cleaning.min_words
-    rows: dict[str, list[tuple[str, list[float], bool]]] = {"dev": [], "test": []}
+    rows: dict[str, list[tuple[str, dict[str, float], bool]]] = {"dev": [], "test": []}
     for text in texts:
         if word_count(text.text) >= min_words:
             features, _ = article_features(text.title, text.text, model)
-            rows[text.split].append((text.part, [features[f] for f in FEATURES], text.relevant))
+            rows[text.split].append((text.part, features, text.relevant))
     for article in labelled_articles():
         features, _ = article_features(article["title"], article["text"], model)
-        rows["dev"].append(("own", [features[f] for f in FEATURES], bool(article["relevant"])))
+        rows["dev"].append(("own", features, bool(article["relevant"])))
 
-    x = np.array([r[1] for r in rows["dev"]])
+    x = np.array([[r[1][f] for f in FEATURES] for r in rows["dev"]])
     y = np.array([float(r[2]) for r in rows["dev"]])
     bias, weights = fit(x, y)
     print(f"fitted on {len(y)} texts ({int(y.sum())} relevant): bias {bias:.2f}")
     for name, weight in zip(FEATURES, weights, strict=True):
         print(f"  {name:<18} {weight:6.2f}  (now {model.weights[name]:.2f})")
-    for label, b, w in (("now", model.bias, np.array([model.weights[f] for f in FEATURES])),
-                        ("fitted", bias, weights)):
+    fitted = replace(model, bias=bias, weights=dict(zip(FEATURES, weights, strict=True)))
+    for label, rule in (("now", model), ("fitted", fitted)):
         for split, part_rows in rows.items():
             for part in sorted({r[0] for r in part_rows}):
-                chosen = [r for r in part_rows if r[0] == part]
-                kept = [_kept(r[1], b, w, model.threshold) for r in chosen]
-                tp = sum(k and r[2] for k, r in zip(kept, chosen, strict=True))
-                fp = sum(k and not r[2] for k, r in zip(kept, chosen, strict=True))
-                fn = sum(r[2] and not k for k, r in zip(kept, chosen, strict=True))
-                print(f"  {label:<6} {split:<4} {part:<8} precision {tp / max(1, tp + fp):.3f} "
-                      f"recall {tp / max(1, tp + fn):.3f}  ({tp + fn} relevant, {fp} false, "
-                      f"{fn} missed)")
+                decisions = ((decide(r[1], rule)[1], r[2]) for r in part_rows if r[0] == part)
+                print(f"  {label:<6} {split:<4} {part:<8} {precision_recall(decisions)}")
     if args.write:
-        _write(topic, bias, dict(zip(FEATURES, weights, strict=True)))
+        _write(topic, fitted.bias, fitted.weights)
         print(f"written to {topic}")
     return 0
-
-
-def _kept(features: list[float], bias: float, weights: np.ndarray, threshold: float) -> bool:
-    both_sides = features[FEATURES.index("both_sides")]
-    score = 1 / (1 + np.exp(-(bias + float(np.dot(weights, features)))))
-    return bool(both_sides) and score >= threshold
 
 
 def _write(path: Path, bias: float, weights: dict[str, float]) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -156,7 +156,7 @@ def relevance(root: Path) -> None:
     model = TopicModel.load(CONFIG_DIR / "topic.yaml",
                             Gazetteer.load(CONFIG_DIR / "entities.yaml"))
     min_words = default_rules().cleaning.min_words
-    counts: dict[tuple[str, str], list[int]] = {}
+    decisions: dict[tuple[str, str], list[tuple[bool, bool]]] = {}  # (kept, relevant)
     misses = []
     for text in texts:
         if word_count(text.text) < min_words:
@@ -166,22 +166,27 @@ def relevance(root: Path) -> None:
             kept, why = result.relevant, f"score {result.score}"
         language = text.language if text.language in ("en", "ru", "zh") else "other"
         for group in (language, f"source {text.part}"):
-            tally = counts.setdefault((text.split, group), [0, 0, 0])  # tp, fp, fn
-            tally[0] += kept and text.relevant
-            tally[1] += kept and not text.relevant
-            tally[2] += text.relevant and not kept
+            decisions.setdefault((text.split, group), []).append((kept, text.relevant))
         if kept != text.relevant and text.split == "dev":
             misses.append(f"  dev {'false positive' if kept else 'missed'} {text.id} "
                           f"({text.language}, {text.category}, {why}): "
                           f"{(text.title or text.text)[:70]!r}")
     print(f"\nRelevance on {len(texts)} real news texts ({sum(t.relevant for t in texts)} "
           f"relevant; {len(missing)} labelled but not present):")
-    for (split, group), (tp, fp, fn) in sorted(counts.items()):
-        print(f"  {split:<5} {group:<14} precision {tp / max(1, tp + fp):.3f}  "
-              f"recall {tp / max(1, tp + fn):.3f}  ({tp + fn} relevant, {fp} false, "
-              f"{fn} missed)")
+    for (split, group), pairs in sorted(decisions.items()):
+        print(f"  {split:<5} {group:<14} {precision_recall(pairs)}")
     print("\n".join(misses))
     _languages(texts)
+
+
+def precision_recall(decisions: Iterable[tuple[bool, bool]]) -> str:
+    """Precision and recall of (kept, relevant) decisions, with the counts behind them."""
+    decisions = list(decisions)
+    tp = sum(kept and relevant for kept, relevant in decisions)
+    fp = sum(kept and not relevant for kept, relevant in decisions)
+    fn = sum(relevant and not kept for kept, relevant in decisions)
+    return (f"precision {tp / max(1, tp + fp):.3f}  recall {tp / max(1, tp + fn):.3f}  "
+            f"({tp + fn} relevant, {fp} false, {fn} missed)")
 
 
 def _languages(texts: list[Any]) -> None:

@@ -14,12 +14,9 @@ from __future__ import annotations
 
 import argparse
 import gzip
-import io
 import json
 import re
-import subprocess
 import sys
-import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +24,7 @@ from typing import Any
 
 import yaml
 
-from tests.eval.realtexts import prepare_texts
+from tests.eval.realtexts import prepare_texts, snapshot, snapshot_files
 
 SETS_FILE = Path(__file__).resolve().parent / "real" / "sets.yaml"
 
@@ -72,9 +69,8 @@ def load_sets(root: Path) -> dict[str, list[RealPage]]:
 def prepare(mirror: Path, out: Path) -> None:
     """Write each set of sets.yaml from its fetched snapshot under `mirror` into `out`."""
     for name, spec in _declared().items():
-        gitdir = mirror / spec["repo"].replace("/", "+") / "repo"
-        if not gitdir.is_dir():
-            print(f"{name}: no snapshot at {gitdir}; fetch {spec['repo']} first", file=sys.stderr)
+        gitdir = snapshot(mirror, spec["repo"], name)
+        if gitdir is None:
             continue
         reader = _READERS[spec["reader"]]
         folder = out / name
@@ -95,19 +91,6 @@ def _declared() -> dict[str, dict[str, str]]:
     return sets
 
 
-def _files(gitdir: Path, commit: str, *paths: str) -> dict[str, bytes]:
-    """The files under `paths` at `commit`, by path."""
-    archive = subprocess.run(["git", f"--git-dir={gitdir}", "archive", "--format=tar", commit,
-                              *paths], check=True, capture_output=True).stdout
-    files = {}
-    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-        for member in tar:
-            handle = tar.extractfile(member) if member.isfile() else None
-            if handle is not None:
-                files[member.name] = handle.read()
-    return files
-
-
 def _record(id_: str, url: str, *, text: str | None = None, with_: list[str] | None = None,
             without: list[str] | None = None, title: str | None = None,
             authors: list[str] | None = None, published: str | None = None,
@@ -119,7 +102,7 @@ def _record(id_: str, url: str, *, text: str | None = None, with_: list[str] | N
 
 def _wcxb(gitdir: Path, commit: str) -> Iterator[tuple[dict[str, Any], bytes]]:
     """WCXB's dev split, article pages only (its test split is never read)."""
-    files = _files(gitdir, commit, "dev", "metadata.json")
+    files = dict(snapshot_files(gitdir, commit, "dev", "metadata.json"))
     domains = {k: v["domain"] for k, v in json.loads(files["metadata.json"])["files"].items()}
     for path in sorted(p for p in files if p.startswith("dev/ground-truth/")):
         raw = json.loads(files[path])
@@ -140,7 +123,8 @@ def _wcxb(gitdir: Path, commit: str) -> Iterator[tuple[dict[str, Any], bytes]]:
 
 def _newspaper4k(gitdir: Path, commit: str) -> Iterator[tuple[dict[str, Any], bytes]]:
     """newspaper4k's test pages that have an expected text."""
-    files = _files(gitdir, commit, "tests/data/html", "tests/data/txt", "tests/data/metadata")
+    files = dict(snapshot_files(gitdir, commit, "tests/data/html", "tests/data/txt",
+                                "tests/data/metadata"))
     for path in sorted(p for p in files if p.startswith("tests/data/html/")):
         name = Path(path).stem
         text = files.get(f"tests/data/txt/{name}.txt")
@@ -155,7 +139,8 @@ def _newspaper4k(gitdir: Path, commit: str) -> Iterator[tuple[dict[str, Any], by
 
 def _trafilatura(gitdir: Path, commit: str) -> Iterator[tuple[dict[str, Any], bytes]]:
     """trafilatura's evaluation pages: snippets a right extraction holds and does not hold."""
-    files = _files(gitdir, commit, "tests/evaldata.json", "tests/cache", "tests/eval")
+    files = dict(snapshot_files(gitdir, commit, "tests/evaldata.json", "tests/cache",
+                                "tests/eval"))
     evaldata = json.loads(files["tests/evaldata.json"])
     for number, (url, item) in enumerate(sorted(evaldata.items())):
         body = files.get(f"tests/cache/{item['file']}") or files.get(f"tests/eval/{item['file']}")

@@ -24,6 +24,7 @@ import re
 import subprocess
 import sys
 import tarfile
+import tempfile
 import zipfile
 import zlib
 from collections.abc import Iterator
@@ -88,9 +89,8 @@ def prepare_texts(mirror: Path, out: Path) -> None:
     sets = yaml.safe_load((LABELS / "sets.yaml").read_text(encoding="utf-8"))["texts"]
     (out / "relevance").mkdir(parents=True, exist_ok=True)
     for part, spec in sets.items():
-        gitdir = mirror / spec["repo"].replace("/", "+") / "repo"
-        if not gitdir.is_dir():
-            print(f"{part}: no snapshot at {gitdir}; fetch {spec['repo']} first", file=sys.stderr)
+        gitdir = snapshot(mirror, spec["repo"], part)
+        if gitdir is None:
             continue
         wanted = {label["id"] for label in yaml.safe_load(
             (LABELS / f"relevance-{part}.yaml").read_text(encoding="utf-8"))["texts"]}
@@ -134,17 +134,10 @@ _ITEM = re.compile(r"^### (.+?)\n(.*?)\n\[查看原文\]\((\S+?)\)", re.DOTALL |
 def _evening_news(gitdir: Path, commit: str) -> Iterator[dict[str, str]]:
     """CCTV's evening news, a Markdown file a day (news/<yyyymmdd>.md): each item's headline,
     text (its HTML paragraphs as plain paragraphs) and address; id `xwlb-<day>-<item>`."""
-    with tarfile.open(fileobj=io.BytesIO(_git(gitdir, "archive", "--format=tar", commit,
-                                              "news"))) as tar:
-        days = sorted((m for m in tar if re.fullmatch(r"news/\d{8}\.md", m.name)),
-                      key=lambda m: m.name)
-        for member in days:
-            handle = tar.extractfile(member)
-            if handle is None:
-                continue
-            day = member.name[5:13]
-            for number, (headline, body, url) in enumerate(
-                    _ITEM.findall(handle.read().decode("utf-8"))):
+    for name, raw in snapshot_files(gitdir, commit, "news"):
+        if re.fullmatch(r"news/\d{8}\.md", name):
+            day = name[5:13]
+            for number, (headline, body, url) in enumerate(_ITEM.findall(raw.decode("utf-8"))):
                 paragraphs = (html.unescape(re.sub(r"<[^>]+>", "", p)).strip()
                               for p in re.split(r"</p>\s*<p>|<br\s*/?>", body))
                 yield {"id": f"xwlb-{day}-{number:02d}", "url": url, "title": headline.strip(),
@@ -154,7 +147,7 @@ def _evening_news(gitdir: Path, commit: str) -> Iterator[dict[str, str]]:
 def _article_bias(gitdir: Path, commit: str) -> Iterator[dict[str, str]]:
     """English articles of a media-bias dataset: data/jsons/<ID>.json, one article a file
     (ID, url, title, date, source, content_original); id `abp-<ID>`."""
-    for name, raw in _tree_files(gitdir, commit, "data/jsons"):
+    for name, raw in snapshot_files(gitdir, commit, "data/jsons"):
         if name.endswith(".json"):
             article = json.loads(raw)
             yield {"id": f"abp-{article['ID']}", "url": article["url"],
@@ -172,7 +165,7 @@ def _persuasion_articles(gitdir: Path, commit: str) -> Iterator[dict[str, str]]:
     first line; an article is in each subtask's folder, and is read once, from the first
     path; id `se-<language>-<ID>`, its path in place of an address."""
     seen = set()
-    for name, raw in _tree_files(gitdir, commit, "bundle/data"):
+    for name, raw in snapshot_files(gitdir, commit, "bundle/data"):
         found = re.fullmatch(r"bundle/data/(\w+)/[\w-]*articles[\w-]*/article(\d+)\.txt", name)
         if found is None:
             continue
@@ -185,19 +178,34 @@ def _persuasion_articles(gitdir: Path, commit: str) -> Iterator[dict[str, str]]:
         yield {"id": key, "url": name, "title": title.strip(), "text": text.strip()}
 
 
-def _tree_files(gitdir: Path, commit: str, folder: str) -> Iterator[tuple[str, bytes]]:
-    """The files under `folder` at `commit`, path and content, in the tree's order (streamed:
-    a folder of many thousand files is never held whole)."""
-    with subprocess.Popen(["git", f"--git-dir={gitdir}", "archive", "--format=tar", commit,
-                           folder], stdout=subprocess.PIPE) as archive:
+def snapshot(mirror: Path, repo: str, name: str) -> Path | None:
+    """The git directory of `repo`'s snapshot under `mirror` (where `fetch` puts it), or None,
+    saying so on stderr for the set `name`."""
+    gitdir = mirror / repo.replace("/", "+") / "repo"
+    if gitdir.is_dir():
+        return gitdir
+    print(f"{name}: no snapshot at {gitdir}; fetch {repo} first", file=sys.stderr)
+    return None
+
+
+def snapshot_files(gitdir: Path, commit: str, *paths: str) -> Iterator[tuple[str, bytes]]:
+    """The files under `paths` at `commit` of a fetched snapshot, path and content, in the
+    tree's order (streamed: a folder of many thousand files is never held whole). What git
+    says on stderr (a snapshot lacks its largest files) is shown only if it fails."""
+    with tempfile.TemporaryFile() as said, subprocess.Popen(
+            ["git", f"--git-dir={gitdir}", "archive", "--format=tar", commit, *paths],
+            stdout=subprocess.PIPE, stderr=said) as archive:
         assert archive.stdout is not None
         with tarfile.open(fileobj=archive.stdout, mode="r|") as tar:
             for member in tar:
                 handle = tar.extractfile(member) if member.isfile() else None
                 if handle is not None:
                     yield member.name, handle.read()
-    if archive.returncode:
-        raise RuntimeError(f"git archive {commit} {folder} in {gitdir} failed")
+        archive.wait()
+        if archive.returncode:
+            said.seek(0)
+            raise RuntimeError(f"git archive {commit} {' '.join(paths)} in {gitdir} failed: "
+                               f"{said.read().decode(errors='replace').strip()}")
 
 
 _READERS = {"keyword-datasets": _keyword_datasets, "evening-news": _evening_news,
