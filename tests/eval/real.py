@@ -139,9 +139,10 @@ def _mean(values: Iterator[float] | list[float]) -> float:
 def relevance(root: Path) -> None:
     """Precision and recall of the relevance rule on the labelled real texts, by language (en,
     ru, zh, the others together) and by source (the label file: `ruzh`, `rt`, ...), each by
-    half: `dev` (used to fit the rule; its misses are listed) and `test` (held out). A text
-    under `min_words` counts as not relevant, as `newsroom ingest` would settle it
-    `too_short`."""
+    half: `dev` (used to fit the rule; its misses are listed) and `test` (held out); then by
+    language again without the labeller's hard calls (a reason marked "(borderline)"), to
+    tell misses people would argue over from plain ones. A text under `min_words` counts as
+    not relevant, as `newsroom ingest` would settle it `too_short`."""
     from pipeline.extract import default_rules
     from pipeline.gazetteer import Gazetteer
     from pipeline.relevance import TopicModel, score_relevance
@@ -165,16 +166,21 @@ def relevance(root: Path) -> None:
             result = score_relevance(text.title, text.text, model)
             kept, why = result.relevant, f"score {result.score}"
         language = text.language if text.language in ("en", "ru", "zh") else "other"
-        for group in (language, f"source {text.part}"):
+        groups = [language, f"source {text.part}"]
+        if not text.hard_call:
+            groups.append(f"{language}, no hard calls")
+        for group in groups:
             decisions.setdefault((text.split, group), []).append((kept, text.relevant))
         if kept != text.relevant and text.split == "dev":
             misses.append(f"  dev {'false positive' if kept else 'missed'} {text.id} "
-                          f"({text.language}, {text.category}, {why}): "
+                          f"({text.language}, {text.category}, {why}"
+                          f"{', a hard call' if text.hard_call else ''}): "
                           f"{(text.title or text.text)[:70]!r}")
     print(f"\nRelevance on {len(texts)} real news texts ({sum(t.relevant for t in texts)} "
           f"relevant; {len(missing)} labelled but not present):")
-    for (split, group), pairs in sorted(decisions.items()):
-        print(f"  {split:<5} {group:<14} {precision_recall(pairs)}")
+    for (split, group), pairs in sorted(decisions.items(), key=lambda item: (
+            item[0][0], "no hard calls" in item[0][1], item[0][1])):
+        print(f"  {split:<5} {group:<23} {precision_recall(pairs)}")
     print("\n".join(misses))
     _languages(texts)
 

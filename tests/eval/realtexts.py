@@ -45,6 +45,7 @@ class LabelledText:
     relevant: bool
     category: str
     both_named: bool
+    hard_call: bool  # the labeller marked the reason "(borderline)"
     title: str
     text: str
 
@@ -78,7 +79,9 @@ def labelled_texts(root: Path) -> tuple[list[LabelledText], list[str]]:
                 part=path.stem.removeprefix("relevance-"), id=label["id"], url=label["url"],
                 language=label["language"],
                 relevant=bool(label["relevant"]), category=label["category"],
-                both_named=bool(label["both_named"]), title=record.get("title") or "",
+                both_named=bool(label["both_named"]),
+                hard_call="(borderline)" in str(label.get("reason", "")),
+                title=record.get("title") or "",
                 text=record["text"]))
     return found, missing
 
