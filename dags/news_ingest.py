@@ -2,10 +2,10 @@
 
 Orchestration only: settings come from the environment (see README), the work is
 `pipeline.ingest.ingest`, mapped over groups of whole sites (`pipeline.ingest.host_groups`), as
-many as run at once: one task polls all of a site's feeds, so the per-host limits of one process
-hold for the site however many tasks run at once, and a task polls its sites' feeds
-`ingest.feed_workers` at once. Only small dicts pass through XCom (feed definitions and
-per-feed counts), never pages.
+many as run at once: one task polls all of a site's feeds, so that tasks seldom wait on one
+another for a host (the delay between requests to a host holds across processes anyway), and a
+task polls its sites' feeds `ingest.feed_workers` at once. Only small dicts pass through XCom
+(feed definitions and per-feed counts), never pages.
 """
 
 from __future__ import annotations

@@ -27,7 +27,15 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 
-from pipeline.polite import HostLimiter, HostPaused, RobotsCache, RobotsStore, Turn, Unavailable
+from pipeline.polite import (
+    HostClock,
+    HostLimiter,
+    HostPaused,
+    RobotsCache,
+    RobotsStore,
+    Turn,
+    Unavailable,
+)
 from pipeline.records import ItemError, Page
 from pipeline.settings import HttpSettings, IPNetwork
 
@@ -96,10 +104,14 @@ def _embedded_ipv4(address: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address
 
 class HttpClient:
     """A small HTTP client holding one connection pool; use as a context manager. With a
-    `robots_store`, robots.txt answers are kept there for the next run (`RobotsCache`)."""
+    `robots_store`, robots.txt answers are kept there for the next run (`RobotsCache`); with a
+    `host_clock`, the starts of requests to a host are spaced across every process fetching at
+    once (`HostLimiter.slot`)."""
 
-    def __init__(self, settings: HttpSettings, robots_store: RobotsStore | None = None) -> None:
+    def __init__(self, settings: HttpSettings, robots_store: RobotsStore | None = None,
+                 host_clock: HostClock | None = None) -> None:
         self._settings = settings
+        self._clock = host_clock
         self._client = httpx.Client(
             headers={"User-Agent": settings.user_agent},
             timeout=httpx.Timeout(settings.read_timeout, connect=settings.connect_timeout),
@@ -214,25 +226,25 @@ class HttpClient:
     def _get_once(self, url: str, address: str,
                   headers: Mapping[str, str]) -> tuple[int, httpx.Headers, bytes]:
         try:
-            with self._limiter.slot(url, max_wait=self._settings.max_pause):
+            with self._limiter.slot(url, max_wait=self._settings.max_pause, clock=self._clock):
                 sent = time.monotonic()
                 try:
                     answer = self._request(url, address, headers)
                 except ItemError as exc:
                     if exc.reason in ("timeout", "connection_error"):
-                        self._limiter.answered(url, ok=False)
+                        self._limiter.answered(url, ok=False, clock=self._clock)
                     raise
                 finally:
                     timer = getattr(self._timers, "current", None)
                     if timer is not None:
                         timer.ms += (time.monotonic() - sent) * 1000
                         timer.requests += 1
-                self._limiter.answered(url, ok=True)
+                self._limiter.answered(url, ok=True, clock=self._clock)
                 status, response_headers, _ = answer
                 wait = retry_after(response_headers.get("retry-after"), datetime.now(UTC)) \
                     if status in (429, 503) else None
                 if wait:  # before the slot is free: no request waiting for it starts sooner
-                    self._limiter.pause(url, wait)
+                    self._limiter.pause(url, wait, clock=self._clock)
                 return answer
         except HostPaused as paused:  # paused or put to rest while this request waited
             said = ("asked for a pause" if paused.why == "rate_limited"

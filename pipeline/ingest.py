@@ -54,6 +54,7 @@ from pipeline.index import (
 )
 from pipeline.ledger import (
     FeedStates,
+    HostStarts,
     Ledger,
     LedgerEntry,
     RobotsAnswers,
@@ -156,7 +157,8 @@ class Ingestor:
         self.progress = progress  # items listed and taken, for a terminal's progress bar
         self.es = es or connect(settings)
         self.http = HttpClient(settings.http,
-                               robots_store=RobotsAnswers(self.es, settings.feed_state_index))
+                               robots_store=RobotsAnswers(self.es, settings.feed_state_index),
+                               host_clock=HostStarts(self.es, settings.feed_state_index))
         self._cpu: CpuStages | None = None
         self._cpu_lock = threading.Lock()
         self.enrich_version = enrichment_version(settings.config_dir / "entities.yaml",
@@ -787,8 +789,8 @@ def _indexer_first(pending: list[tuple[FeedItem, Article, Fingerprint]]
 
 def site_groups(feeds: Iterable[Feed]) -> dict[str, list[Feed]]:
     """The feeds by the site their URL is on (`urls.site_of`), in the order first seen: what
-    one process polls, so that a site's per-host limits hold however many processes poll the
-    others."""
+    one process polls, so that processes polling at once seldom wait on one another for a
+    host (`polite.HostClock` spaces their requests)."""
     groups: dict[str, list[Feed]] = {}
     for feed in feeds:
         groups.setdefault(site_of(feed.url), []).append(feed)

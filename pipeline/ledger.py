@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from elasticsearch import ApiError, Elasticsearch, TransportError, helpers
+from elasticsearch import ApiError, ConflictError, Elasticsearch, TransportError, helpers
 
 from pipeline.discover import FeedState
 from pipeline.records import Outcome
@@ -410,6 +410,58 @@ class RobotsAnswers:
             })
         except (ApiError, TransportError) as exc:
             log.warning("robots.txt of %s could not be kept in %s: %s", origin, self._index, exc)
+
+
+class HostStarts:
+    """When the next request to each host may start, shared by every process fetching at once
+    (`pipeline.polite.HostClock`): one document a host beside the feed states, read and
+    written back with optimistic concurrency, so that no two processes take the same start;
+    a request costs two reads or writes of it where the host delay is not zero. Elasticsearch
+    failing here costs only the sharing: the process then spaces its own requests alone."""
+
+    ATTEMPTS = 20  # takers colliding on one host's document: each retries this often
+
+    def __init__(self, es: Elasticsearch, index: str) -> None:
+        self._es = es
+        self._index = index
+        self._warned = False
+
+    def reserve(self, host: str, earliest: float, delay: float) -> float:
+        return self._advance(host, earliest, delay)
+
+    def hold_off(self, host: str, until: float) -> None:
+        self._advance(host, until, 0.0)
+
+    def _advance(self, host: str, earliest: float, delay: float) -> float:
+        """The host's next start from `earliest` on; the document then says `delay` after it."""
+        doc_id = f"host-{ledger_id(host)}"
+        for _ in range(self.ATTEMPTS):
+            try:
+                doc = self._es.options(ignore_status=404).get(
+                    index=self._index, id=doc_id, source_includes=["host_next_start"])
+                start = max(earliest, float(doc["_source"]["host_next_start"])) \
+                    if doc.get("found") else earliest
+                document = {"host_name": host, "host_next_start": start + delay}
+                if doc.get("found"):
+                    self._es.index(index=self._index, id=doc_id, document=document,
+                                   if_seq_no=doc["_seq_no"], if_primary_term=doc["_primary_term"])
+                else:
+                    self._es.create(index=self._index, id=doc_id, document=document)
+                return start
+            except ConflictError:
+                continue  # another process took a start meanwhile: read it again
+            except (ApiError, TransportError) as exc:
+                self._warn(f"the request starts at {host} could not be shared through "
+                           f"{self._index} ({exc}): this process spaces its own")
+                return earliest
+        self._warn(f"the request starts at {host} stayed contended {self.ATTEMPTS} times in a row: "
+                   "this one is spaced by this process alone")
+        return earliest
+
+    def _warn(self, message: str) -> None:
+        if not self._warned:  # once a run: every request would say it again
+            self._warned = True
+            log.warning(message)
 
 
 def _robots_id(origin: str) -> str:

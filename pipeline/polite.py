@@ -6,8 +6,13 @@ between the starts of two requests to it, and none while the host has asked for 
 their turns at a host in the order they were queued (`HostLimiter.turn`): a host's pages are
 asked in the feed's order, so an answer that pauses the host is heard before the next page.
 
-The limits hold for every HttpClient of a process (threads share them); processes each keep
-their own, which is why the DAG gives all of a site's feeds to one task (`ingest.site_groups`).
+The limits hold for every HttpClient of a process (threads share them). Processes fetching at
+once (the DAGs' tasks, runs of several days, a backfill beside the polls, workers on other
+machines) share the spacing through a `HostClock` (`pipeline.ledger.HostStarts`, kept in
+Elasticsearch): every start at a host, whichever process makes it, is taken from it, at least
+`per_host_delay` after the one before, and a pause a host asked one process for holds for all.
+The concurrency cap is each process's own. The DAG still gives all of a site's feeds to one
+task (`ingest.site_groups`), so that its tasks seldom wait on one another.
 """
 
 from __future__ import annotations
@@ -25,6 +30,22 @@ from protego import Protego
 ROBOTS_TTL = 3600.0  # seconds a host's robots.txt is trusted
 ROBOTS_ERROR_TTL = 60.0  # seconds a robots.txt answering a server error is not asked again
 ROBOTS_MAX_BYTES = 500 * 1024  # RFC 9309: parse at least 500 KiB; what is kept of one
+LATE = 0.05  # seconds a request may start after the start it took before the next start moves
+
+
+class HostClock(Protocol):
+    """When the next request to each host may start, shared by the processes fetching at once
+    (`pipeline.ledger.HostStarts`); times are the wall clock's (`time.time()`)."""
+
+    def reserve(self, host: str, earliest: float, delay: float) -> float:
+        """Take the next start at `host`, no sooner than `earliest`, and leave `delay` seconds
+        after it before the next one; the start taken (no other process takes the same)."""
+        ...
+
+    def hold_off(self, host: str, until: float) -> None:
+        """No start at `host` before `until` (the host asked for a pause, or stopped
+        answering)."""
+        ...
 
 
 class RobotsStore(Protocol):
@@ -64,6 +85,7 @@ class HostPaused(Exception):
 class _Host:
     slots: threading.Semaphore
     lock: threading.Lock = field(default_factory=threading.Lock)
+    taking: threading.Lock = field(default_factory=threading.Lock)  # a request taking its start
     next_start: float = 0.0
     why_paused: str = "rate_limited"
     failures: int = 0  # requests in a row that timed out or could not connect
@@ -143,28 +165,51 @@ class HostLimiter:
             return Turn(host, host.last_turn, self._concurrency)
 
     @contextmanager
-    def slot(self, url: str, max_wait: float | None = None) -> Iterator[None]:
+    def slot(self, url: str, max_wait: float | None = None,
+             clock: HostClock | None = None) -> Iterator[None]:
         """Hold one of the host's slots for the duration of a request, starting it no sooner
-        than `delay` after the previous start on that host. Raises `HostPaused` instead of
-        waiting longer than `max_wait` (the host was paused or put to rest while this request
-        waited for its slot)."""
-        host = self._host(urlsplit(url).netloc.lower())
+        than `delay` after the previous start on that host, this process's or, with a `clock`,
+        any process's. Raises `HostPaused` instead of waiting longer than `max_wait` (the host
+        was paused or put to rest while this request waited for its slot)."""
+        netloc = urlsplit(url).netloc.lower()
+        host = self._host(netloc)
         with host.slots:
-            with host.lock:
-                wait = host.next_start - time.monotonic()
-                if max_wait is not None and wait > max_wait:
-                    raise HostPaused(wait, host.why_paused)
-                host.next_start = max(host.next_start, time.monotonic()) + self._delay
+            # one request of this process at a time takes its start, so that the starts are
+            # taken in the order this process gives them (none is left unused between two)
+            with host.taking:
+                with host.lock:
+                    wait = host.next_start - time.monotonic()
+                    if max_wait is not None and wait > max_wait:
+                        raise HostPaused(wait, host.why_paused)
+                    host.next_start = max(host.next_start, time.monotonic()) + self._delay
+                if clock is not None and self._delay > 0:
+                    wall, now = time.time(), time.monotonic()
+                    start = clock.reserve(netloc, wall + max(0.0, wait), self._delay)
+                    with host.lock:  # this process's next start comes after the one taken
+                        host.next_start = max(host.next_start, now + start - wall + self._delay)
+                    wait = start - time.time()  # (the time taking it took is part of the wait)
+                    if max_wait is not None and wait > max_wait:
+                        raise HostPaused(wait, "rate_limited")
+                    if wait < -LATE:  # taking it took longer than the wait: it starts now,
+                        clock.hold_off(netloc, time.time() + self._delay)  # the next after it
+                        with host.lock:
+                            host.next_start = max(host.next_start,
+                                                  time.monotonic() + self._delay)
             if wait > 0:
                 time.sleep(wait)
             yield
 
-    def pause(self, url: str, seconds: float, why: str = "rate_limited") -> None:
-        """No request to `url`'s host starts in the next `seconds`."""
-        host = self._host(urlsplit(url).netloc.lower())
+    def pause(self, url: str, seconds: float, why: str = "rate_limited",
+              clock: HostClock | None = None) -> None:
+        """No request to `url`'s host starts in the next `seconds` (from any process, with a
+        `clock`)."""
+        netloc = urlsplit(url).netloc.lower()
+        host = self._host(netloc)
         with host.lock:
             if time.monotonic() + seconds > host.next_start:
                 host.next_start, host.why_paused = time.monotonic() + seconds, why
+        if clock is not None:
+            clock.hold_off(netloc, time.time() + seconds)
 
     def wait_left(self, url: str) -> tuple[float, str]:
         """Seconds until a request to `url`'s host may start, and why it waits: `rate_limited`
@@ -173,7 +218,7 @@ class HostLimiter:
         with host.lock:
             return max(0.0, host.next_start - time.monotonic()), host.why_paused
 
-    def answered(self, url: str, ok: bool) -> None:
+    def answered(self, url: str, ok: bool, clock: HostClock | None = None) -> None:
         """Count a request that was answered (`ok`) or timed out / could not connect; after
         `strikes` of those in a row the host rests for `rest` seconds: one stalled host costs a
         run a few timeouts, not one per item."""
@@ -182,7 +227,7 @@ class HostLimiter:
             host.failures = 0 if ok else host.failures + 1
             stalled = host.failures >= self._strikes
         if stalled:
-            self.pause(url, self._rest, why="host_unresponsive")
+            self.pause(url, self._rest, why="host_unresponsive", clock=clock)
 
     def _host(self, netloc: str) -> _Host:
         with self._lock:

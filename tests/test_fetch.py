@@ -4,6 +4,9 @@ local HTTP server."""
 from __future__ import annotations
 
 import itertools
+import json
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -15,10 +18,10 @@ import pytest
 from elasticsearch import Elasticsearch
 
 from pipeline.fetch import MAX_RETRY_AFTER, HttpClient, check_address, retry_after
-from pipeline.ledger import RobotsAnswers, ledger_id
+from pipeline.ledger import HostStarts, RobotsAnswers, ledger_id
 from pipeline.polite import HostLimiter, Turn
 from pipeline.records import ItemError
-from pipeline.settings import HttpSettings, Settings, parse_nets
+from pipeline.settings import PROJECT_ROOT, HttpSettings, Settings, parse_nets
 
 LOOPBACK = parse_nets("127.0.0.0/8")
 
@@ -220,6 +223,89 @@ def test_two_feeds_on_one_host_never_exceed_the_cap(counting_server: str) -> Non
     starts = sorted(_CountingHandler.starts)
     assert len(starts) == 12
     assert min(b - a for a, b in itertools.pairwise(starts)) >= 0.04
+
+
+# One process fetching pages from the counting server, as a DAG task of its own does: it starts
+# at the wall-clock time given, so that the processes of a test ask the host at once.
+_FETCHER = """
+import json, sys, time
+from dataclasses import replace
+from pipeline.fetch import HttpClient
+from pipeline.ledger import HostStarts
+from pipeline.settings import PROJECT_ROOT, HttpSettings, Settings, parse_nets
+from pipeline.store import connect
+server, elasticsearch, index, at, shared = json.loads(sys.argv[1])
+settings = HttpSettings(allow_nets=parse_nets("127.0.0.0/8"), per_host_concurrency=2,
+                        per_host_delay=0.4)
+clock = HostStarts(connect(replace(Settings.load(), elasticsearch_url=elasticsearch)), index) \
+    if shared else None
+with HttpClient(settings, host_clock=clock) as client:
+    time.sleep(max(0.0, at - time.time()))
+    for n in range(4):
+        client.get(f"{server}/page-{n}.xml")
+"""
+
+
+def _fetch_at_once(server: str, settings: Settings, shared: bool) -> list[float]:
+    """Three processes fetching four pages each from `server` at once, with a host delay of
+    0.4 s, sharing their starts through Elasticsearch or not: the starts the server saw."""
+    _CountingHandler.starts = []
+    at = time.time() + 3.0  # every process imported and connected by then
+    processes = [subprocess.Popen(
+        [sys.executable, "-c", _FETCHER,
+         json.dumps([server, settings.elasticsearch_url, settings.feed_state_index, at, shared])],
+        cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(3)]
+    for process in processes:
+        _, error = process.communicate(timeout=120)
+        assert process.returncode == 0, error
+    return sorted(_CountingHandler.starts)
+
+
+def test_processes_fetching_one_host_at_once_keep_its_delay_between_all_their_starts(
+        counting_server: str, es: Elasticsearch, fresh_settings: Settings) -> None:
+    """Tasks of the DAGs, days of a backfill run at once and workers on other machines each
+    poll in a process of their own: the host delay holds between the starts of all of them,
+    not only within each. Without the shared starts, they ask the host at once."""
+    apart = _fetch_at_once(counting_server, fresh_settings, shared=False)
+    assert len(apart) == 12
+    assert min(b - a for a, b in itertools.pairwise(apart)) < 0.1
+    together = _fetch_at_once(counting_server, fresh_settings, shared=True)
+    assert len(together) == 12
+    assert min(b - a for a, b in itertools.pairwise(together)) >= 0.3  # 0.4, less jitter
+
+
+def test_host_starts_are_each_taken_once_by_takers_at_once(es: Elasticsearch,
+                                                           fresh_settings: Settings) -> None:
+    """Four takers (each as if another process) take ten starts each at one host at once: no
+    two take the same start, each start is the delay after another; a pause pushes the next
+    start past it; and with Elasticsearch out of reach a taker spaces its own starts."""
+    index = fresh_settings.feed_state_index
+    delay, taken = 0.05, []
+    lock = threading.Lock()
+
+    def take() -> None:
+        clock = HostStarts(es, index)
+        for _ in range(10):
+            start = clock.reserve("news.example:443", time.time(), delay)
+            with lock:
+                taken.append(start)
+
+    threads = [threading.Thread(target=take) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert len(taken) == 40
+    assert min(b - a for a, b in itertools.pairwise(sorted(taken))) >= delay - 1e-6
+    clock = HostStarts(es, index)
+    until = time.time() + 600
+    clock.hold_off("news.example:443", until)
+    assert clock.reserve("news.example:443", time.time(), delay) >= until
+    assert clock.reserve("other.example", 5.0, delay) == 5.0  # another host: no wait
+    unreachable = HostStarts(Elasticsearch("http://127.0.0.1:9", request_timeout=2,
+                                           max_retries=0), "nowhere-feeds")
+    assert unreachable.reserve("news.example:443", 7.0, delay) == 7.0
 
 
 def test_items_take_their_turns_at_a_host_in_the_order_queued() -> None:
