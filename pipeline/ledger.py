@@ -414,16 +414,18 @@ class RobotsAnswers:
 
 class HostStarts:
     """When the next request to each host may start, shared by every process fetching at once
-    (`pipeline.polite.HostClock`): one document a host beside the feed states, read and
-    written back with optimistic concurrency, so that no two processes take the same start;
-    a request costs two reads or writes of it where the host delay is not zero. Elasticsearch
-    failing here costs only the sharing: the process then spaces its own requests alone."""
+    (`pipeline.polite.HostClock`): one document a host beside the feed states, written with
+    optimistic concurrency (`if_seq_no`), so that no two processes take the same start. A
+    process remembers what it last wrote: a request costs one write where no other process
+    took a start at the host since, and a read and a write where one did. Elasticsearch failing
+    here costs only the sharing: the process then spaces its own requests alone."""
 
     ATTEMPTS = 20  # takers colliding on one host's document: each retries this often
 
     def __init__(self, es: Elasticsearch, index: str) -> None:
         self._es = es
         self._index = index
+        self._written: dict[str, tuple[int, int, float]] = {}  # host -> seq_no, term, next
         self._warned = False
 
     def reserve(self, host: str, earliest: float, delay: float) -> float:
@@ -437,19 +439,19 @@ class HostStarts:
         doc_id = f"host-{ledger_id(host)}"
         for _ in range(self.ATTEMPTS):
             try:
-                doc = self._es.options(ignore_status=404).get(
-                    index=self._index, id=doc_id, source_includes=["host_next_start"])
-                start = max(earliest, float(doc["_source"]["host_next_start"])) \
-                    if doc.get("found") else earliest
+                known = self._written.get(host) or self._read(doc_id)
+                start = max(earliest, known[2]) if known else earliest
                 document = {"host_name": host, "host_next_start": start + delay}
-                if doc.get("found"):
-                    self._es.index(index=self._index, id=doc_id, document=document,
-                                   if_seq_no=doc["_seq_no"], if_primary_term=doc["_primary_term"])
+                if known:
+                    written = self._es.index(index=self._index, id=doc_id, document=document,
+                                             if_seq_no=known[0], if_primary_term=known[1])
                 else:
-                    self._es.create(index=self._index, id=doc_id, document=document)
+                    written = self._es.create(index=self._index, id=doc_id, document=document)
+                self._written[host] = (written["_seq_no"], written["_primary_term"],
+                                       start + delay)
                 return start
             except ConflictError:
-                continue  # another process took a start meanwhile: read it again
+                self._written.pop(host, None)  # another process took a start: read it again
             except (ApiError, TransportError) as exc:
                 self._warn(f"the request starts at {host} could not be shared through "
                            f"{self._index} ({exc}): this process spaces its own")
@@ -457,6 +459,13 @@ class HostStarts:
         self._warn(f"the request starts at {host} stayed contended {self.ATTEMPTS} times in a row: "
                    "this one is spaced by this process alone")
         return earliest
+
+    def _read(self, doc_id: str) -> tuple[int, int, float] | None:
+        doc = self._es.options(ignore_status=404).get(
+            index=self._index, id=doc_id, source_includes=["host_next_start"])
+        if not doc.get("found"):
+            return None
+        return doc["_seq_no"], doc["_primary_term"], float(doc["_source"]["host_next_start"])
 
     def _warn(self, message: str) -> None:
         if not self._warned:  # once a run: every request would say it again
