@@ -183,21 +183,31 @@ class HostLimiter:
                         raise HostPaused(wait, host.why_paused)
                     host.next_start = max(host.next_start, time.monotonic()) + self._delay
                 if clock is not None and self._delay > 0:
-                    wall, now = time.time(), time.monotonic()
-                    start = clock.reserve(netloc, wall + max(0.0, wait), self._delay)
-                    with host.lock:  # this process's next start comes after the one taken
-                        host.next_start = max(host.next_start, now + start - wall + self._delay)
-                    wait = start - time.time()  # (the time taking it took is part of the wait)
+                    wait = self._shared_start(netloc, host, clock, wait)
                     if max_wait is not None and wait > max_wait:
                         raise HostPaused(wait, "rate_limited")
-                    if wait < -LATE:  # taking it took longer than the wait: it starts now,
-                        clock.hold_off(netloc, time.time() + self._delay)  # the next after it
-                        with host.lock:
-                            host.next_start = max(host.next_start,
-                                                  time.monotonic() + self._delay)
             if wait > 0:
                 time.sleep(wait)
             yield
+
+    def _shared_start(self, netloc: str, host: _Host, clock: HostClock, wait: float) -> float:
+        """Take this request's start from `clock`, no sooner than this process's own `wait`
+        allows; the seconds left to wait for it. This process's next start comes `delay` after
+        it, or after now where taking it took longer than the wait (then the clock hears so)."""
+        wall, now = time.time(), time.monotonic()
+        start = clock.reserve(netloc, wall + max(0.0, wait), self._delay)
+        self._not_before(host, now + start - wall + self._delay)
+        wait = start - time.time()  # (the time taking it took is part of the wait)
+        if wait < -LATE:  # it starts now, later than the start taken: the next a delay after
+            clock.hold_off(netloc, time.time() + self._delay)
+            self._not_before(host, time.monotonic() + self._delay)
+        return wait
+
+    @staticmethod
+    def _not_before(host: _Host, moment: float) -> None:
+        """No request of this process to `host` starts before `moment` (monotonic)."""
+        with host.lock:
+            host.next_start = max(host.next_start, moment)
 
     def pause(self, url: str, seconds: float, why: str = "rate_limited",
               clock: HostClock | None = None) -> None:
