@@ -8,9 +8,10 @@ the feed before the ledger and the validators are written, so the next run fetch
 body again and finishes the job; ids are idempotent, so nothing is indexed twice.
 
 Concurrency: `ingest` polls up to `ingest.feed_workers` feeds at once, and a feed's pages are
-fetched up to `ingest.fetch_workers` at once, in threads that share the process's per-host
-limits (`pipeline.polite`), so many hosts are in flight while no host sees more than
-`per_host_concurrency` requests or starts closer than `per_host_delay`. The pages are then
+fetched up to `ingest.fetch_workers` at once, in threads that share the per-host limits
+(`pipeline.polite`, held across processes through the feed-state index), so many hosts are in
+flight while no host sees more than `per_host_concurrency` requests or starts closer than
+`per_host_delay`. The pages are then
 taken in the feed's order. What only computes (reading a page, enriching the accepted
 articles) runs on `ingest.cpu_workers` processes (`pipeline.cpu`): a fetch thread hands its
 page over to be read as soon as it has it; `pipeline.cpu` is loaded when the first page is,
@@ -158,7 +159,8 @@ class Ingestor:
         self.es = es or connect(settings)
         self.http = HttpClient(settings.http,
                                robots_store=RobotsAnswers(self.es, settings.feed_state_index),
-                               host_clock=HostStarts(self.es, settings.feed_state_index))
+                               host_clock=HostStarts(self.es, settings.feed_state_index,
+                                                     settings.http.longest_request))
         self._cpu: CpuStages | None = None
         self._cpu_lock = threading.Lock()
         self.enrich_version = enrichment_version(settings.config_dir / "entities.yaml",

@@ -7,7 +7,12 @@ it depends on have succeeded, so an interrupted run leaves nothing marked done t
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
+import random
+import threading
+import time
+import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -412,60 +417,119 @@ class RobotsAnswers:
             log.warning("robots.txt of %s could not be kept in %s: %s", origin, self._index, exc)
 
 
+@dataclass(frozen=True)
+class _HostRecord:
+    """A host's document as this process last wrote or read it."""
+
+    seq_no: int
+    term: int
+    next_start: float
+    leases: dict[str, float]  # requests holding a place at the host -> when the place lapses
+
+
 class HostStarts:
-    """When the next request to each host may start, shared by every process fetching at once
-    (`pipeline.polite.HostClock`): one document a host beside the feed states, written with
-    optimistic concurrency (`if_seq_no`), so that no two processes take the same start. A
-    process remembers what it last wrote: a request costs one write where no other process
-    took a start at the host since, and a read and a write where one did. Elasticsearch failing
-    here costs only the sharing: the process then spaces its own requests alone."""
+    """When the next request to each host may start, and which requests hold its places, shared
+    by every process fetching at once (`pipeline.polite.HostClock`): one document a host beside
+    the feed states, written with optimistic concurrency (`if_seq_no`), so that no two processes
+    take the same start, nor more places than the host has. A request's place is written with
+    its start and given back when it ends; one whose process was killed lapses `lease_seconds`
+    after its start (the longest a request may take). A process remembers what it last wrote:
+    taking a start costs one write where no other process wrote the host's document since, and
+    a read and a write where one did; giving the place back, one more. Elasticsearch failing
+    here costs only the sharing: the process then keeps the limits among its own requests."""
 
-    ATTEMPTS = 20  # takers colliding on one host's document: each retries this often
+    ATTEMPTS = 50  # takers colliding on one host's document: each retries this often
 
-    def __init__(self, es: Elasticsearch, index: str) -> None:
+    def __init__(self, es: Elasticsearch, index: str, lease_seconds: float = 120.0) -> None:
         self._es = es
         self._index = index
-        self._written: dict[str, tuple[int, int, float]] = {}  # host -> seq_no, term, next
+        self._lease_seconds = lease_seconds
+        self._owner = uuid.uuid4().hex[:12]  # this process's places, told from the others'
+        self._leases = itertools.count(1)
+        self._written: dict[str, _HostRecord] = {}
+        self._locks: dict[str, threading.Lock] = {}
+        self._locks_lock = threading.Lock()
         self._warned = False
 
-    def reserve(self, host: str, earliest: float, delay: float) -> float:
-        return self._advance(host, earliest, delay)
+    def reserve(self, host: str, earliest: float, delay: float,
+                places: int) -> tuple[float, str | None] | None:
+        lease = f"{self._owner}-{next(self._leases)}"
+
+        def take(next_start: float, leases: dict[str, float]
+                 ) -> tuple[float, dict[str, float], tuple[float, str | None]] | None:
+            if len(leases) >= places:
+                return None
+            start = max(earliest, next_start)
+            return start + delay, {**leases, lease: start + self._lease_seconds}, (start, lease)
+
+        return self._update(host, take, failed=(earliest, None))
+
+    def release(self, host: str, lease: str) -> None:
+        self._update(host, lambda next_start, leases: (
+            next_start, {key: until for key, until in leases.items() if key != lease}, None),
+            failed=None)
 
     def hold_off(self, host: str, until: float) -> None:
-        self._advance(host, until, 0.0)
+        self._update(host, lambda next_start, leases: (max(next_start, until), leases, None),
+                     failed=None)
 
-    def _advance(self, host: str, earliest: float, delay: float) -> float:
-        """The host's next start from `earliest` on; the document then says `delay` after it."""
+    def _update(self, host: str, change: Callable[[float, dict[str, float]], tuple[
+            float, dict[str, float], Any] | None], failed: Any) -> Any:
+        """Write `change` of the host's next start and places (those lapsed left out); what it
+        gives back, or None without writing where it says None (every place is held: the
+        document is read afresh next time), or `failed` where Elasticsearch cannot keep it."""
         doc_id = f"host-{ledger_id(host)}"
-        for _ in range(self.ATTEMPTS):
-            try:
-                known = self._written.get(host) or self._read(doc_id)
-                start = max(earliest, known[2]) if known else earliest
-                document = {"host_name": host, "host_next_start": start + delay}
-                if known:
-                    written = self._es.index(index=self._index, id=doc_id, document=document,
-                                             if_seq_no=known[0], if_primary_term=known[1])
-                else:
-                    written = self._es.create(index=self._index, id=doc_id, document=document)
-                self._written[host] = (written["_seq_no"], written["_primary_term"],
-                                       start + delay)
-                return start
-            except ConflictError:
-                self._written.pop(host, None)  # another process took a start: read it again
-            except (ApiError, TransportError) as exc:
-                self._warn(f"the request starts at {host} could not be shared through "
-                           f"{self._index} ({exc}): this process spaces its own")
-                return earliest
-        self._warn(f"the request starts at {host} stayed contended {self.ATTEMPTS} times in a row: "
-                   "this one is spaced by this process alone")
-        return earliest
+        with self._lock(host):  # this process's own writes of a host do not collide
+            for attempt in range(self.ATTEMPTS):
+                try:
+                    known = self._written.get(host) or self._read(doc_id)
+                    now = time.time()
+                    changed = change(known.next_start if known else 0.0, {
+                        key: until for key, until in (known.leases if known else {}).items()
+                        if until > now})
+                    if changed is None:
+                        self._written.pop(host, None)
+                        return None
+                    next_start, leases, result = changed
+                    document = {"host_name": host, "host_next_start": next_start,
+                                "host_leases": [{"lease": key, "until": until}
+                                                for key, until in leases.items()]}
+                    if known:
+                        written = self._es.index(index=self._index, id=doc_id,
+                                                 document=document, if_seq_no=known.seq_no,
+                                                 if_primary_term=known.term)
+                    else:
+                        written = self._es.create(index=self._index, id=doc_id,
+                                                  document=document)
+                    self._written[host] = _HostRecord(written["_seq_no"],
+                                                      written["_primary_term"], next_start,
+                                                      leases)
+                    return result
+                except ConflictError:
+                    self._written.pop(host, None)  # another process wrote it: read it again
+                    # after a moment, longer each time, so that takers colliding at once part
+                    time.sleep(random.uniform(0.0, min(0.1, 0.002 * 2 ** attempt)))
+                except (ApiError, TransportError) as exc:
+                    self._warn(f"the requests to {host} could not be shared through "
+                               f"{self._index} ({exc}): this process limits its own")
+                    return failed
+        self._warn(f"the requests to {host} stayed contended {self.ATTEMPTS} times in a row: "
+                   "this one is limited by this process alone")
+        return failed
 
-    def _read(self, doc_id: str) -> tuple[int, int, float] | None:
+    def _read(self, doc_id: str) -> _HostRecord | None:
         doc = self._es.options(ignore_status=404).get(
-            index=self._index, id=doc_id, source_includes=["host_next_start"])
+            index=self._index, id=doc_id, source_includes=["host_next_start", "host_leases"])
         if not doc.get("found"):
             return None
-        return doc["_seq_no"], doc["_primary_term"], float(doc["_source"]["host_next_start"])
+        source = doc["_source"]
+        return _HostRecord(doc["_seq_no"], doc["_primary_term"], float(source["host_next_start"]),
+                           {lease["lease"]: float(lease["until"])
+                            for lease in source.get("host_leases") or []})
+
+    def _lock(self, host: str) -> threading.Lock:
+        with self._locks_lock:
+            return self._locks.setdefault(host, threading.Lock())
 
     def _warn(self, message: str) -> None:
         if not self._warned:  # once a run: every request would say it again

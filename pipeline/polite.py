@@ -8,11 +8,13 @@ asked in the feed's order, so an answer that pauses the host is heard before the
 
 The limits hold for every HttpClient of a process (threads share them). Processes fetching at
 once (the DAGs' tasks, runs of several days, a backfill beside the polls, workers on other
-machines) share the spacing through a `HostClock` (`pipeline.ledger.HostStarts`, kept in
+machines) share both limits through a `HostClock` (`pipeline.ledger.HostStarts`, kept in
 Elasticsearch): every start at a host, whichever process makes it, is taken from it, at least
-`per_host_delay` after the one before, and a pause a host asked one process for holds for all.
-The concurrency cap is each process's own. The DAG still gives all of a site's feeds to one
-task (`ingest.site_groups`), so that its tasks seldom wait on one another.
+`per_host_delay` after the one before, and with it one of the host's `per_host_concurrency`
+places, given back when the request ends; a pause a host asked one process for holds for all.
+(With a host delay of 0, as in tests and the load bench, each process keeps its own limits.)
+The DAG still gives all of a site's feeds to one task (`ingest.site_groups`), so that its
+tasks seldom wait on one another.
 """
 
 from __future__ import annotations
@@ -31,15 +33,24 @@ ROBOTS_TTL = 3600.0  # seconds a host's robots.txt is trusted
 ROBOTS_ERROR_TTL = 60.0  # seconds a robots.txt answering a server error is not asked again
 ROBOTS_MAX_BYTES = 500 * 1024  # RFC 9309: parse at least 500 KiB; what is kept of one
 LATE = 0.05  # seconds a request may start after the start it took before the next start moves
+FULL_POLL = 0.25  # seconds between looks at a host whose every place other processes hold
 
 
 class HostClock(Protocol):
-    """When the next request to each host may start, shared by the processes fetching at once
-    (`pipeline.ledger.HostStarts`); times are the wall clock's (`time.time()`)."""
+    """When the next request to each host may start, and which requests hold its places,
+    shared by the processes fetching at once (`pipeline.ledger.HostStarts`); times are the wall
+    clock's (`time.time()`)."""
 
-    def reserve(self, host: str, earliest: float, delay: float) -> float:
-        """Take the next start at `host`, no sooner than `earliest`, and leave `delay` seconds
-        after it before the next one; the start taken (no other process takes the same)."""
+    def reserve(self, host: str, earliest: float, delay: float,
+                places: int) -> tuple[float, str | None] | None:
+        """Take the next start at `host`, no sooner than `earliest`, leave `delay` seconds after
+        it before the next one, and hold one of the host's `places` until `release`: the start
+        taken (no other process takes the same) and the place's name (None where it could not
+        be shared); None where requests of any process hold every place (ask again later)."""
+        ...
+
+    def release(self, host: str, lease: str) -> None:
+        """Give back the place `reserve` named (the request is over)."""
         ...
 
     def hold_off(self, host: str, until: float) -> None:
@@ -167,13 +178,15 @@ class HostLimiter:
     @contextmanager
     def slot(self, url: str, max_wait: float | None = None,
              clock: HostClock | None = None) -> Iterator[None]:
-        """Hold one of the host's slots for the duration of a request, starting it no sooner
+        """Hold one of the host's places for the duration of a request, starting it no sooner
         than `delay` after the previous start on that host, this process's or, with a `clock`,
-        any process's. Raises `HostPaused` instead of waiting longer than `max_wait` (the host
-        was paused or put to rest while this request waited for its slot)."""
+        any process's (and then only while fewer than `concurrency` requests of any process
+        are going there). Raises `HostPaused` instead of waiting longer than `max_wait` (the
+        host was paused or put to rest while this request waited for its place)."""
         netloc = urlsplit(url).netloc.lower()
         host = self._host(netloc)
         with host.slots:
+            lease = None
             # one request of this process at a time takes its start, so that the starts are
             # taken in the order this process gives them (none is left unused between two)
             with host.taking:
@@ -183,25 +196,38 @@ class HostLimiter:
                         raise HostPaused(wait, host.why_paused)
                     host.next_start = max(host.next_start, time.monotonic()) + self._delay
                 if clock is not None and self._delay > 0:
-                    wait = self._shared_start(netloc, host, clock, wait)
+                    wait, lease = self._shared_start(netloc, host, clock, wait)
                     if max_wait is not None and wait > max_wait:
+                        if lease is not None:
+                            clock.release(netloc, lease)
                         raise HostPaused(wait, "rate_limited")
-            if wait > 0:
-                time.sleep(wait)
-            yield
+            try:
+                if wait > 0:
+                    time.sleep(wait)
+                yield
+            finally:
+                if clock is not None and lease is not None:  # before the place is free here
+                    clock.release(netloc, lease)
 
-    def _shared_start(self, netloc: str, host: _Host, clock: HostClock, wait: float) -> float:
-        """Take this request's start from `clock`, no sooner than this process's own `wait`
-        allows; the seconds left to wait for it. This process's next start comes `delay` after
-        it, or after now where taking it took longer than the wait (then the clock hears so)."""
+    def _shared_start(self, netloc: str, host: _Host, clock: HostClock,
+                      wait: float) -> tuple[float, str | None]:
+        """Take this request's start and place from `clock`, no sooner than this process's own
+        `wait` allows, waiting while requests of other processes hold the host's every place:
+        the seconds left to wait for the start, and the place's name. This process's next start
+        comes `delay` after it, or after now where taking it took longer than the wait (then
+        the clock hears so)."""
+        earliest = time.time() + max(0.0, wait)
+        while (taken := clock.reserve(netloc, max(earliest, time.time()), self._delay,
+                                      self._concurrency)) is None:
+            time.sleep(FULL_POLL)
+        start, lease = taken
         wall, now = time.time(), time.monotonic()
-        start = clock.reserve(netloc, wall + max(0.0, wait), self._delay)
         self._not_before(host, now + start - wall + self._delay)
         wait = start - time.time()  # (the time taking it took is part of the wait)
         if wait < -LATE:  # it starts now, later than the start taken: the next a delay after
             clock.hold_off(netloc, time.time() + self._delay)
             self._not_before(host, time.monotonic() + self._delay)
-        return wait
+        return wait, lease
 
     @staticmethod
     def _not_before(host: _Host, moment: float) -> None:

@@ -106,6 +106,12 @@ class HttpSettings:
     allow_nets: tuple[IPNetwork, ...] = ()
 
     @property
+    def longest_request(self) -> float:
+        """Seconds one request may last at most: connecting, then the whole response (whose
+        deadline is looked at between chunks, each of which may take a read timeout)."""
+        return self.connect_timeout + self.total_timeout + self.read_timeout
+
+    @property
     def robots_agent(self) -> str:
         """The product token robots.txt rules are matched against ("newsroom")."""
         return self.user_agent.split("/", 1)[0].strip() or "*"

@@ -234,11 +234,11 @@ from pipeline.fetch import HttpClient
 from pipeline.ledger import HostStarts
 from pipeline.settings import PROJECT_ROOT, HttpSettings, Settings, parse_nets
 from pipeline.store import connect
-server, elasticsearch, index, at, shared = json.loads(sys.argv[1])
-settings = HttpSettings(allow_nets=parse_nets("127.0.0.0/8"), per_host_concurrency=2,
-                        per_host_delay=0.4)
-clock = HostStarts(connect(replace(Settings.load(), elasticsearch_url=elasticsearch)), index) \
-    if shared else None
+server, elasticsearch, index, at, shared, places, delay = json.loads(sys.argv[1])
+settings = HttpSettings(allow_nets=parse_nets("127.0.0.0/8"), per_host_concurrency=places,
+                        per_host_delay=delay)
+clock = HostStarts(connect(replace(Settings.load(), elasticsearch_url=elasticsearch)), index,
+                   settings.longest_request) if shared else None
 with HttpClient(settings, host_clock=clock) as client:
     time.sleep(max(0.0, at - time.time()))
     for n in range(4):
@@ -246,14 +246,18 @@ with HttpClient(settings, host_clock=clock) as client:
 """
 
 
-def _fetch_at_once(server: str, settings: Settings, shared: bool) -> list[float]:
-    """Three processes fetching four pages each from `server` at once, with a host delay of
-    0.4 s, sharing their starts through Elasticsearch or not: the starts the server saw."""
+def _fetch_at_once(server: str, settings: Settings, shared: bool, places: int = 2,
+                   delay: float = 0.4) -> list[float]:
+    """Three processes fetching four pages each from `server` at once (each page answered
+    after 0.2 s), with `places` requests at a time and `delay` between starts at a host,
+    sharing them through Elasticsearch or not: the starts the server saw."""
     _CountingHandler.starts = []
+    _CountingHandler.in_flight = _CountingHandler.most = 0
     at = time.time() + 3.0  # every process imported and connected by then
     processes = [subprocess.Popen(
         [sys.executable, "-c", _FETCHER,
-         json.dumps([server, settings.elasticsearch_url, settings.feed_state_index, at, shared])],
+         json.dumps([server, settings.elasticsearch_url, settings.feed_state_index, at, shared,
+                     places, delay])],
         cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for _ in range(3)]
     for process in processes:
@@ -275,6 +279,19 @@ def test_processes_fetching_one_host_at_once_keep_its_delay_between_all_their_st
     assert min(b - a for a, b in itertools.pairwise(together)) >= 0.3  # 0.4, less jitter
 
 
+def test_processes_fetching_one_slow_host_at_once_keep_to_its_places(
+        counting_server: str, es: Elasticsearch, fresh_settings: Settings) -> None:
+    """A host that answers slowly (0.2 s, against a host delay of 0.05 s) gets at most
+    `per_host_concurrency` requests at a time from all the processes fetching it, not that
+    many from each: here one place, three processes, each on its own would keep it."""
+    _fetch_at_once(counting_server, fresh_settings, shared=False, places=1, delay=0.05)
+    assert _CountingHandler.most >= 2  # each process keeps to one, the host gets more
+    together = _fetch_at_once(counting_server, fresh_settings, shared=True, places=1,
+                              delay=0.05)
+    assert len(together) == 12
+    assert _CountingHandler.most == 1
+
+
 def test_host_starts_are_each_taken_once_by_takers_at_once(es: Elasticsearch,
                                                            fresh_settings: Settings) -> None:
     """Four takers (each as if another process) take ten starts each at one host at once: no
@@ -287,9 +304,11 @@ def test_host_starts_are_each_taken_once_by_takers_at_once(es: Elasticsearch,
     def take() -> None:
         clock = HostStarts(es, index)
         for _ in range(10):
-            start = clock.reserve("news.example:443", time.time(), delay)
+            reserved = clock.reserve("news.example:443", time.time(), delay, 4)
+            assert reserved is not None and reserved[1] is not None
+            clock.release("news.example:443", reserved[1])
             with lock:
-                taken.append(start)
+                taken.append(reserved[0])
 
     threads = [threading.Thread(target=take) for _ in range(4)]
     for thread in threads:
@@ -301,11 +320,37 @@ def test_host_starts_are_each_taken_once_by_takers_at_once(es: Elasticsearch,
     clock = HostStarts(es, index)
     until = time.time() + 600
     clock.hold_off("news.example:443", until)
-    assert clock.reserve("news.example:443", time.time(), delay) >= until
-    assert clock.reserve("other.example", 5.0, delay) == 5.0  # another host: no wait
+    assert _start(clock.reserve("news.example:443", time.time(), delay, 1)) >= until
+    assert _start(clock.reserve("other.example", 5.0, delay, 1)) == 5.0  # another host
     unreachable = HostStarts(Elasticsearch("http://127.0.0.1:9", request_timeout=2,
                                            max_retries=0), "nowhere-feeds")
-    assert unreachable.reserve("news.example:443", 7.0, delay) == 7.0
+    assert unreachable.reserve("news.example:443", 7.0, delay, 1) == (7.0, None)
+
+
+def test_a_hosts_places_are_held_until_given_back_or_lapsed(es: Elasticsearch,
+                                                            fresh_settings: Settings) -> None:
+    """A host with one place: while one process's request holds it, another's cannot take a
+    start; given back, it can. A place whose process was killed mid-request lapses once the
+    longest a request may last has passed."""
+    index = fresh_settings.feed_state_index
+    first, second = HostStarts(es, index), HostStarts(es, index)
+    held = first.reserve("slow.example", time.time(), 0.0, 1)
+    assert held is not None and held[1] is not None
+    assert second.reserve("slow.example", time.time(), 0.0, 1) is None
+    first.release("slow.example", held[1])
+    assert second.reserve("slow.example", time.time(), 0.0, 1) is not None
+    assert first.reserve("slow.example", time.time(), 0.0, 1) is None  # the other one holds
+    assert first.reserve("slow.example", time.time(), 0.0, 2) is not None  # of two, one free
+    killed = HostStarts(es, index, lease_seconds=0.5)
+    assert killed.reserve("gone.example", time.time(), 0.0, 1) is not None  # never given back
+    assert second.reserve("gone.example", time.time(), 0.0, 1) is None
+    time.sleep(0.6)
+    assert second.reserve("gone.example", time.time(), 0.0, 1) is not None
+
+
+def _start(reserved: tuple[float, str | None] | None) -> float:
+    assert reserved is not None
+    return reserved[0]
 
 
 def test_items_take_their_turns_at_a_host_in_the_order_queued() -> None:
