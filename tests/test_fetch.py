@@ -148,7 +148,8 @@ def test_unreachable_host_is_a_transient_error(http: HttpClient) -> None:
 
 
 class _CountingHandler(BaseHTTPRequestHandler):
-    """Serves robots.txt and slow pages, counting requests in flight at once."""
+    """Serves robots.txt and slow pages (/hang... for 10 s), counting requests in flight at
+    once."""
 
     lock = threading.Lock()
     in_flight = 0
@@ -168,7 +169,7 @@ class _CountingHandler(BaseHTTPRequestHandler):
             cls.starts.append(time.monotonic())
             cls.in_flight += 1
             cls.most = max(cls.most, cls.in_flight)
-        time.sleep(0.2)
+        time.sleep(10.0 if self.path.startswith("/hang") else 0.2)
         with cls.lock:
             cls.in_flight -= 1
         body = b"<rss version='2.0'><channel><title>t</title></channel></rss>"
@@ -346,6 +347,49 @@ def test_a_hosts_places_are_held_until_given_back_or_lapsed(es: Elasticsearch,
     assert second.reserve("gone.example", time.time(), 0.0, 1) is None
     time.sleep(0.6)
     assert second.reserve("gone.example", time.time(), 0.0, 1) is not None
+
+
+# A process fetching one page with the settings given, on a host whose places it shares.
+_HOLDER = """
+import json, sys
+from dataclasses import replace
+from pipeline.fetch import HttpClient
+from pipeline.ledger import HostStarts
+from pipeline.settings import HttpSettings, Settings, parse_nets
+from pipeline.store import connect
+url, elasticsearch, index, http = json.loads(sys.argv[1])
+settings = HttpSettings(allow_nets=parse_nets("127.0.0.0/8"), **http)
+clock = HostStarts(connect(replace(Settings.load(), elasticsearch_url=elasticsearch)), index,
+                   settings.longest_request)
+with HttpClient(settings, host_clock=clock) as client:
+    client.get(url)
+"""
+
+
+def test_a_place_a_killed_process_held_lapses_after_the_longest_request(
+        counting_server: str, es: Elasticsearch, fresh_settings: Settings) -> None:
+    """A process killed in the middle of a request never gives its place back: another process
+    fetching the host waits until the place lapses, the longest a request may last after its
+    start (one place; timeouts of 1 s: 3 s), and then fetches, neither at once nor never."""
+    http = {"respect_robots": False, "per_host_concurrency": 1, "per_host_delay": 0.05,
+            "connect_timeout": 1.0, "read_timeout": 1.0, "total_timeout": 1.0}
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLDER, json.dumps([
+            f"{counting_server}/hang.xml", fresh_settings.elasticsearch_url,
+            fresh_settings.feed_state_index, http])],
+        cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while not _CountingHandler.starts and time.monotonic() < deadline:
+        time.sleep(0.01)
+    holder.kill()  # within its request (its read timeout is 1 s)
+    holder.wait()
+    assert len(_CountingHandler.starts) == 1
+    settings = HttpSettings(allow_nets=LOOPBACK, **http)
+    clock = HostStarts(es, fresh_settings.feed_state_index, settings.longest_request)
+    with HttpClient(settings, host_clock=clock) as client:
+        assert client.get(f"{counting_server}/page.xml").status == 200
+    held, then = _CountingHandler.starts
+    assert settings.longest_request - 0.3 <= then - held < settings.longest_request + 2.0
 
 
 def _start(reserved: tuple[float, str | None] | None) -> float:
