@@ -9,7 +9,9 @@ from __future__ import annotations
 import hashlib
 import itertools
 import logging
+import os
 import random
+import socket
 import threading
 import time
 import uuid
@@ -29,6 +31,7 @@ log = logging.getLogger(__name__)
 
 _PAGE = 10_000  # records a search returns at most
 SETTLED = {Outcome.INDEXED, Outcome.DUPLICATE, Outcome.IRRELEVANT}
+_MACHINE = socket.gethostname()  # a lease taken here names it: its process can be looked for
 
 
 @dataclass(frozen=True)
@@ -424,7 +427,32 @@ class _HostRecord:
     seq_no: int
     term: int
     next_start: float
-    leases: dict[str, float]  # requests holding a place at the host -> when the place lapses
+    leases: dict[str, _Lease]  # the requests holding a place at the host, by name
+
+
+@dataclass(frozen=True)
+class _Lease:
+    """A place at a host, held by a request of process `pid` on `machine` until given back, or
+    until `until` (seconds since the epoch) at the latest."""
+
+    until: float
+    machine: str
+    pid: int
+
+    def held(self, now: float) -> bool:
+        """Whether it still holds its place: not lapsed, and not taken by a process of this
+        machine that is gone (killed: a rerun goes on at once)."""
+        if self.until <= now:
+            return False
+        if self.machine != _MACHINE or self.pid == os.getpid():
+            return True
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:  # another user's process
+            return True
+        return True
 
 
 class HostStarts:
@@ -433,7 +461,8 @@ class HostStarts:
     the feed states, written with optimistic concurrency (`if_seq_no`), so that no two processes
     take the same start, nor more places than the host has. A request's place is written with
     its start and given back when it ends; one whose process was killed lapses `lease_seconds`
-    after its start (the longest a request may take). A process remembers what it last wrote:
+    after its start (the longest a request may take), or at once for a process of the same
+    machine (which can tell it is gone). A process remembers what it last wrote:
     taking a start costs one write where no other process wrote the host's document since, and
     a read and a write where one did; giving the place back, one more. Elasticsearch failing
     here costs only the sharing: the process then keeps the limits among its own requests."""
@@ -444,7 +473,7 @@ class HostStarts:
         self._es = es
         self._index = index
         self._lease_seconds = lease_seconds
-        self._owner = uuid.uuid4().hex[:12]  # this process's places, told from the others'
+        self._owner = uuid.uuid4().hex[:12]  # the names of this process's places
         self._leases = itertools.count(1)
         self._written: dict[str, _HostRecord] = {}
         self._locks: dict[str, threading.Lock] = {}
@@ -455,12 +484,13 @@ class HostStarts:
                 places: int) -> tuple[float, str | None] | None:
         lease = f"{self._owner}-{next(self._leases)}"
 
-        def take(next_start: float, leases: dict[str, float]
-                 ) -> tuple[float, dict[str, float], tuple[float, str | None]] | None:
+        def take(next_start: float, leases: dict[str, _Lease]
+                 ) -> tuple[float, dict[str, _Lease], tuple[float, str | None]] | None:
             if len(leases) >= places:
                 return None
             start = max(earliest, next_start)
-            return start + delay, {**leases, lease: start + self._lease_seconds}, (start, lease)
+            return start + delay, {**leases, lease: _Lease(
+                start + self._lease_seconds, _MACHINE, os.getpid())}, (start, lease)
 
         return self._update(host, take, failed=(earliest, None))
 
@@ -473,9 +503,10 @@ class HostStarts:
         self._update(host, lambda next_start, leases: (max(next_start, until), leases, None),
                      failed=None)
 
-    def _update(self, host: str, change: Callable[[float, dict[str, float]], tuple[
-            float, dict[str, float], Any] | None], failed: Any) -> Any:
-        """Write `change` of the host's next start and places (those lapsed left out); what it
+    def _update(self, host: str, change: Callable[[float, dict[str, _Lease]], tuple[
+            float, dict[str, _Lease], Any] | None], failed: Any) -> Any:
+        """Write `change` of the host's next start and places (those no longer held left out,
+        `_Lease.held`); what it
         gives back, or None without writing where it says None (every place is held: the
         document is read afresh next time), or `failed` where Elasticsearch cannot keep it."""
         doc_id = f"host-{ledger_id(host)}"
@@ -485,15 +516,16 @@ class HostStarts:
                     known = self._written.get(host) or self._read(doc_id)
                     now = time.time()
                     changed = change(known.next_start if known else 0.0, {
-                        key: until for key, until in (known.leases if known else {}).items()
-                        if until > now})
+                        key: lease for key, lease in (known.leases if known else {}).items()
+                        if lease.held(now)})
                     if changed is None:
                         self._written.pop(host, None)
                         return None
                     next_start, leases, result = changed
                     document = {"host_name": host, "host_next_start": next_start,
-                                "host_leases": [{"lease": key, "until": until}
-                                                for key, until in leases.items()]}
+                                "host_leases": [{"lease": key, "until": lease.until,
+                                                 "machine": lease.machine, "pid": lease.pid}
+                                                for key, lease in leases.items()]}
                     if known:
                         written = self._es.index(index=self._index, id=doc_id,
                                                  document=document, if_seq_no=known.seq_no,
@@ -524,7 +556,8 @@ class HostStarts:
             return None
         source = doc["_source"]
         return _HostRecord(doc["_seq_no"], doc["_primary_term"], float(source["host_next_start"]),
-                           {lease["lease"]: float(lease["until"])
+                           {lease["lease"]: _Lease(float(lease["until"]), str(lease["machine"]),
+                                                   int(lease["pid"]))
                             for lease in source.get("host_leases") or []})
 
     def _lock(self, host: str) -> threading.Lock:
