@@ -462,10 +462,10 @@ class HostStarts:
     take the same start, nor more places than the host has. A request's place is written with
     its start and given back when it ends; one whose process was killed lapses `lease_seconds`
     after its start (the longest a request may take), or at once for a process of the same
-    machine (which can tell it is gone). A process remembers what it last wrote:
-    taking a start costs one write where no other process wrote the host's document since, and
-    a read and a write where one did; giving the place back, one more. Elasticsearch failing
-    here costs only the sharing: the process then keeps the limits among its own requests."""
+    machine (which can tell it is gone). A process remembers what it last wrote: taking a start
+    costs one write where no other process wrote the host's document since, and a read and a
+    write where one did; giving the place back, one more. Elasticsearch failing here costs only
+    the sharing: the process then keeps the limits among its own requests."""
 
     ATTEMPTS = 50  # takers colliding on one host's document: each retries this often
 
@@ -473,7 +473,7 @@ class HostStarts:
         self._es = es
         self._index = index
         self._lease_seconds = lease_seconds
-        self._owner = uuid.uuid4().hex[:12]  # the names of this process's places
+        self._owner = uuid.uuid4().hex[:12]  # the names of the places this clock takes
         self._leases = itertools.count(1)
         self._written: dict[str, _HostRecord] = {}
         self._locks: dict[str, threading.Lock] = {}
@@ -496,7 +496,7 @@ class HostStarts:
 
     def release(self, host: str, lease: str) -> None:
         self._update(host, lambda next_start, leases: (
-            next_start, {key: until for key, until in leases.items() if key != lease}, None),
+            next_start, {key: other for key, other in leases.items() if key != lease}, None),
             failed=None)
 
     def hold_off(self, host: str, until: float) -> None:
@@ -506,9 +506,9 @@ class HostStarts:
     def _update(self, host: str, change: Callable[[float, dict[str, _Lease]], tuple[
             float, dict[str, _Lease], Any] | None], failed: Any) -> Any:
         """Write `change` of the host's next start and places (those no longer held left out,
-        `_Lease.held`); what it
-        gives back, or None without writing where it says None (every place is held: the
-        document is read afresh next time), or `failed` where Elasticsearch cannot keep it."""
+        `_Lease.held`); what it gives back, or None without writing where it says None (every
+        place is held: the document is read afresh next time), or `failed` where Elasticsearch
+        cannot keep it."""
         doc_id = f"host-{ledger_id(host)}"
         with self._lock(host):  # this process's own writes of a host do not collide
             for attempt in range(self.ATTEMPTS):
