@@ -454,13 +454,15 @@ class Ingestor:
                        "again on the next run", retryable=True, attempted=False)
 
     def _repoint_stale_records(self, batch: _Batch) -> None:
-        """A worker that demoted a document after our reconcile, and before our ledger records
-        were written, could not re-point them: such a record names a document that is gone.
-        An `indexed` one becomes a duplicate of the document that took it over, and a
-        duplicate's `duplicate_of` moves there."""
+        """A worker that demoted a document after our reconcile (or after our dedup judged an
+        item a `same_url` duplicate of it), and before our ledger records were written, could
+        not re-point them: such a record names a document that is gone. An `indexed` one
+        becomes a duplicate of the document that took it over, and a duplicate's
+        `duplicate_of` moves there."""
         alias = self.settings.index_alias
         urls = {url_id(article.url): article.url for _, article, _ in batch.accepted}
         urls.update({original.doc_id: original.url for _, _, original in batch.copies})
+        urls.update({original.doc_id: original.url for original in batch.variants})
         named = {name for e in batch.entries for name in (e.doc_id, e.duplicate_of)
                  if name in urls}
         if not named:
@@ -602,6 +604,8 @@ class Ingestor:
                                                  duplicate_of=original.doc_id))
                 if original.match != "same_url":  # another URL: recorded on the original
                     batch.copies.append((item, article, original))
+                else:
+                    batch.variants.append(original)
                 continue
             dedup.accept(article.url, print_, senior)
             batch.accepted.append((item, article, print_))
@@ -720,12 +724,13 @@ class _Batch:
     accepted: list[tuple[FeedItem, Article, Fingerprint]] = field(default_factory=list)
     seniority: dict[str, str] = field(default_factory=dict)  # accepted article URL -> its key
     copies: list[tuple[FeedItem, Article, DuplicateOf]] = field(default_factory=list)
+    variants: list[DuplicateOf] = field(default_factory=list)  # stored documents of `same_url` items
     created: set[str] = field(default_factory=set)  # documents created now from their own URL
 
     def fresh(self) -> _Batch:
         """An empty batch for the same feed, run and report."""
         return replace(self, entries=[], pending=[], rewritten=[], accepted=[], seniority={},
-                       copies=[], created=set())
+                       copies=[], variants=[], created=set())
 
     @property
     def taken(self) -> bool:

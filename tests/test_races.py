@@ -190,6 +190,43 @@ def test_a_document_demoted_before_its_ledger_record_is_written_is_recorded_as_a
         query={"term": {"status": "duplicate"}})["hits"]["hits"]}
 
 
+def test_a_variant_of_a_document_demoted_before_its_record_is_written_follows_it(
+        tmp_path: Path, es: Elasticsearch, fresh_settings: Settings, site: SampleSite,
+        feeds_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # a tracking variant of an indexed article is judged its `same_url` duplicate; another
+    # worker demotes the article onto an earlier twin after that, before the variant's ledger
+    # record is written: the record names the twin, not the deleted document
+    alias = fresh_settings.index_alias
+    northwire = next(f for f in load_feeds(feeds_file) if f.name == "Northern Wire")
+    story = next(a for a in sample_articles() if a.raw["relevant"] and a.outlet == "northwire")
+    own_url = story.raw["canonical"].replace("{BASE_URL}", site.base_url)
+    ours, variant = url_id(own_url), f"{own_url}?utm_source=race"
+    root = tmp_path / "feeds"
+    (root / "t").mkdir(parents=True)
+    (root / "t" / "rss.xml").write_bytes(rss([Item(variant, "Tracked")]))
+    twin: list[str] = []
+    with Ingestor(fresh_settings, es=es) as ingestor:
+        ingestor.ingest_feed(northwire, "run-outlet")
+        real = ingestor.ledger.record
+
+        def after_another_worker_demoted(entries: Any, *args: Any, **kwargs: Any) -> Any:
+            entries = list(entries)
+            if not twin and any(e.duplicate_of == ours for e in entries):
+                twin.append(_earlier_twin(es, alias, ours, "https://wire.example/first"))
+                demote(es, alias, ingestor.ledger, ours, twin[0])
+            return real(entries, *args, **kwargs)
+
+        monkeypatch.setattr(ingestor.ledger, "record", after_another_worker_demoted)
+        with SampleSite(root=root) as feeds:
+            report = ingestor.ingest_feed(Feed(name="Tracked", url=f"{feeds.base_url}/t/rss.xml"),
+                                          "run-tracked")
+    (winner,) = twin
+    assert report.duplicate == 1 and report.errors == []
+    assert not es.exists(index=alias, id=ours)
+    record = es.get(index=fresh_settings.ledger_index, id=ledger_id(variant))["_source"]
+    assert (record["status"], record["duplicate_of"]) == ("duplicate", winner)
+
+
 def test_a_write_block_met_while_demoting_a_batch_is_raised_for_the_ingest_to_wait_out(
         es: Elasticsearch, fresh_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
     # a reindex blocks writes between the copies' recording and the losers' deletion: the
