@@ -4,6 +4,7 @@ nothing aborts, every ledger record names a document that exists."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -37,13 +38,39 @@ def _earlier_twin(es: Elasticsearch, alias: str, doc_id: str, url: str) -> str:
     return url_id(url)
 
 
+def _northwire_story(feeds_file: Path, site: SampleSite) -> tuple[Feed, str]:
+    """The Northern Wire feed and the URL of its first relevant story."""
+    northwire = next(f for f in load_feeds(feeds_file) if f.name == "Northern Wire")
+    story = next(a for a in sample_articles() if a.raw["relevant"] and a.outlet == "northwire")
+    return northwire, story.raw["canonical"].replace("{BASE_URL}", site.base_url)
+
+
+def _demoted_before_recorded(es: Elasticsearch, alias: str, ingestor: Ingestor, doc_id: str,
+                             names: Callable[[LedgerEntry], bool],
+                             monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Another worker indexes an earlier twin of `doc_id` and demotes it onto the twin just
+    before the ledger records of the first batch with an entry that `names` it are written:
+    the twin's id, in the list returned, once that has happened."""
+    twin: list[str] = []
+    real = ingestor.ledger.record
+
+    def after_another_worker_demoted(entries: Any, *args: Any, **kwargs: Any) -> Any:
+        entries = list(entries)
+        if not twin and any(names(e) for e in entries):
+            twin.append(_earlier_twin(es, alias, doc_id, "https://wire.example/first"))
+            demote(es, alias, ingestor.ledger, doc_id, twin[0])
+        return real(entries, *args, **kwargs)
+
+    monkeypatch.setattr(ingestor.ledger, "record", after_another_worker_demoted)
+    return twin
+
+
 def test_a_copy_whose_original_was_just_demoted_goes_to_the_winner(
         tmp_path: Path, es: Elasticsearch, fresh_settings: Settings, site: SampleSite,
         feeds_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     alias = fresh_settings.index_alias
-    northwire = next(f for f in load_feeds(feeds_file) if f.name == "Northern Wire")
+    northwire, original_url = _northwire_story(feeds_file, site)
     story = next(a for a in sample_articles() if a.raw["relevant"] and a.outlet == "northwire")
-    original_url = story.raw["canonical"].replace("{BASE_URL}", site.base_url)
     root = tmp_path / "mirror"
     (root / "m").mkdir(parents=True)
     (root / "m" / "copy.html").write_text(republished_later(story, site.base_url),
@@ -158,21 +185,11 @@ def test_a_document_demoted_before_its_ledger_record_is_written_is_recorded_as_a
     # another worker indexes an earlier twin of one of the batch's articles and demotes ours
     # after our reconcile, before our ledger write: no record may name the deleted document
     alias = fresh_settings.index_alias
-    northwire = next(f for f in load_feeds(feeds_file) if f.name == "Northern Wire")
-    story = next(a for a in sample_articles() if a.raw["relevant"] and a.outlet == "northwire")
-    ours = url_id(story.raw["canonical"].replace("{BASE_URL}", site.base_url))
-    twin: list[str] = []
+    northwire, own_url = _northwire_story(feeds_file, site)
+    ours = url_id(own_url)
     with Ingestor(fresh_settings, es=es) as ingestor:
-        real = ingestor.ledger.record
-
-        def after_another_worker_demoted(entries: Any, *args: Any, **kwargs: Any) -> Any:
-            entries = list(entries)
-            if not twin and any(e.doc_id == ours for e in entries):
-                twin.append(_earlier_twin(es, alias, ours, "https://wire.example/first"))
-                demote(es, alias, ingestor.ledger, ours, twin[0])
-            return real(entries, *args, **kwargs)
-
-        monkeypatch.setattr(ingestor.ledger, "record", after_another_worker_demoted)
+        twin = _demoted_before_recorded(es, alias, ingestor, ours,
+                                        lambda entry: entry.doc_id == ours, monkeypatch)
         report = ingestor.ingest_feed(northwire, "run-race")
     (winner,) = twin
     assert not es.exists(index=alias, id=ours)
@@ -197,26 +214,15 @@ def test_a_variant_of_a_document_demoted_before_its_record_is_written_follows_it
     # worker demotes the article onto an earlier twin after that, before the variant's ledger
     # record is written: the record names the twin, not the deleted document
     alias = fresh_settings.index_alias
-    northwire = next(f for f in load_feeds(feeds_file) if f.name == "Northern Wire")
-    story = next(a for a in sample_articles() if a.raw["relevant"] and a.outlet == "northwire")
-    own_url = story.raw["canonical"].replace("{BASE_URL}", site.base_url)
+    northwire, own_url = _northwire_story(feeds_file, site)
     ours, variant = url_id(own_url), f"{own_url}?utm_source=race"
     root = tmp_path / "feeds"
     (root / "t").mkdir(parents=True)
     (root / "t" / "rss.xml").write_bytes(rss([Item(variant, "Tracked")]))
-    twin: list[str] = []
     with Ingestor(fresh_settings, es=es) as ingestor:
         ingestor.ingest_feed(northwire, "run-outlet")
-        real = ingestor.ledger.record
-
-        def after_another_worker_demoted(entries: Any, *args: Any, **kwargs: Any) -> Any:
-            entries = list(entries)
-            if not twin and any(e.duplicate_of == ours for e in entries):
-                twin.append(_earlier_twin(es, alias, ours, "https://wire.example/first"))
-                demote(es, alias, ingestor.ledger, ours, twin[0])
-            return real(entries, *args, **kwargs)
-
-        monkeypatch.setattr(ingestor.ledger, "record", after_another_worker_demoted)
+        twin = _demoted_before_recorded(es, alias, ingestor, ours,
+                                        lambda entry: entry.duplicate_of == ours, monkeypatch)
         with SampleSite(root=root) as feeds:
             report = ingestor.ingest_feed(Feed(name="Tracked", url=f"{feeds.base_url}/t/rss.xml"),
                                           "run-tracked")
