@@ -125,9 +125,13 @@ def _drop_internal_subset(body: bytes) -> bytes:
 
 
 def _headers_for_feedparser(charset: str | None, base: str | None) -> dict[str, str]:
-    # feedparser reads the charset from the HTTP header when we pass it on, and resolves
-    # relative links against the Content-Location
-    headers = {"content-type": f"application/xml; charset={charset}"} if charset else {}
+    # feedparser reads the charset from the HTTP header when we pass it on (without one, from
+    # the XML declaration), and resolves relative links against the Content-Location. It is
+    # always told the document is XML: given headers without a type it reports every feed
+    # malformed ("no Content-type specified"), and the site's own type says nothing more
+    # (text/xml without a charset would have it read as ASCII).
+    headers = {"content-type": f"application/xml; charset={charset}" if charset
+               else "application/xml"}
     if base:
         headers["content-location"] = base
     return headers

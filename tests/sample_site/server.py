@@ -21,7 +21,10 @@ from urllib.parse import unquote, urlsplit
 
 WWW = Path(__file__).resolve().parent / "www"
 PLACEHOLDER = b"{BASE_URL}"
-_TYPES = {".xml": "application/xml; charset=utf-8", ".html": "text/html; charset=utf-8"}
+# .rss as many sites serve their feeds: a type without a charset, which the document's XML
+# declaration gives
+_TYPES = {".xml": "application/xml; charset=utf-8", ".html": "text/html; charset=utf-8",
+          ".rss": "application/rss+xml"}
 
 
 class SampleSite:
