@@ -9,6 +9,8 @@ import subprocess
 import sys
 import threading
 import time
+import tracemalloc
+import zlib
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -51,12 +53,17 @@ class _Handler(BaseHTTPRequestHandler):
             self._redirect("/ok")
         elif self.path == "/busy":
             self._send(503, b"try later", "text/plain")
+        elif self.path in _CODED:
+            coding, body = _CODED[self.path]
+            self._send(200, body, "text/html", coding)
         else:
             self._send(404, b"no", "text/plain")
 
-    def _send(self, status: int, body: bytes, ctype: str) -> None:
+    def _send(self, status: int, body: bytes, ctype: str, coding: str | None = None) -> None:
         self.send_response(status)
         self.send_header("Content-Type", ctype)
+        if coding:
+            self.send_header("Content-Encoding", coding)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
@@ -69,6 +76,25 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: object) -> None:
         pass
+
+
+def _deflated(data: bytes, wbits: int) -> bytes:
+    packer = zlib.compressobj(9, zlib.DEFLATED, wbits)
+    return packer.compress(data) + packer.flush()
+
+
+def _bomb() -> bytes:
+    """A gzip body of 200 MB of zeros, 200 KB on the wire."""
+    packer, zeros = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS), bytes(10_000_000)
+    return b"".join(packer.compress(zeros) for _ in range(20)) + packer.flush()
+
+
+_PAGE = "<html><body><p>Путин и Си Цзиньпин.</p></body></html>".encode() * 50
+_CODED = {"/gzip": ("gzip", _deflated(_PAGE, 16 + zlib.MAX_WBITS)),
+          "/deflate": ("deflate", _deflated(_PAGE, zlib.MAX_WBITS)),
+          "/deflate-bare": ("deflate", _deflated(_PAGE, -zlib.MAX_WBITS)),  # as some servers do
+          "/broken-gzip": ("gzip", b"\x1f\x8b\x08\x00" + b"not gzip at all" * 10),
+          "/bomb": ("gzip", _bomb())}
 
 
 class _QuietServer(ThreadingHTTPServer):
@@ -126,6 +152,32 @@ def test_bad_responses_become_item_errors(http: HttpClient, server: str, path: s
         http.get(f"{server}{path}")
     assert caught.value.reason == reason
     assert caught.value.transient is transient
+
+
+@pytest.mark.parametrize("path", ["/gzip", "/deflate", "/deflate-bare"])
+def test_compressed_bodies_are_inflated(http: HttpClient, server: str, path: str) -> None:
+    assert http.get(f"{server}{path}").body == _PAGE
+
+
+def test_a_body_whose_compression_is_broken_is_a_transient_error(http: HttpClient,
+                                                                  server: str) -> None:
+    with pytest.raises(ItemError) as caught:
+        http.get(f"{server}/broken-gzip")
+    assert caught.value.reason == "connection_error" and caught.value.transient
+    assert "compression is broken" in caught.value.detail
+
+
+def test_a_decompression_bomb_is_cut_off_at_the_cap_without_inflating_it(server: str) -> None:
+    # 200 KB on the wire, 200 MB inflated: refused at the cap (5 MB, as shipped), and never
+    # inflated far past it, though each 64 KB read off the wire is 64 MB inflated whole
+    with HttpClient(HttpSettings(max_bytes=5_000_000, allow_nets=LOOPBACK)) as http:
+        tracemalloc.start()
+        try:
+            assert _reason(http, f"{server}/bomb") == "too_large"
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    assert peak < 20_000_000
 
 
 def test_loopback_is_refused_unless_allowed(server: str) -> None:
