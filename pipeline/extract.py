@@ -21,6 +21,7 @@ import trafilatura
 from lxml import etree
 from trafilatura.settings import Document
 from trafilatura.utils import HTML_PARSER, decode_file, is_dubious_html, repair_faulty_html
+from w3lib.encoding import html_body_declared_encoding, resolve_encoding
 
 from pipeline.clean import (
     Block,
@@ -196,21 +197,27 @@ def _paragraph_chars(tree: lxml.html.HtmlElement) -> int:
 
 
 def decode_html(body: bytes, charset: str | None) -> str:
-    """Decode with the HTTP charset when it is known and fits, else sniff like a browser.
+    """Decode as a browser would: the HTTP charset, else the page's own declaration (its
+    `<meta charset>`), where the bytes fit it; else a guess from the bytes (trafilatura's).
 
     Bytes that are valid UTF-8 and not plain ASCII are UTF-8 whatever the header says: text in
     a legacy charset (cp1251, GBK, Big5...) almost never forms valid multi-byte UTF-8, while a
-    UTF-8 page mislabelled cp1251 decodes "fine" into mojibake."""
+    UTF-8 page mislabelled cp1251 decodes "fine" into mojibake. A charset's name is read as
+    browsers read it (the WHATWG Encoding Standard, w3lib's table): "iso-8859-1" and "us-ascii"
+    are windows-1252, whose quotes, dashes and euro sign latin-1 would make control
+    characters; "gb2312" is GB18030, "shift_jis" Windows' cp932..."""
     if not body.isascii():
         try:
             return body.decode("utf-8-sig")
         except UnicodeDecodeError:
             pass
-    if charset:
-        try:
-            return body.decode(charset)
-        except (LookupError, UnicodeDecodeError):
-            pass
+    for declared in (charset, html_body_declared_encoding(body)):
+        codec = resolve_encoding(declared) if declared else None
+        if codec:
+            try:
+                return body.decode(codec)
+            except (LookupError, UnicodeDecodeError):
+                pass
     return str(decode_file(body))
 
 

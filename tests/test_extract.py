@@ -6,6 +6,7 @@ from __future__ import annotations
 import html
 import json
 from collections import Counter
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import lxml.html
@@ -109,6 +110,27 @@ def test_charset_from_header_and_from_meta() -> None:
     assert decode_html(text.encode("cp1251"), "windows-1251") == text
     page = f'<html><head><meta charset="windows-1251"></head><body>{text}</body></html>'
     assert text in decode_html(page.encode("cp1251"), None)
+
+
+def test_a_page_labelled_latin1_keeps_its_windows_1252_quotes_dashes_and_euros() -> None:
+    # Servers and pages say "iso-8859-1" of text in windows-1252, and browsers read it so
+    # (the WHATWG Encoding Standard): latin-1 would make these characters controls
+    paragraph = ("Der Gaspreis stieg auf 5 € – so „teuer“ wie nie, sagte der Sprecher des "
+                 "Ministeriums in Moskau. Die Lieferungen nach China sollen dennoch wachsen, "
+                 "und die Pipeline wird bis zum Jahresende fertig.")
+    body = f"<html><body><article><p>{paragraph}</p></article></body></html>".encode("cp1252")
+    article = extract_article(replace(_page(body), charset="iso-8859-1"))
+    assert paragraph in article.text
+
+
+@pytest.mark.parametrize(("label", "codec", "text"), [
+    ("us-ascii", "cp1252", "Preis: 5 € – „teuer“"),
+    ("gb2312", "gbk", "朱镕基会见俄罗斯总理"),  # 镕 is GBK's, not GB2312's
+    ("shift_jis", "cp932", "№１ ロシア①と中国の外相が会談"),  # Windows' Shift_JIS
+    ("euc-kr", "cp949", "똠방각하 러시아와 중국"),  # Windows' EUC-KR
+])
+def test_a_charset_is_read_as_browsers_read_its_name(label: str, codec: str, text: str) -> None:
+    assert text in decode_html(f"<html><body><p>{text}</p></body></html>".encode(codec), label)
 
 
 @pytest.mark.parametrize(("text", "language"), [
