@@ -340,12 +340,12 @@ class _Inflater:
     """A body's gzip or deflate Content-Encoding undone as the body arrives, never inflating
     more than the room left under the size cap at once: a small body that inflates to
     gigabytes is cut off at the cap, instead of each network chunk being inflated whole (64 KB
-    of zeros is 64 MB inflated). Another coding, which we never ask for, is passed on as it
-    came, as httpx does."""
+    of zeros is 64 MB inflated). Another coding, which we never ask for (or two codings), is
+    passed on as it came."""
 
     def __init__(self, encoding: str | None, url: str) -> None:
         self._url = url
-        coding = (encoding or "").split(",")[-1].strip().lower()  # the last one applied
+        coding = (encoding or "").strip().lower()
         self._inflater = (zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
                           if coding in ("gzip", "x-gzip") else
                           zlib.decompressobj() if coding == "deflate" else None)
