@@ -241,7 +241,9 @@ def test_an_https_request_goes_to_the_checked_address_under_its_own_name(
 
     def answer(request: httpx.Request) -> httpx.Response:
         seen.append(request)
-        return httpx.Response(200, headers={"Content-Type": "text/html"}, content=b"<p>x</p>")
+        # a body still to be read off the wire, as a transport's is
+        return httpx.Response(200, headers={"Content-Type": "text/html"},
+                              stream=httpx.ByteStream(b"<p>x</p>"))
 
     with HttpClient(HttpSettings(per_host_delay=0.0, respect_robots=False)) as client:
         client._client = httpx.Client(transport=httpx.MockTransport(answer))
