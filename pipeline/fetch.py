@@ -18,14 +18,16 @@ import ssl
 import threading
 import time
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Self
+from typing import Any, Self
 from urllib.parse import urljoin, urlsplit
 
+import httpcore
 import httpx
 
 from pipeline.polite import (
@@ -120,6 +122,7 @@ class HttpClient:
             timeout=httpx.Timeout(settings.read_timeout, connect=settings.connect_timeout),
             follow_redirects=False,
             trust_env=False,  # no proxy variables or .netrc routing around the address guard
+            transport=_deadline_transport(),
         )
         self._limiter = HostLimiter.shared(settings.per_host_concurrency,
                                            settings.per_host_delay, settings.host_strikes,
@@ -261,6 +264,7 @@ class HttpClient:
         """GET `url` from `address` (checked by `check_address`): the connection goes to the
         address, the Host header and TLS (SNI, certificate) name the URL's host."""
         deadline = time.monotonic() + self._settings.total_timeout
+        _DEADLINE.set(deadline)  # for every read and write of this thread's request
         parts = urlsplit(url)
         host = parts.hostname or ""
         host_header = parts.netloc.rpartition("@")[2]  # never the user info
@@ -294,6 +298,10 @@ class HttpClient:
                     chunks.append(chunk)
                 return response.status_code, response.headers, b"".join(chunks)
         except httpx.TimeoutException as exc:
+            if time.monotonic() >= deadline:
+                raise ItemError("timeout", f"{url}: the response took longer than "
+                                           f"{self._settings.total_timeout:g} s",
+                                transient=True) from exc
             raise ItemError("timeout", f"{url}: {type(exc).__name__}", transient=True) from exc
         except httpx.ConnectError as exc:
             if _caused_by(exc, ssl.SSLCertVerificationError):
@@ -307,6 +315,8 @@ class HttpClient:
             raise ItemError("connection_error", f"{url}: {exc}", transient=True) from exc
         except httpx.HTTPError as exc:
             raise ItemError("connection_error", f"{url}: {exc}", transient=True) from exc
+        finally:
+            _DEADLINE.set(None)
 
 
 def retry_after(value: str | None, now: datetime) -> float | None:
@@ -334,6 +344,77 @@ def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
             return True
         seen = seen.__cause__ or seen.__context__
     return False
+
+
+# When the request the current thread is making must be over (time.monotonic()), or None.
+_DEADLINE: ContextVar[float | None] = ContextVar("fetch_deadline", default=None)
+
+
+def _deadline_transport() -> httpx.HTTPTransport:
+    """httpx's transport, with each socket read and write waiting no longer than what is left
+    of its request's `total_timeout` (`_DEADLINE`): httpx's own timeouts are per read, so a
+    server dripping its status line and headers a byte at a time, each within the read
+    timeout, would hold a request for hours. (httpx has no setting for this: the wrapper is
+    put around the network backend of its connection pool, as httpx 0.28 builds it.)"""
+    transport = httpx.HTTPTransport(verify=True, trust_env=False)
+    pool = transport._pool
+    if not isinstance(pool, httpcore.ConnectionPool):  # httpx has changed how it builds it
+        raise TypeError(f"httpx's transport holds a {type(pool).__name__}, not the "
+                        "connection pool whose reads are bounded here")
+    pool._network_backend = _DeadlineBackend(pool._network_backend)
+    return transport
+
+
+class _DeadlineBackend(httpcore.NetworkBackend):
+    def __init__(self, backend: httpcore.NetworkBackend) -> None:
+        self._backend = backend
+
+    def connect_tcp(self, host: str, port: int, timeout: float | None = None,
+                    local_address: str | None = None,
+                    socket_options: Iterable[Any] | None = None) -> httpcore.NetworkStream:
+        return _DeadlineStream(self._backend.connect_tcp(
+            host, port, _time_left(timeout), local_address, socket_options))
+
+    def connect_unix_socket(self, path: str, timeout: float | None = None,
+                            socket_options: Iterable[Any] | None = None
+                            ) -> httpcore.NetworkStream:
+        return _DeadlineStream(self._backend.connect_unix_socket(
+            path, _time_left(timeout), socket_options))
+
+    def sleep(self, seconds: float) -> None:
+        self._backend.sleep(seconds)
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    def __init__(self, stream: httpcore.NetworkStream) -> None:
+        self._stream = stream
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._stream.read(max_bytes, _time_left(timeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._stream.write(buffer, _time_left(timeout))
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def start_tls(self, ssl_context: ssl.SSLContext, server_hostname: str | None = None,
+                  timeout: float | None = None) -> httpcore.NetworkStream:
+        return _DeadlineStream(self._stream.start_tls(ssl_context, server_hostname,
+                                                      _time_left(timeout)))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._stream.get_extra_info(info)
+
+
+def _time_left(timeout: float | None) -> float | None:
+    """`timeout`, but no longer than what is left of the current request's deadline (a read
+    past it times out at once)."""
+    deadline = _DEADLINE.get()
+    if deadline is None:
+        return timeout
+    left = max(0.001, deadline - time.monotonic())
+    return left if timeout is None else min(timeout, left)
 
 
 class _Inflater:

@@ -107,8 +107,10 @@ class HttpSettings:
 
     @property
     def longest_request(self) -> float:
-        """Seconds one request may last at most: connecting, then the whole response (whose
-        deadline is looked at between chunks, each of which may take a read timeout)."""
+        """Seconds one request may hold its place at a host: `total_timeout` bounds the request
+        (connecting and every read and write wait no longer than what is left of it); the
+        connect and read timeouts on top are a margin for what its slot does around it (the
+        writes of the host's record, on a slow Elasticsearch)."""
         return self.connect_timeout + self.total_timeout + self.read_timeout
 
     @property

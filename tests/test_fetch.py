@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import socket
 import subprocess
 import sys
 import threading
@@ -178,6 +179,45 @@ def test_a_decompression_bomb_is_cut_off_at_the_cap_without_inflating_it(server:
         finally:
             tracemalloc.stop()
     assert peak < 20_000_000
+
+
+def test_a_server_dripping_its_headers_is_cut_off_at_the_total_timeout() -> None:
+    # each header line comes within the read timeout, so only the deadline for the whole
+    # response stops it (the server gives up after 20 s, long after that deadline)
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def drip(connection: socket.socket) -> None:
+        with connection:
+            connection.recv(4096)
+            connection.sendall(b"HTTP/1.1 200 OK\r\n")
+            for line in range(80):
+                time.sleep(0.25)
+                try:
+                    connection.sendall(b"X-Drip: %d\r\n" % line)
+                except OSError:  # the client hung up: the point of the test
+                    return
+
+    def serve() -> None:
+        with listener:
+            while True:
+                try:
+                    connection, _ = listener.accept()
+                except OSError:
+                    return
+                threading.Thread(target=drip, args=(connection,), daemon=True).start()
+
+    threading.Thread(target=serve, daemon=True).start()
+    settings = HttpSettings(read_timeout=1.0, connect_timeout=1.0, total_timeout=2.0,
+                            respect_robots=False, allow_nets=LOOPBACK)
+    started = time.monotonic()
+    try:
+        with HttpClient(settings) as http, pytest.raises(ItemError) as caught:
+            http.get(f"http://127.0.0.1:{listener.getsockname()[1]}/page")
+    finally:
+        listener.close()
+    assert caught.value.reason == "timeout" and caught.value.transient
+    assert "longer than 2 s" in caught.value.detail
+    assert time.monotonic() - started < 10
 
 
 def test_loopback_is_refused_unless_allowed(server: str) -> None:
