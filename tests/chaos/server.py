@@ -3,7 +3,7 @@
 `ChaosServer` is a `ThreadingHTTPServer` that records every request (path, arrival time, the
 run it arrived in) and answers each path with a `Route`: a callable given the request handler
 and how many times that path has been asked for (1 for the first request). The factories below
-build the faults: stalls, slow drips, connection resets, 5xx-then-200, 429 with Retry-After,
+build the faults: stalls, slow drips (of a body or of the headers), connection resets, 5xx-then-200, 429 with Retry-After,
 redirects (loops, chains, to any Location), bodies over a size cap (with and without
 Content-Length), gzip bombs, wrong content types, binary bodies.
 
@@ -300,6 +300,29 @@ def drip(every: float, duration: float, afterwards: Route) -> Route:
         try:
             while time.monotonic() < until and not h.stopping.wait(every):
                 h.wfile.write(b" ")
+                h.wfile.flush()
+        except OSError:
+            pass  # the client hung up
+        h.close_connection = True
+    return route
+
+
+def drip_headers(every: float, duration: float, afterwards: Route) -> Route:
+    """The first request gets a status line and then a header line every `every` seconds for
+    `duration` seconds, never the blank line that ends them; then the connection is cut.
+    Later requests get `afterwards`."""
+    def route(h: ChaosHandler, n: int) -> None:
+        if n > 1:
+            afterwards(h, n)
+            return
+        until = time.monotonic() + duration
+        try:
+            h.wfile.write(b"HTTP/1.1 200 OK\r\n")
+            h.wfile.flush()
+            line = 0
+            while time.monotonic() < until and not h.stopping.wait(every):
+                line += 1
+                h.wfile.write(b"X-Drip-%d: more\r\n" % line)
                 h.wfile.flush()
         except OSError:
             pass  # the client hung up

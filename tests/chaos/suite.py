@@ -460,19 +460,31 @@ def slow_drip(stage: Stage) -> Check:
     never ends fails `timeout` (retryable) once the response has taken `total_timeout`, and
     the run goes on. (The server gives up after `drip_seconds`, well after that, and answers
     503 later: the item stays a retryable failure.)"""
-    drip = stage.server.route("/drip", chaos.drip(1.0, stage.budget.drip_seconds,
-                                                  chaos.page(b"gone", status=503)))
-    stage.items.append(Item(drip, "drip"))
+    return _never_ending(stage, "/drip", chaos.drip)
+
+
+@scenario("slow_headers", "headers dripping 1 line/s, never ending")
+def slow_headers(stage: Stage) -> Check:
+    """The same with the status line and then the headers dripping, a line a second, never
+    ended: the deadline holds for the whole request, not only its body."""
+    return _never_ending(stage, "/drip/headers", chaos.drip_headers)
+
+
+def _never_ending(stage: Stage, path: str,
+                  fault: Callable[[float, float, chaos.Route], chaos.Route]) -> Check:
+    drip = stage.server.route(path, fault(1.0, stage.budget.drip_seconds,
+                                          chaos.page(b"gone", status=503)))
+    stage.items.append(Item(drip, path.strip("/")))
     stage.add_healthy()
 
     def check(out: Outcome) -> tuple[str, list[str]]:
-        spent = out.spent_on("/drip")
+        spent = out.spent_on(path)
         limit = TOTAL_TIMEOUT + READ_TIMEOUT
         first = [e["reason"] for e in out.reports[0].errors if e.get("url") == drip]
-        problems = [] if first == ["timeout"] else [f"/drip: first run gave {first}"]
-        problems += [f"/drip: {out.status(drip)}"] if not out.record(drip).get("retryable") else []
+        problems = [] if first == ["timeout"] else [f"{path}: first run gave {first}"]
+        problems += [f"{path}: {out.status(drip)}"] if not out.record(drip).get("retryable") else []
         if spent > limit:
-            problems.append(f"/drip held the run {spent:.1f}s (limit {limit:.1f}s; only the "
+            problems.append(f"{path} held the run {spent:.1f}s (limit {limit:.1f}s; only the "
                             f"server giving up after {stage.budget.drip_seconds:.0f}s ended it)")
         return f"{first} after {spent:.1f}s, retryable, run went on", problems
     return check
