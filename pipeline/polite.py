@@ -353,7 +353,8 @@ def _rules(origin: str, status: int, body: bytes) -> Protego | Verdict:
         return Unavailable("robots_unavailable", f"{origin}/robots.txt answers HTTP {status}")
     if not 200 <= status < 300:
         return "allowed"
-    return Protego.parse(body.decode("utf-8", errors="replace"))
+    # RFC 9309 robots.txt is UTF-8; a byte order mark before it would hide its first line
+    return Protego.parse(body.decode("utf-8-sig", errors="replace"))
 
 
 def _ttl(rules: Protego | Verdict) -> float:

@@ -606,6 +606,15 @@ def test_robots_rules_follow_rfc_9309_patterns_and_precedence(robots_site: str) 
     assert _verdict(robots_site, "/about") == "ok"  # our group, not `*`, applies
 
 
+def test_a_robots_txt_beginning_with_a_byte_order_mark_is_read_whole(robots_site: str) -> None:
+    # editors on Windows save UTF-8 with one: its first group must not be lost to it
+    _RobotsHandler.routes["/robots.txt"] = (
+        200, {"Content-Type": "text/plain"},
+        "\ufeffUser-agent: *\nDisallow: /private/\n".encode("utf-8"))
+    assert _verdict(robots_site, "/private/page") == "robots_disallowed"
+    assert _verdict(robots_site, "/public/page") == "ok"
+
+
 def test_robots_txt_redirects_are_followed_up_to_five(robots_site: str) -> None:
     hops = ["/robots.txt", *(f"/moved-{n}" for n in range(1, 5)), "/rules.txt"]
     for here, there in itertools.pairwise(hops):
