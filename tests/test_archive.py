@@ -67,6 +67,16 @@ def test_urlset_news_sitemap_and_index_are_read() -> None:
     assert entries == [] and [c.url for c in children] == ["https://example.org/s/2026-10.xml"]
 
 
+@pytest.mark.parametrize("before", [b"\n", b"\r\n  \n", b"\xef\xbb\xbf\n"])
+def test_blank_lines_before_the_xml_declaration_are_read_past(before: bytes) -> None:
+    # publishing plugins often print a blank line first: not well-formed, but nothing is lost
+    urlset = (b'<?xml version="1.0" encoding="UTF-8"?>'
+              b'<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">'
+              b"<url><loc>https://example.org/a.html</loc></url></urlset>")
+    entries, _ = parse_sitemap(before + urlset, "https://example.org/sitemap.xml")
+    assert [entry.url for entry in entries] == ["https://example.org/a.html"]
+
+
 @pytest.mark.parametrize("body", [
     b"<html><body>not a sitemap</body></html>",
     b"<urlset><url><loc>https://example.org/a</loc>",  # truncated
