@@ -27,7 +27,7 @@ from urllib.parse import urljoin
 
 from lxml import etree
 
-from pipeline.discover import FEED_ACCEPT, parse_feed
+from pipeline.discover import FEED_ACCEPT, from_first_tag, parse_feed
 from pipeline.fetch import HttpClient
 from pipeline.records import FeedItem, ItemError
 from pipeline.settings import ArchiveSettings, Feed
@@ -139,13 +139,8 @@ def url_date(url: str) -> datetime | None:
 def parse_sitemap(body: bytes, base_url: str) -> tuple[list[ListingEntry], list[ListingEntry]]:
     """The `<url>` entries of a urlset and the child sitemaps of a sitemap index (each with its
     `<lastmod>`). `ItemError('bad_sitemap')` for XML that is not a sitemap."""
-    # Blank lines before the XML declaration (publishing plugins print them) make it not
-    # well-formed, yet mean nothing: they are read past, and a byte order mark before them.
-    start = body.removeprefix(b"\xef\xbb\xbf").lstrip()
-    if start.startswith(b"<"):
-        body = start
     try:
-        root = etree.fromstring(body, parser=_PARSER)
+        root = etree.fromstring(from_first_tag(body), parser=_PARSER)
     except etree.XMLSyntaxError as exc:
         raise ItemError("bad_sitemap", f"{base_url}: not well-formed XML: {exc}") from exc
     kind = etree.QName(root).localname

@@ -82,7 +82,7 @@ def parse_feed(body: bytes, charset: str | None, feed: Feed,
 
     Entities the document declares itself are not expanded; titles and summaries are cut at
     `MAX_TITLE_CHARS` and `MAX_SUMMARY_CHARS`."""
-    body = _drop_internal_subset(body)
+    body = _drop_internal_subset(from_first_tag(body))
     parsed = feedparser.parse(body, response_headers=_headers_for_feedparser(charset, base))
     items = []
     seen: set[str] = set()
@@ -108,6 +108,14 @@ def parse_feed(body: bytes, charset: str | None, feed: Feed,
             raise ItemError("bad_feed", f"{feed.url}: {parsed.bozo_exception}")
         warning = f"{type(parsed.bozo_exception).__name__}: {parsed.bozo_exception}"
     return items, warning
+
+
+def from_first_tag(body: bytes) -> bytes:
+    """An XML document without the blank lines before its declaration (and a UTF-8 byte order
+    mark before them), which publishing plugins print: strictly they make it not well-formed
+    (feedparser then also misses the declared encoding), yet they mean nothing."""
+    start = body.removeprefix(b"\xef\xbb\xbf").lstrip()
+    return start if start.startswith(b"<") else body
 
 
 def _drop_internal_subset(body: bytes) -> bytes:

@@ -68,14 +68,16 @@ def test_missing_feed_is_an_http_error(site: SampleSite, http: HttpClient) -> No
     assert caught.value.reason == "http_404"
 
 
+@pytest.mark.parametrize("before", [b"", b"\n\n", b"\xef\xbb\xbf\r\n"])
 def test_a_feed_whose_server_names_no_charset_is_read_by_its_declaration(
-        tmp_path, http: HttpClient) -> None:
+        tmp_path, http: HttpClient, before: bytes) -> None:
     # "Content-Type: application/rss+xml", as many sites send it: the encoding is the XML
-    # declaration's, and a well-formed feed gets no warning
-    (tmp_path / "feed.rss").write_bytes(
+    # declaration's, and a well-formed feed gets no warning; nor does one with blank lines
+    # before its declaration, which publishing plugins print
+    (tmp_path / "feed.rss").write_bytes(before + (
         '<?xml version="1.0" encoding="windows-1251"?><rss version="2.0"><channel>'
         "<title>Вестник</title><item><title>Путин и Си Цзиньпин провели переговоры</title>"
-        "<link>https://example.org/talks.html</link></item></channel></rss>".encode("cp1251"))
+        "<link>https://example.org/talks.html</link></item></channel></rss>").encode("cp1251"))
     with SampleSite(root=tmp_path) as plain:
         poll = poll_feed(Feed(name="p", url=f"{plain.base_url}/feed.rss"), FeedState(), http)
     assert poll.warning is None
