@@ -23,6 +23,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from urllib.parse import urljoin
 
 from lxml import etree
@@ -164,14 +165,19 @@ def parse_sitemap(body: bytes, base_url: str) -> tuple[list[ListingEntry], list[
 
 
 def parse_w3c_date(value: str | None) -> datetime | None:
-    """A sitemap date (W3C datetime: `2026-10-23`, `...T08:00:00+03:00`, `...Z`), in UTC."""
+    """A sitemap date (W3C datetime: `2026-10-23`, `...T08:00:00+03:00`, `...Z`; or, as some
+    publishing systems write it there, an RSS date: `Fri, 23 Oct 2026 08:00:00 +0300`), in
+    UTC."""
     if not value:
         return None
     text = value.strip()
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
-        return None
+        try:
+            moment = parsedate_to_datetime(text)
+        except (TypeError, ValueError, IndexError):
+            return None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment.astimezone(UTC)

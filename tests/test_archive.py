@@ -103,6 +103,9 @@ def test_w3c_dates_in_utc() -> None:
     assert parse_w3c_date("2026-10-23T08:00:00+03:00") == datetime(2026, 10, 23, 5, tzinfo=UTC)
     assert parse_w3c_date("2026-10-23T08:00:00Z") == datetime(2026, 10, 23, 8, tzinfo=UTC)
     assert parse_w3c_date("2026-10-23") == datetime(2026, 10, 23, tzinfo=UTC)
+    # an RSS-style date, as some publishing systems write into their sitemaps
+    assert parse_w3c_date("Fri, 23 Oct 2026 08:00:00 +0300") == datetime(2026, 10, 23, 5,
+                                                                         tzinfo=UTC)
     assert parse_w3c_date("yesterday") is None and parse_w3c_date(None) is None
 
 
