@@ -211,14 +211,22 @@ def decode_html(body: bytes, charset: str | None) -> str:
             return body.decode("utf-8-sig")
         except UnicodeDecodeError:
             pass
-    for declared in (charset, html_body_declared_encoding(body)):
-        codec = resolve_encoding(declared) if declared else None
-        if codec:
-            try:
-                return body.decode(codec)
-            except (LookupError, UnicodeDecodeError):
-                pass
-    return str(decode_file(body))
+    text = _decoded_as(body, charset)
+    if text is None:  # the page's declaration is looked for only then
+        text = _decoded_as(body, html_body_declared_encoding(body))
+    return text if text is not None else str(decode_file(body))
+
+
+def _decoded_as(body: bytes, label: str | None) -> str | None:
+    """`body` in the charset a browser takes `label` for, or None where it names none or the
+    bytes do not fit it."""
+    codec = resolve_encoding(label) if label else None
+    if codec:
+        try:
+            return body.decode(codec)
+        except (LookupError, UnicodeDecodeError):
+            pass
+    return None
 
 
 def _not_in_future(published: datetime | None, fetched_at: datetime) -> datetime | None:

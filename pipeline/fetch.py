@@ -292,16 +292,12 @@ class HttpClient:
                         raise ItemError("too_large",
                                         f"{url} is over the {self._settings.max_bytes} byte cap")
                     if time.monotonic() > deadline:
-                        raise ItemError("timeout", f"{url}: the response took longer than "
-                                                   f"{self._settings.total_timeout:g} s",
-                                        transient=True)
+                        raise self._overtime(url)
                     chunks.append(chunk)
                 return response.status_code, response.headers, b"".join(chunks)
         except httpx.TimeoutException as exc:
             if time.monotonic() >= deadline:
-                raise ItemError("timeout", f"{url}: the response took longer than "
-                                           f"{self._settings.total_timeout:g} s",
-                                transient=True) from exc
+                raise self._overtime(url) from exc
             raise ItemError("timeout", f"{url}: {type(exc).__name__}", transient=True) from exc
         except httpx.ConnectError as exc:
             if _caused_by(exc, ssl.SSLCertVerificationError):
@@ -317,6 +313,11 @@ class HttpClient:
             raise ItemError("connection_error", f"{url}: {exc}", transient=True) from exc
         finally:
             _DEADLINE.set(None)
+
+
+    def _overtime(self, url: str) -> ItemError:
+        return ItemError("timeout", f"{url}: the response took longer than "
+                                    f"{self._settings.total_timeout:g} s", transient=True)
 
 
 def retry_after(value: str | None, now: datetime) -> float | None:

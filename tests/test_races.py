@@ -22,7 +22,7 @@ from pipeline.records import Outcome
 from pipeline.settings import Feed, Settings, load_feeds
 from pipeline.urls import url_id
 from tests.chaos.suite import Item, rss
-from tests.conftest import republished_later, sample_articles
+from tests.conftest import SampleArticle, republished_later, sample_articles
 from tests.sample_site.server import SampleSite
 
 
@@ -38,11 +38,11 @@ def _earlier_twin(es: Elasticsearch, alias: str, doc_id: str, url: str) -> str:
     return url_id(url)
 
 
-def _northwire_story(feeds_file: Path, site: SampleSite) -> tuple[Feed, str]:
-    """The Northern Wire feed and the URL of its first relevant story."""
+def _northwire_story(feeds_file: Path, site: SampleSite) -> tuple[Feed, SampleArticle, str]:
+    """The Northern Wire feed, its first relevant story and the story's URL."""
     northwire = next(f for f in load_feeds(feeds_file) if f.name == "Northern Wire")
     story = next(a for a in sample_articles() if a.raw["relevant"] and a.outlet == "northwire")
-    return northwire, story.raw["canonical"].replace("{BASE_URL}", site.base_url)
+    return northwire, story, story.raw["canonical"].replace("{BASE_URL}", site.base_url)
 
 
 def _demoted_before_recorded(es: Elasticsearch, alias: str, ingestor: Ingestor, doc_id: str,
@@ -69,8 +69,7 @@ def test_a_copy_whose_original_was_just_demoted_goes_to_the_winner(
         tmp_path: Path, es: Elasticsearch, fresh_settings: Settings, site: SampleSite,
         feeds_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     alias = fresh_settings.index_alias
-    northwire, original_url = _northwire_story(feeds_file, site)
-    story = next(a for a in sample_articles() if a.raw["relevant"] and a.outlet == "northwire")
+    northwire, story, original_url = _northwire_story(feeds_file, site)
     root = tmp_path / "mirror"
     (root / "m").mkdir(parents=True)
     (root / "m" / "copy.html").write_text(republished_later(story, site.base_url),
@@ -185,7 +184,7 @@ def test_a_document_demoted_before_its_ledger_record_is_written_is_recorded_as_a
     # another worker indexes an earlier twin of one of the batch's articles and demotes ours
     # after our reconcile, before our ledger write: no record may name the deleted document
     alias = fresh_settings.index_alias
-    northwire, own_url = _northwire_story(feeds_file, site)
+    northwire, _, own_url = _northwire_story(feeds_file, site)
     ours = url_id(own_url)
     with Ingestor(fresh_settings, es=es) as ingestor:
         twin = _demoted_before_recorded(es, alias, ingestor, ours,
@@ -214,7 +213,7 @@ def test_a_variant_of_a_document_demoted_before_its_record_is_written_follows_it
     # worker demotes the article onto an earlier twin after that, before the variant's ledger
     # record is written: the record names the twin, not the deleted document
     alias = fresh_settings.index_alias
-    northwire, own_url = _northwire_story(feeds_file, site)
+    northwire, _, own_url = _northwire_story(feeds_file, site)
     ours, variant = url_id(own_url), f"{own_url}?utm_source=race"
     root = tmp_path / "feeds"
     (root / "t").mkdir(parents=True)
