@@ -68,7 +68,8 @@ def news_backfill() -> None:
         # every try (run_after does not move when a retry comes after midnight)
         window = run_window(context.get("data_interval_start"), context.get("data_interval_end"),
                             now=context["dag_run"].run_after)
-        # tasks run at once, each in a process of its own: a task reads its pages itself
+        # tasks run at once, each in a process of its own: a task reads its pages on one
+        # worker process of its own
         with Ingestor(replace(Settings.load(), cpu_workers=1)) as ingestor:
             return ingestor.ingest_archive(
                 [Feed.from_dict(feed) for feed in source["feeds"]], window, context["run_id"],

@@ -52,7 +52,7 @@ def news_ingest() -> None:
         from pipeline.settings import Feed, Settings
 
         # the groups' tasks run at once, each in a process of its own: that is what uses the
-        # cores here, so a task reads its pages itself
+        # cores here, so a task reads its pages on one worker process of its own
         settings = replace(Settings.load(), cpu_workers=1)
         return ingest([Feed.from_dict(feed) for feed in group["feeds"]], settings,
                       get_current_context()["run_id"], mode="poll", max_errors=XCOM_ERRORS)

@@ -2,26 +2,41 @@
 relevance, the dedup fingerprint) and enriching accepted articles (gazetteer and spaCy NER).
 
 `ingest` fetches in threads and talks to Elasticsearch; it hands what it computes to
-`CpuStages`. With `ingest.cpu_workers` above 1, the work goes to a pool of that many worker
-processes (spawned: no thread or connection state is forked), each of which loads the models
-once per config folder and keeps them; at 1, the calling process computes it, one call at a
-time. The pool is started on first use and shared by everything in the process asking
-for the same size, so that runs with no new pages start none and tests start one. A worker
-exits when the process that started it is gone, killed or not.
+`CpuStages`, which sends it to a pool of `ingest.cpu_workers` worker processes (pebble's,
+spawned: no thread or connection state is forked), each of which loads the models once per
+config folder and keeps them. A page's reading may take `ingest.reading_timeout_s`: a parser
+stuck on a hostile page (libxml2 spends hours on one element with 300,000 attributes) is
+stopped with its process, which is replaced, and the page fails `reading_timeout`. The pool is
+started on first use and shared by everything in the process asking for the same size, so
+that runs with no new pages start none and tests start one. A worker exits when the process
+that started it is gone, killed or not.
+
+A daemonic process (a multiprocessing pool's worker, say) may start no processes: there, and
+only there, the calling process computes, one call at a time and with no time limit (it logs
+so). Readers are spawned without running the starting program's main script again
+(`_ReaderProcess`).
 """
 
 from __future__ import annotations
 
 import atexit
+import logging
 import multiprocessing
 import os
+import signal
+import sys
 import threading
 import time
-from concurrent.futures import Future, ProcessPoolExecutor
+import types
+from collections.abc import Callable
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
 from functools import cache
+from multiprocessing.context import SpawnContext, SpawnProcess
 from pathlib import Path
+from typing import Any, TypeVar
+
+from pebble import ProcessExpired, ProcessFuture, ProcessPool
 
 from pipeline.dedup import Fingerprint, fingerprint
 from pipeline.enrich import EnrichRules, enrich_articles
@@ -30,6 +45,9 @@ from pipeline.gazetteer import Gazetteer
 from pipeline.minhash import MinHasher
 from pipeline.records import Article, FeedItem, ItemError, Page
 from pipeline.relevance import TopicModel, score_relevance
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -74,11 +92,13 @@ class Models:
 
 class CpuStages:
     """`read` and `enrich`, safe to call from many threads at once; on `workers` processes
-    (see the module's docstring), or in the caller's at 1, one call at a time."""
+    (see the module's docstring), or, at 0, in the caller's, one call at a time."""
 
-    def __init__(self, config_dir: Path, workers: int) -> None:
+    def __init__(self, config_dir: Path, workers: int,
+                 reading_timeout: float | None = None) -> None:
         self.config_dir = config_dir
         self.workers = workers
+        self.reading_timeout = reading_timeout
         self._local: Models | None = None
         # In the caller's process, one stage at a time: trafilatura is not safe to run in two
         # threads at once (two fetch threads reading pages together hung in its tree walk),
@@ -86,42 +106,43 @@ class CpuStages:
         self._lock = threading.Lock()
 
     def read(self, page: Page, item: FeedItem, source_name: str | None) -> Reading:
-        """What `page` gives (`Models.read`); raises `ItemError` when it gives no article, or
-        when the worker reading it died (a crash in a parser, or out of memory): the pool is
-        then renewed, and the item, like the others in flight, is taken again on a later run
-        until it has failed `ingest.max_attempts` times."""
-        if self.workers <= 1:
+        """What `page` gives (`Models.read`); raises `ItemError` when it gives no article, when
+        reading it took longer than `reading_timeout` (its worker is then stopped), or when the
+        worker reading it died (a crash in a parser, or out of memory). Those two are
+        transient: the item is taken again on a later run until it has failed
+        `ingest.max_attempts` times."""
+        if not self.workers:
             with self._lock:
                 return self._models().read(page, item, source_name)
-        pool = _pool(self.workers)
         try:
-            return pool.submit(_read, self.config_dir, page, item, source_name).result()
-        except BrokenProcessPool as exc:
-            _pool(self.workers, broken=pool)
+            return _schedule(self.workers, _read, (self.config_dir, page, item, source_name),
+                             self.reading_timeout).result()
+        except TimeoutError as exc:
+            raise ItemError("reading_timeout", f"reading the page took over "
+                            f"{self.reading_timeout:g} s; the process reading it was stopped",
+                            transient=True) from exc
+        except (ProcessExpired, BrokenProcessPool) as exc:
             raise ItemError("reader_crashed", f"the process reading the page died ({exc})",
                             transient=True) from exc
 
     def enrich(self, articles: list[Article]) -> list[Article]:
-        """The articles, in order, with their entities; split over the workers (asked once
-        more, in a new pool, if a worker died)."""
+        """The articles, in order, with their entities; split over the workers (a part whose
+        worker died is asked once more, of a new one)."""
         if not articles:
             return []
-        if self.workers <= 1:
+        if not self.workers:
             with self._lock:
                 return self._models().enrich(articles)
         size = -(-len(articles) // self.workers)
-        for last_try in (False, True):
-            pool = _pool(self.workers)
-            parts: list[Future[list[Article]]] = [
-                pool.submit(_enrich, self.config_dir, articles[start:start + size])
-                for start in range(0, len(articles), size)]
+        parts = [articles[start:start + size] for start in range(0, len(articles), size)]
+        asked = [_schedule(self.workers, _enrich, (self.config_dir, part)) for part in parts]
+        enriched: list[Article] = []
+        for part, future in zip(parts, asked, strict=True):
             try:
-                return [article for part in parts for article in part.result()]
-            except BrokenProcessPool:
-                _pool(self.workers, broken=pool)
-                if last_try:
-                    raise
-        raise AssertionError("unreachable")
+                enriched += future.result()
+            except (ProcessExpired, BrokenProcessPool):
+                enriched += _schedule(self.workers, _enrich, (self.config_dir, part)).result()
+        return enriched
 
     def _models(self) -> Models:
         if self._local is None:
@@ -131,36 +152,76 @@ class CpuStages:
 
 def cpu_workers(configured: int) -> int:
     """The pool size `ingest.cpu_workers` asks for: 0 means one per core. A daemonic process
-    (an Airflow task under LocalExecutor or a Celery worker) may start no processes: there,
-    1."""
+    (a multiprocessing pool's worker, say) may start no processes: there, 0, computing in its
+    own."""
     if multiprocessing.current_process().daemon:
-        return 1
+        log.warning("pages are read in this process, one at a time and with no time limit: "
+                    "a daemonic process may start no worker processes")
+        return 0
     return configured if configured > 0 else (os.cpu_count() or 1)
 
 
-_pools: dict[int, ProcessPoolExecutor] = {}
+_pools: dict[int, ProcessPool] = {}
 _pools_lock = threading.Lock()
 
 
-def _pool(workers: int, broken: ProcessPoolExecutor | None = None) -> ProcessPoolExecutor:
-    """The process's pool of `workers` processes: started on first use, and started anew
-    when it is the `broken` one (a worker died)."""
+def _schedule(workers: int, function: Callable[..., T], args: tuple[Any, ...],
+              timeout: float | None = None) -> ProcessFuture[T]:
+    """`function(*args)` on the process's pool of `workers` processes, stopped after `timeout`
+    seconds of running. The pool is started on first use, and anew when it broke (its workers
+    all gone at once)."""
     with _pools_lock:
-        pool = _pools.get(workers)
-        if pool is None or pool is broken:
-            if pool is not None:
-                pool.shutdown(wait=False, cancel_futures=True)
-            pool = _pools[workers] = ProcessPoolExecutor(
-                workers, mp_context=multiprocessing.get_context("spawn"),
-                initializer=_watch_parent, initargs=(os.getpid(),))
-        return pool
+        for fresh in (False, True):
+            pool = _pools.get(workers)
+            if fresh or pool is None or not pool.active:
+                if pool is not None:
+                    _stop(pool)
+                pool = _pools[workers] = ProcessPool(
+                    workers, context=_ReaderContext(),
+                    initializer=_start_reader, initargs=(os.getpid(),))
+            try:
+                return pool.schedule(function, args, timeout=timeout)
+            except RuntimeError:  # it broke since it was looked at
+                if fresh:
+                    raise
+        raise AssertionError("unreachable")
+
+
+def _stop(pool: ProcessPool) -> None:
+    """Stop the pool's workers and its threads."""
+    pool.stop()
+    pool.join()
+
+
+class _ReaderProcess(SpawnProcess):
+    """A spawned process that does not run the main script of the process starting it. Spawn
+    runs it first (as `__mp_main__`), so that what it defines can be unpickled; a reader runs
+    `pipeline` functions only, and a host's main may not bear running twice: in an Airflow 3
+    task it is the `airflow` command, whose import sets up the metadata database, which a task
+    may not reach, so every reader died at its start."""
+
+    def start(self) -> None:
+        with _main_lock:
+            main = sys.modules["__main__"]
+            sys.modules["__main__"] = types.ModuleType("__main__")  # nothing to run again
+            try:
+                super().start()
+            finally:
+                sys.modules["__main__"] = main
+
+
+class _ReaderContext(SpawnContext):
+    Process = _ReaderProcess
+
+
+_main_lock = threading.Lock()
 
 
 @atexit.register
 def _shut_down() -> None:
     with _pools_lock:
         for pool in _pools.values():
-            pool.shutdown(wait=False, cancel_futures=True)
+            _stop(pool)
         _pools.clear()
 
 
@@ -177,9 +238,13 @@ def _enrich(config_dir: Path, articles: list[Article]) -> list[Article]:
     return _models(config_dir).enrich(articles)
 
 
-def _watch_parent(parent: int) -> None:
-    """In a worker: exit once the process that started the pool is gone (a SIGKILL leaves no
-    one to shut the pool down)."""
+def _start_reader(parent: int) -> None:
+    """In a worker, first: SIGTERM ends it at once, also in the middle of a parser's C code
+    (pebble's handler would wait for Python to run again, and the pool would kill it only
+    seconds later); and it exits once the process that started the pool is gone (a SIGKILL
+    leaves no one to shut the pool down)."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
     def watch() -> None:
         while os.getppid() == parent:
             time.sleep(1.0)

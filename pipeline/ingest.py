@@ -183,7 +183,8 @@ class Ingestor:
                     from pipeline.cpu import CpuStages, cpu_workers
 
                     self._cpu = CpuStages(self.settings.config_dir,
-                                          cpu_workers(self.settings.cpu_workers))
+                                          cpu_workers(self.settings.cpu_workers),
+                                          self.settings.reading_timeout_s)
         return self._cpu
 
     def __enter__(self) -> Self:

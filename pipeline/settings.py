@@ -158,6 +158,7 @@ class Settings:
     fetch_workers: int = 4  # a feed's pages fetched at once (the per-host limits still hold)
     feed_workers: int = 64  # feeds one process polls at once (`newsroom ingest`, a DAG task)
     cpu_workers: int = 0  # processes that read and enrich pages (0: one per core)
+    reading_timeout_s: float = 30.0  # a page's reading (extraction, relevance) stopped after
     ledger_retention_days: int = 365
     reindex_lease_s: float = 300.0
     replicas: int = 0  # copies of every shard on other nodes (elasticsearch.replicas)
@@ -215,7 +216,7 @@ class Settings:
         _check_keys(ingest_raw, required=set(),
                     optional={"max_attempts", "batch_size", "flush_after_s",
                               "ledger_retention_days", "fetch_workers", "feed_workers",
-                              "cpu_workers"},
+                              "cpu_workers", "reading_timeout_s"},
                     where="newsroom.yaml ingest")
         archive_raw = raw.get("archive") or {}
         _check_keys(archive_raw, required=set(), optional=set(ArchiveSettings.__dataclass_fields__),
@@ -278,6 +279,7 @@ class Settings:
             fetch_workers=max(1, int(ingest_raw.get("fetch_workers", cls.fetch_workers))),
             feed_workers=max(1, int(ingest_raw.get("feed_workers", cls.feed_workers))),
             cpu_workers=max(0, int(ingest_raw.get("cpu_workers", cls.cpu_workers))),
+            reading_timeout_s=float(ingest_raw.get("reading_timeout_s", cls.reading_timeout_s)),
             ledger_retention_days=int(ingest_raw.get("ledger_retention_days",
                                                      cls.ledger_retention_days)),
             reindex_lease_s=float(maintenance_raw.get("reindex_lease_s", cls.reindex_lease_s)),

@@ -106,6 +106,7 @@ class Stage:
     budget: Budget
     items: list[Item] = field(default_factory=list)
     http: dict[str, Any] = field(default_factory=dict)  # HttpSettings overrides
+    ingest: dict[str, Any] = field(default_factory=dict)  # Settings overrides
     runs: int = 1  # runs before the rerun
     # Runs that reach Elasticsearch through a `FaultyProxy` with this fault (None: the node is
     # stopped, connections refused), and runs that may end in an Elasticsearch error.
@@ -677,6 +678,30 @@ def size_cap(stage: Stage) -> Check:
     return check
 
 
+@scenario("endless_page", "a page its parser would take hours over")
+def endless_page(stage: Stage) -> Check:
+    """An article page with one element of 100,000 attributes (libxml2 checks each against
+    all before it: minutes, hours at 5 MB) fails `reading_timeout` once its reading has taken
+    `ingest.reading_timeout_s` (3 s here), retried on the next run; the feed's other pages
+    are read meanwhile, and the run ends."""
+    url = stage.server.route("/endless.html", chaos.page(
+        b"<html><head><title>Endless</title></head><body><p "
+        + b" ".join(b'a%d="v"' % n for n in range(100_000)) + b">Text.</p></body></html>"))
+    stage.items.append(Item(url, "endless"))
+    stage.add_healthy()
+    stage.ingest["reading_timeout_s"] = 3.0
+
+    def check(out: Outcome) -> tuple[str, list[str]]:
+        problems = expect(out, url, "failed", "reading_timeout", retryable=True)
+        if out.record(url).get("attempts") != 2:
+            problems.append(f"attempts after the rerun: {out.record(url).get('attempts')}")
+        if max(out.run_seconds(0), out.run_seconds(1)) > 20:
+            problems.append(f"runs took {out.run_seconds(0):.1f}s and {out.run_seconds(1):.1f}s")
+        return (f"{out.status(url)} after {out.record(url).get('attempts')} runs of "
+                f"{out.run_seconds(0):.1f}s and {out.run_seconds(1):.1f}s"), problems
+    return check
+
+
 @scenario("wrong_content", "binary as text/html; png; pdf")
 def wrong_content(stage: Stage) -> Check:
     """Random bytes served as text/html, an empty text/html page, a PNG and a PDF fail with a
@@ -1137,14 +1162,16 @@ def es_mapping_conflict(stage: Stage) -> Check:
 
 # --- running ---------------------------------------------------------------------------------
 
-def scenario_settings(settings: Settings, alias: str, overrides: dict[str, Any]) -> Settings:
+def scenario_settings(settings: Settings, alias: str, overrides: dict[str, Any],
+                      ingest: dict[str, Any] | None = None) -> Settings:
     # One server serves every fault of a scenario beside its healthy items: its host never
     # rests after timeouts here (`stalled_host` is the scenario where it does).
     http = replace(settings.http, allow_nets=parse_nets("127.0.0.0/8"), per_host_delay=0.0,
                    read_timeout=READ_TIMEOUT, connect_timeout=CONNECT_TIMEOUT,
                    total_timeout=TOTAL_TIMEOUT,
                    max_bytes=MAX_BYTES, respect_robots=True, host_strikes=1_000_000)
-    return replace(settings, index_alias=alias, http=replace(http, **overrides), max_attempts=3)
+    return replace(settings, index_alias=alias, http=replace(http, **overrides),
+                   **{"max_attempts": 3, **(ingest or {})})
 
 
 def _peak_rss_mb() -> float:
@@ -1194,7 +1221,8 @@ def run_scenario(item: Scenario, settings: Settings, es: Elasticsearch,
             stage = Stage(server=server, sentinel=sentinel, budget=BUDGETS[budget])
             check = item.setup(stage)
             try:
-                return _run(item, stage, check, scenario_settings(settings, alias, stage.http),
+                return _run(item, stage, check,
+                            scenario_settings(settings, alias, stage.http, stage.ingest),
                             es, started)
             finally:
                 for cleanup in stage.cleanups:

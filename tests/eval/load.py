@@ -235,8 +235,8 @@ def bulk_throughput(settings: Settings, documents: int = 20_000) -> float:
 
 
 def serial_config(folder: Path) -> Path:
-    """A copy of the config folder with one feed, one page and one process at a time: the
-    design before concurrency, measured beside today's in the same run."""
+    """A copy of the config folder with one feed, one page and one reading process at a time:
+    the design before concurrency, measured beside today's in the same run."""
     config = Path(folder) / "config"
     shutil.copytree(Settings.load().config_dir, config)
     settings_file = config / "newsroom.yaml"
