@@ -1,5 +1,6 @@
 """The DAGs: every file imports cleanly, news_ingest is scheduled as promised, and a real
-`airflow dags test news_ingest` run over the sample corpus lands it in Elasticsearch."""
+`airflow dags test news_ingest` run over the sample corpus lands it in Elasticsearch, in the
+command's own process and with the LocalExecutor, as a deployment runs it."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import pytest
 from elasticsearch import Elasticsearch
 
 from pipeline.settings import PROJECT_ROOT, Settings
+from tests.airflow_local import dags_test, execution_api
 from tests.conftest import assert_sample_corpus_landed
 from tests.sample_site.server import SampleSite
 
@@ -39,6 +41,14 @@ def _airflow() -> Path:
 
     beside = Path(sys.executable).parent / "airflow"
     return beside if beside.exists() else Path(shutil.which("airflow") or "airflow")
+
+
+def _sample_run_env(airflow_env: dict[str, str], settings: Settings, feeds_file: Path
+                    ) -> dict[str, str]:
+    """A DAG run's environment for the sample site's feeds, on `settings`' alias."""
+    return {**airflow_env, "NEWSROOM_FEEDS": str(feeds_file),
+            "NEWSROOM_INDEX": settings.index_alias, "NEWSROOM_ALLOW_NETS": "127.0.0.0/8",
+            "NEWSROOM_HOST_DELAY": "0", "ELASTICSEARCH_URL": settings.elasticsearch_url}
 
 
 def test_dagbag_imports_without_errors(airflow_env: dict[str, str]) -> None:
@@ -102,10 +112,7 @@ def test_dag_files_are_thin_orchestration() -> None:
 def test_airflow_dags_test_lands_the_corpus(airflow_env: dict[str, str], es: Elasticsearch,
                                             fresh_settings: Settings, site: SampleSite,
                                             feeds_file: Path) -> None:
-    env = {**airflow_env, "NEWSROOM_FEEDS": str(feeds_file),
-           "NEWSROOM_INDEX": fresh_settings.index_alias, "NEWSROOM_ALLOW_NETS": "127.0.0.0/8",
-           "NEWSROOM_HOST_DELAY": "0",
-           "ELASTICSEARCH_URL": fresh_settings.elasticsearch_url}
+    env = _sample_run_env(airflow_env, fresh_settings, feeds_file)
     run = subprocess.run([str(_airflow()), "dags", "test", "news_ingest"], env=env,
                          capture_output=True, text=True, timeout=900, check=False)
     output = run.stdout + run.stderr
@@ -127,3 +134,25 @@ def test_airflow_dags_test_lands_the_corpus(airflow_env: dict[str, str], es: Ela
     # (the site's robots.txt answer, kept by the first run's tasks, is not asked for again)
     assert {status for path, status in site.requests[before:]} == {304}
     assert es.count(index=fresh_settings.index_alias)["count"] == len(stored)
+
+
+def test_the_dag_run_as_a_deployment_runs_it_lands_the_corpus(
+        airflow_env: dict[str, str], es: Elasticsearch, fresh_settings: Settings,
+        site: SampleSite, feeds_file: Path, tmp_path: Path) -> None:
+    """With the LocalExecutor, as a deployment runs the DAG: the mapped tasks at once, each in
+    a task process of its own that reaches Airflow through the API server and may not reach
+    the metadata database. The pages are read on the reader process each task starts (there,
+    readers once died at their start and every page failed `reader_crashed`)."""
+    env = _sample_run_env(airflow_env, fresh_settings, feeds_file)
+    with execution_api(env, tmp_path / "api-server.out") as served:
+        # (the command, when it hangs shutting its executor down after the run, is stopped)
+        run = dags_test(served, "news_ingest", tmp_path / "dags-test.out", timeout=600,
+                        linger=15)
+    assert run.succeeded, run.output[-5000:]
+    assert "TaskInstance Finished: dag_id=news_ingest, task_id=ingest_sites" in run.output
+
+    assert_sample_corpus_landed(es, fresh_settings, site.base_url)
+    es.indices.refresh(index=fresh_settings.ledger_index)
+    ours = es.search(index=fresh_settings.ledger_index, size=20, query={"terms": {"reason": [
+        "reader_crashed", "reading_timeout", "internal_error"]}})["hits"]["hits"]
+    assert [hit["_source"] for hit in ours] == []

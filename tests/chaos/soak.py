@@ -43,28 +43,25 @@ import json
 import os
 import random
 import re
-import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-import httpx
 from elasticsearch import Elasticsearch, helpers
 
 from pipeline.settings import CONFIG_DIR, PROJECT_ROOT, Settings
 from pipeline.store import alias_indices, connect, ensure_indices
+from tests.airflow_local import airflow_bin, dags_test, execution_api
 from tests.chaos.soak_web import FEEDS, FeedFiles, SoakWeb, WebBudget
 
 MAX_RERUNS = 4  # runs over all feeds after a phase, until nothing is left to retry
@@ -414,11 +411,10 @@ def run_dag(soak: Soak) -> Phase:
     started = time.monotonic()
     env = {**ingest_env(soak, phase.alias, phase.config_dir),
            **{key: os.environ.get(key, value) for key, value in AIRFLOW_ENV.items()},
-           "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
            "NEWSROOM_FEEDS": str(soak.files.together)}
     if _airflow_migrate(soak, phase, env) == 0:
         try:
-            with execution_api(soak, env) as served:
+            with execution_api(env, soak.work / "dag-api-server.out") as served:
                 _dag_test(soak, phase, served)
         except RuntimeError as exc:
             phase.exits.append(("dag-api-server", 1))
@@ -432,7 +428,7 @@ def _airflow_migrate(soak: Soak, phase: Phase, env: dict[str, str]) -> int:
     """`airflow db migrate` (idempotent: `make soak` does not ask for `airflow-db`)."""
     log = soak.work / "dag-db-migrate.out"
     with log.open("w") as out:
-        code = subprocess.run([_airflow_bin(), "db", "migrate"], env=env, cwd=PROJECT_ROOT,
+        code = subprocess.run([airflow_bin(), "db", "migrate"], env=env, cwd=PROJECT_ROOT,
                               stdout=out, stderr=subprocess.STDOUT, timeout=RUN_TIMEOUT,
                               check=False).returncode
     phase.exits.append(("dag-db-migrate", code))
@@ -444,107 +440,17 @@ def _airflow_migrate(soak: Soak, phase: Phase, env: dict[str, str]) -> int:
 
 def _dag_test(soak: Soak, phase: Phase, env: dict[str, str]) -> None:
     """Run the DAG and record whether its run succeeded, as Airflow logs it ("DagRun Finished:
-    ... state=success"). `dags test --use-executor` can hang after that line, shutting its
-    LocalExecutor down (a worker that never takes its stop signal): `DAG_LINGER` seconds
-    after the run has finished, its processes are stopped and the logged outcome stands."""
-    log = soak.work / "dag-test.out"
-    with log.open("w") as out:
-        process = subprocess.Popen([_airflow_bin(), "dags", "test", "news_ingest",
-                                    "--use-executor"], env=env, cwd=PROJECT_ROOT, stdout=out,
-                                   stderr=subprocess.STDOUT, start_new_session=True)
-    deadline, finished_at = time.monotonic() + RUN_TIMEOUT, None
-    while process.poll() is None and time.monotonic() < deadline:
-        if finished_at is None and _dag_run_finished(log):
-            finished_at = time.monotonic()
-        if finished_at is not None and time.monotonic() - finished_at > DAG_LINGER:
-            phase.events.append(f"airflow dags test was still running {DAG_LINGER:.0f}s after "
-                                "its DAG run finished (its LocalExecutor shutting down); "
-                                "stopped it")
-            break
-        time.sleep(1)
-    lingered = process.poll() is None
-    stop_group(process)
-    finished = _dag_run_finished(log)
-    ok = "state=success" in finished and (lingered or process.returncode == 0)
-    phase.exits.append(("dag-test", 0 if ok else (process.returncode or -1)))
-    if not ok:
-        phase.events.append(f"airflow dags test: {finished or 'no run finished'} "
-                            f"(exit {process.returncode}): "
-                            f"{log.read_text(errors='replace').strip()[-300:]}")
-
-
-def _dag_run_finished(log: Path) -> str:
-    """Airflow's "DagRun Finished: ..." line in `log`, or empty."""
-    for line in log.read_text(errors="replace").splitlines():
-        if "DagRun Finished:" in line:
-            return line[line.index("DagRun Finished:"):][:300]
-    return ""
-
-
-def stop_group(process: subprocess.Popen[Any]) -> None:
-    """Stop a process started in a session of its own, and whatever it started."""
-    if process.poll() is not None and not _group_alive(process.pid):
-        return
-    with suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        pass
-    if _group_alive(process.pid):
-        with suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
-def _airflow_bin() -> str:
-    return str(Path(sys.executable).parent / "airflow")
-
-
-@contextmanager
-def execution_api(soak: Soak, env: dict[str, str]) -> Iterator[dict[str, str]]:
-    """An Airflow API server on a free loopback port, stopped afterwards; the environment that
-    points task processes at it (with a signing secret of this soak's own)."""
-    port = _free_port()
-    env = {**env, "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
-           "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(32)}
-    with (soak.work / "dag-api-server.out").open("w") as out:
-        server = subprocess.Popen([_airflow_bin(), "api-server", "--host", "127.0.0.1", "--port",
-                                   str(port), "--workers", "1"], env=env, cwd=PROJECT_ROOT,
-                                  stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        _wait_until_up(f"http://127.0.0.1:{port}/api/v2/monitor/health", server)
-        yield env
-    finally:
-        stop_group(server)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _wait_until_up(url: str, server: subprocess.Popen[bytes]) -> None:
-    """Return once `url` answers 200; RuntimeError if the server exits or takes 3 minutes."""
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline and server.poll() is None:
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise RuntimeError(f"the Airflow API server did not come up at {url} "
-                       f"(exit {server.poll()}; see dag-api-server.out)")
+    ... state=success"); a command still shutting its LocalExecutor down `DAG_LINGER` seconds
+    after that is stopped, and the logged outcome stands (`tests.airflow_local.dags_test`)."""
+    run = dags_test(env, "news_ingest", soak.work / "dag-test.out", RUN_TIMEOUT, DAG_LINGER)
+    if run.exit_code is None:
+        phase.events.append(f"airflow dags test was still running {DAG_LINGER:.0f}s after "
+                            "its DAG run finished (its LocalExecutor shutting down); "
+                            "stopped it")
+    phase.exits.append(("dag-test", 0 if run.succeeded else (run.exit_code or -1)))
+    if not run.succeeded:
+        phase.events.append(f"airflow dags test: {run.finished or 'no run finished'} "
+                            f"(exit {run.exit_code}): {run.output.strip()[-300:]}")
 
 
 # --- what an alias holds ---------------------------------------------------------------------

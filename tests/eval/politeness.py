@@ -24,14 +24,9 @@ from __future__ import annotations
 
 import os
 import re
-import signal
-import socket
-import subprocess
-import sys
 import tempfile
 import threading
 import time
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -44,6 +39,7 @@ from pipeline.ingest import ingest
 from pipeline.localnode import LocalNode
 from pipeline.settings import Feed, Settings, parse_nets
 from pipeline.store import connect, ensure_indices
+from tests.airflow_local import dags_test, execution_api
 
 LATENCY = 0.2
 EXIT_GRACE = 60.0  # seconds the `airflow dags test` command gets to exit once its run finished
@@ -121,55 +117,16 @@ def _run(settings: Settings, servers: list[ThreadingHTTPServer]) -> tuple[float,
     return time.monotonic() - started, summary
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextmanager
-def _api_server(env: dict[str, str], port: int, log: Path) -> Iterator[None]:
-    """Airflow's API server, whose execution API the executor's task processes call."""
-    airflow = Path(sys.executable).parent / "airflow"
-    with log.open("w") as out:
-        server = subprocess.Popen([str(airflow), "api-server", "--port", str(port)], env=env,
-                                  stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v2/monitor/health",
-                                       timeout=2)
-                break
-            except OSError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise RuntimeError(f"the API server did not start: {log.read_text()[-2000:]}"
-                                       ) from None
-                time.sleep(0.5)
-        yield
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
-
-
 @contextmanager
 def _airflow(base: Settings) -> Iterator[tuple[dict[str, str], Path]]:
     """The environment for `airflow dags test --use-executor` (the LocalExecutor), with an API
     server of its own for the tasks' execution API, running until the block ends, and a
     scratch folder for the runs' feed files."""
     with tempfile.TemporaryDirectory() as folder:
-        port = _free_port()
         env = {**os.environ, "NEWSROOM_ALLOW_NETS": "127.0.0.0/8",
-               "ELASTICSEARCH_URL": base.elasticsearch_url,
-               "AIRFLOW__CORE__EXECUTOR": "LocalExecutor", "AIRFLOW__CORE__PARALLELISM": "8",
-               "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
-               "AIRFLOW__API_AUTH__JWT_SECRET": uuid.uuid4().hex}
-        with _api_server(env, port, Path(folder) / "api-server.log"):
-            yield env, Path(folder)
+               "ELASTICSEARCH_URL": base.elasticsearch_url, "AIRFLOW__CORE__PARALLELISM": "8"}
+        with execution_api(env, Path(folder) / "api-server.log") as served:
+            yield served, Path(folder)
 
 
 def _dag_run(airflow_env: tuple[dict[str, str], Path], settings: Settings,
@@ -179,44 +136,23 @@ def _dag_run(airflow_env: tuple[dict[str, str], Path], settings: Settings,
     in all, the DAG run's as Airflow records them, from the first task's start to the last
     one's end, the longest `ingest_sites` task's, and items the ledger recorded. The command's
     seconds are None when it hung after the run (it is then killed)."""
-    airflow = Path(sys.executable).parent / "airflow"
     env, folder = airflow_env
     feeds = folder / f"{settings.index_alias}.yaml"
     feeds.write_text("feeds:\n" + "".join(
         f"  - name: host-{n}\n    url: http://127.0.0.1:{s.server_address[1]}/feed.xml\n"
         for n, s in enumerate(servers)))
-    log = folder / f"{settings.index_alias}.log"
-    started = time.monotonic()
-    with log.open("w") as written:
-        run = subprocess.Popen([str(airflow), "dags", "test", "--use-executor", "news_ingest"],
-                               env={**env, "NEWSROOM_FEEDS": str(feeds),
-                                    "NEWSROOM_INDEX": settings.index_alias,
-                                    "NEWSROOM_HOST_DELAY": str(settings.http.per_host_delay)},
-                               stdout=written, stderr=subprocess.STDOUT, text=True,
-                               start_new_session=True)
-        finished = None  # when the DAG run was seen finished
-        while run.poll() is None:
-            time.sleep(0.2)
-            now = time.monotonic()
-            if finished is None and "DagRun Finished: dag_id=news_ingest" in log.read_text():
-                finished = now
-            if now - started > 1800 or (finished is not None and now - finished > EXIT_GRACE):
-                # the run is over but the command hangs in the LocalExecutor's shutdown, a
-                # worker never joined (apache/airflow#45683, seen here now and then)
-                os.killpg(run.pid, signal.SIGKILL)
-                run.wait()
-                break
-    took: float | None = time.monotonic() - started
-    output = log.read_text()
-    hung = finished is not None and run.returncode != 0
-    if hung:
-        took = None
-    if (run.returncode != 0 and not hung) or "state=success" not in output:
+    run = dags_test({**env, "NEWSROOM_FEEDS": str(feeds), "NEWSROOM_INDEX": settings.index_alias,
+                     "NEWSROOM_HOST_DELAY": str(settings.http.per_host_delay)},
+                    "news_ingest", folder / f"{settings.index_alias}.log", timeout=1800,
+                    linger=EXIT_GRACE)
+    output = run.output
+    if not run.succeeded:
         raise RuntimeError(f"the DAG run failed: {output[-3000:]}")
-    if hung:
+    if run.exit_code is None:
         print(f"  (the command did not exit {EXIT_GRACE:.0f} s after the DAG run finished: "
               "Airflow's LocalExecutor waited on a worker that never joined, "
-              "apache/airflow#45683; it was killed, and its wall time is no figure)")
+              "apache/airflow#45683; it was stopped, and its wall time is no figure)")
+    took = run.seconds if run.exit_code == 0 else None
     # "DagRun Finished: dag_id=..., run_start_date=..., run_end_date=..., run_duration=..."
     recorded = re.search(r"DagRun Finished: dag_id=news_ingest, .*?run_duration=([\d.]+)", output)
     # the executor's events: "TaskInstance Finished: dag_id=..., task_id=..., ...,
