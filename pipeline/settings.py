@@ -240,6 +240,9 @@ class Settings:
         if not 0 < polling.backoff_floor_s <= polling.backoff_ceiling_s:
             raise ConfigError("newsroom.yaml polling: need 0 < backoff_floor_s <= "
                               "backoff_ceiling_s")
+        reading_timeout_s = float(ingest_raw.get("reading_timeout_s", cls.reading_timeout_s))
+        if reading_timeout_s <= 0:  # every page would fail at once
+            raise ConfigError("newsroom.yaml ingest: reading_timeout_s must be above 0")
         http = HttpSettings(
             **{k: http_raw[k] for k in http_raw},
             allow_nets=parse_nets(env.get("NEWSROOM_ALLOW_NETS", "")),
@@ -279,7 +282,7 @@ class Settings:
             fetch_workers=max(1, int(ingest_raw.get("fetch_workers", cls.fetch_workers))),
             feed_workers=max(1, int(ingest_raw.get("feed_workers", cls.feed_workers))),
             cpu_workers=max(0, int(ingest_raw.get("cpu_workers", cls.cpu_workers))),
-            reading_timeout_s=float(ingest_raw.get("reading_timeout_s", cls.reading_timeout_s)),
+            reading_timeout_s=reading_timeout_s,
             ledger_retention_days=int(ingest_raw.get("ledger_retention_days",
                                                      cls.ledger_retention_days)),
             reindex_lease_s=float(maintenance_raw.get("reindex_lease_s", cls.reindex_lease_s)),

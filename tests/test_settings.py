@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -49,6 +50,19 @@ def test_bad_feeds_files(tmp_path: Path, text: str, message: str) -> None:
     path.write_text(text)
     with pytest.raises(ConfigError, match=message):
         load_feeds(path)
+
+
+def test_a_reading_timeout_of_no_time_is_refused(tmp_path: Path) -> None:
+    config = tmp_path / "config"
+    shutil.copytree(CONFIG_DIR, config)
+    settings_file = config / "newsroom.yaml"
+    settings_file.write_text(settings_file.read_text().replace(
+        "reading_timeout_s: 30", "reading_timeout_s: 0"))
+    with pytest.raises(ConfigError, match="reading_timeout_s must be above 0"):
+        Settings.load({"NEWSROOM_CONFIG_DIR": str(config)})
+    settings_file.write_text(settings_file.read_text().replace(
+        "reading_timeout_s: 0", "reading_timeout_s: 12.5"))
+    assert Settings.load({"NEWSROOM_CONFIG_DIR": str(config)}).reading_timeout_s == 12.5
 
 
 def test_gazetteer_rejects_an_alias_naming_two_entities(tmp_path: Path) -> None:
