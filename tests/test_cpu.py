@@ -64,13 +64,14 @@ def test_a_page_without_an_article_fails_the_same_in_a_worker() -> None:
 
 def test_a_page_whose_reading_does_not_end_fails_in_time_and_the_pages_after_it_are_read(
         ) -> None:
-    stages = CpuStages(CONFIG_DIR, 2, reading_timeout=5.0)
+    # (the pages after it are read without a limit: a new worker loads its models first)
+    limited, stages = CpuStages(CONFIG_DIR, 2, reading_timeout=5.0), CpuStages(CONFIG_DIR, 2)
     page = ARTICLES[0].page()
-    stages.read(page, _item(page.url), "Sample")  # the pool is up, its models loaded
+    stages.read(page, _item(page.url), "Sample")  # the pool is up
     workers = _worker_pids(2)
     started = time.monotonic()
     with pytest.raises(ItemError) as failure:
-        stages.read(replace(page, body=ENDLESS), _item(page.url), "Sample")
+        limited.read(replace(page, body=ENDLESS), _item(page.url), "Sample")
     took = time.monotonic() - started
     assert failure.value.reason == "reading_timeout" and failure.value.transient
     assert 5.0 <= took < 5.0 + 5  # the stuck worker stopped at once
