@@ -21,13 +21,11 @@ from pipeline import cpu
 from pipeline.cpu import CpuStages, cpu_workers
 from pipeline.records import FeedItem, ItemError
 from pipeline.settings import CONFIG_DIR, PROJECT_ROOT
+from tests.chaos.server import endless_html
 from tests.conftest import sample_articles
 
 ARTICLES = sample_articles()[:8]
-# An element with 100,000 attributes: libxml2 checks each against all before it, and takes
-# minutes over this page of 1 MB (hours over one of 5 MB).
-ENDLESS = ("<html><body><p " + " ".join(f'a{n}="v"' for n in range(100_000))
-           + ">Text.</p></body></html>").encode()
+ENDLESS = endless_html()  # minutes in the parser
 
 
 def _item(page_url: str) -> FeedItem:

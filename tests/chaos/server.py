@@ -385,6 +385,13 @@ def oversized(size: int, declare_length: bool, content_type: str = HTML) -> Rout
     return route
 
 
+def endless_html(attributes: int = 100_000) -> bytes:
+    """A page whose parser never seems to end: one element with `attributes` attributes.
+    libxml2 checks each against all before it: minutes at 100,000 (1 MB), hours at 300,000."""
+    return (b"<html><head><title>Endless</title></head><body><p "
+            + b" ".join(b'a%d="v"' % n for n in range(attributes)) + b">Text.</p></body></html>")
+
+
 def gzip_bomb_body(inflated: int) -> bytes:
     """A gzip stream of `inflated` zero bytes (about 1000 times smaller)."""
     out = io.BytesIO()

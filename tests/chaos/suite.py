@@ -684,9 +684,7 @@ def endless_page(stage: Stage) -> Check:
     all before it: minutes, hours at 5 MB) fails `reading_timeout` once its reading has taken
     `ingest.reading_timeout_s` (3 s here), retried on the next run; the feed's other pages
     are read meanwhile, and the run ends."""
-    url = stage.server.route("/endless.html", chaos.page(
-        b"<html><head><title>Endless</title></head><body><p "
-        + b" ".join(b'a%d="v"' % n for n in range(100_000)) + b">Text.</p></body></html>"))
+    url = stage.server.route("/endless.html", chaos.page(chaos.endless_html()))
     stage.items.append(Item(url, "endless"))
     stage.add_healthy()
     stage.ingest["reading_timeout_s"] = 3.0
@@ -1170,8 +1168,8 @@ def scenario_settings(settings: Settings, alias: str, overrides: dict[str, Any],
                    read_timeout=READ_TIMEOUT, connect_timeout=CONNECT_TIMEOUT,
                    total_timeout=TOTAL_TIMEOUT,
                    max_bytes=MAX_BYTES, respect_robots=True, host_strikes=1_000_000)
-    return replace(settings, index_alias=alias, http=replace(http, **overrides),
-                   **{"max_attempts": 3, **(ingest or {})})
+    return replace(replace(settings, max_attempts=3), index_alias=alias,
+                   http=replace(http, **overrides), **(ingest or {}))
 
 
 def _peak_rss_mb() -> float:

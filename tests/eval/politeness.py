@@ -135,7 +135,7 @@ def _dag_run(airflow_env: tuple[dict[str, str], Path], settings: Settings,
     the LocalExecutor (as the scheduler runs them: the groups at once): the command's seconds
     in all, the DAG run's as Airflow records them, from the first task's start to the last
     one's end, the longest `ingest_sites` task's, and items the ledger recorded. The command's
-    seconds are None when it hung after the run (it is then killed)."""
+    seconds are None when it hung after the run (it is then stopped)."""
     env, folder = airflow_env
     feeds = folder / f"{settings.index_alias}.yaml"
     feeds.write_text("feeds:\n" + "".join(
