@@ -7,6 +7,8 @@ from datetime import datetime
 from enum import Enum
 from typing import Any
 
+from pipeline.text import word_count
+
 
 class Outcome(str, Enum):
     """What happened to a feed item; the ledger stores one per item URL."""
@@ -117,4 +119,6 @@ class Article:
 
     @property
     def word_count(self) -> int:
-        return len(self.text.split())
+        """Words of `text` as the stages count them (`pipeline.text.word_count`): two
+        characters of a script written without spaces, Chinese or Japanese, count as one."""
+        return word_count(self.text)

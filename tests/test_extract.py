@@ -46,6 +46,17 @@ def test_text_matches_gold(sample) -> None:
     assert not article.text.startswith(article.title)  # the headline is not repeated
 
 
+@pytest.mark.parametrize("sample", [a for a in ARTICLES if a.raw["language"] == "zh"],
+                         ids=article_id)
+def test_a_chinese_article_s_word_count_counts_its_words_not_its_paragraphs(sample) -> None:
+    # the count analysts chart and filter on is the one the length minimum uses: a Chinese
+    # article long enough to be kept never reports fewer words than the minimum
+    article = extract_article(sample.page())
+    characters = sum(1 for c in article.text if "\u4e00" <= c <= "\u9fff")
+    assert article.word_count >= default_rules().cleaning.min_words
+    assert characters // 2 <= article.word_count <= characters
+
+
 @pytest.mark.parametrize("sample", ARTICLES, ids=article_id)
 def test_metadata_matches_page(sample) -> None:
     article = extract_article(sample.page())
