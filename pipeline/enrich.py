@@ -7,8 +7,10 @@ form the gazetteer knows becomes its canonical entity ("President Putin", "Пу�
 are one person). What only the NER finds is kept, typed and marked unlinked, after the
 corrections in config/enrich.yaml: outlets and agencies typed as persons become organisations,
 nationality words are dropped, a span covering gazetteer entities ("Putin and Xi") gives way to
-them, a surname after a full name in the same article is that person (also where the NER
-calls the surname alone an organisation), and no name runs across a line break.
+them unless it is an organisation named after a place ("Moscow State University", kept beside
+Moscow), a known person's surname with another given name is another person ("Melania Trump"),
+a surname after a full name in the same article is that person (also where the NER calls the
+surname alone an organisation), and no name runs across a line break.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import gazetteer as gazetteer_module
-from pipeline.gazetteer import Gazetteer
+from pipeline.gazetteer import CanonicalEntity, Gazetteer, Match
 from pipeline.records import Article, Entity
 from pipeline.settings import ConfigError, load_yaml
 
@@ -36,9 +38,10 @@ LINKING_CODE = (Path(__file__), Path(gazetteer_module.__file__))
 _NLP_EXCLUDE = ["tok2vec", "parser", "lemmatizer", "tagger", "attribute_ruler", "senter"]
 _POSSESSIVE = re.compile(r"(?:'s|’s|'|’)$")
 _LEADING_THE = re.compile(r"^(?:the|The)\s+")
-# A word of a person's name as news prints it: "Rex", "McKinley", "Randle-Boggis", "O'Neill"
-# (not "AI", "UTF-8" or "Lang's").
-_NAME_WORD = re.compile(r"[A-Z][a-z]*(?:[A-Z][a-z]+)?(?:[-'’][A-Z][a-z]+)*[a-z]")
+# A word of a person's name as news prints it: "Rex", "McKinley", "Randle-Boggis", "O'Neill",
+# "Díaz-Canel", "Erdoğan" (not "AI", "UTF-8" or "Lang's"); matched on the word's shape, each
+# capital letter of any alphabet an "A" and each small one an "a" (`_name_word`).
+_NAME_SHAPE = re.compile(r"Aa*(?:Aa+)?(?:[-'’]Aa+)*a")
 
 
 @lru_cache(maxsize=1)
@@ -55,11 +58,14 @@ class EnrichRules:
     demonyms: frozenset[str]
     labels: dict[str, str]
     ner_max_chars: int = 100_000
+    titles: frozenset[str] = frozenset()
+    name_suffixes: frozenset[str] = frozenset()
 
     @classmethod
     def load(cls, path: Path) -> EnrichRules:
         raw = load_yaml(path)
-        keys = {"organization_words", "demonyms", "labels", "ner_max_chars"}
+        keys = {"organization_words", "demonyms", "labels", "ner_max_chars", "titles",
+                "name_suffixes"}
         if set(raw) != keys:
             raise ConfigError(f"{path}: expected {', '.join(sorted(keys))}")
         if not isinstance(raw["ner_max_chars"], int) or raw["ner_max_chars"] < 1:
@@ -67,7 +73,9 @@ class EnrichRules:
         return cls(organization_words=frozenset(raw["organization_words"]),
                    demonyms=frozenset(raw["demonyms"]),
                    labels={str(k): str(v) for k, v in raw["labels"].items()},
-                   ner_max_chars=raw["ner_max_chars"])
+                   ner_max_chars=raw["ner_max_chars"],
+                   titles=frozenset(raw["titles"]),
+                   name_suffixes=frozenset(raw["name_suffixes"]))
 
 
 def enrichment_version(gazetteer_path: Path, rules_path: Path,
@@ -138,10 +146,13 @@ def link_entities(article: Article, gazetteer: Gazetteer, rules: EnrichRules,
         tally.mentions += 1
         tally.salience = tally.salience or start < lead_end
 
+    matches = gazetteer.find(full)
+    others = _other_persons(matches, doc, rules, full) if doc is not None else set()
     covered = _Spans()
-    for entity, match in gazetteer.find(full):
-        add(entity.name, entity.type, entity.wikidata, True, match.start)
-        covered.add(match.start, match.end)
+    for index, (entity, match) in enumerate(matches):
+        if index not in others:
+            add(entity.name, entity.type, entity.wikidata, True, match.start)
+            covered.add(match.start, match.end, entity.type)
 
     if doc is not None:
         unlinked: list[tuple[str, str, int]] = []
@@ -152,7 +163,15 @@ def link_entities(article: Article, gazetteer: Gazetteer, rules: EnrichRules,
             # the NER reads a line break as a space: a span across one ("Jicki\n\nJicki", a
             # heading and the paragraph after it) is a name on each line
             for start, line in _lines(ent.text, ent.start_char):
-                if covered.overlaps(start, start + len(line)):
+                inside = covered.overlapping(start, start + len(line))
+                if inside:
+                    # gazetteer entities take the span's place ("Putin and Xi"), except where
+                    # it is an organisation named after a place: "Moscow State University"
+                    # names Moscow and the university
+                    if type_ == "organization" and _organisation_of_its_own(
+                            line, start, inside, rules):
+                        unlinked.append((_LEADING_THE.sub("", _POSSESSIVE.sub("", line)),
+                                         "organization", start))
                     continue
                 name = _LEADING_THE.sub("", _POSSESSIVE.sub("", line))
                 known = gazetteer.lookup(name)
@@ -215,7 +234,7 @@ def _resolve_short_names(found: list[tuple[str, str, int]], linked_persons: list
     for full in full_names:
         words = full.split()
         if (words[-1] in lone_organizations and len(words) <= 3
-                and all(_NAME_WORD.fullmatch(word) and not _common_word(word, text)
+                and all(_name_word(word) and not _common_word(word, text)
                         for word in words)):
             surnames.setdefault(words[-1], set()).add(full)
     for name, type_, start in found:
@@ -232,24 +251,103 @@ def _resolve_short_names(found: list[tuple[str, str, int]], linked_persons: list
         yield name, type_, start
 
 
+def _other_persons(matches: list[tuple[CanonicalEntity, Match]], doc: Any,
+                   rules: EnrichRules, text: str) -> set[int]:
+    """The gazetteer's person matches that are a word of another person's name the NER found
+    (their positions in `matches`): a surname with a given name that is none of the entity's
+    own ("Melania Trump", "Naina Yeltsin", "Xi Mingze"; not "Donald J. Trump" or "Mr Xi"), or a
+    name followed by a generational suffix ("Donald Trump Jr.")."""
+    starts = [match.start for _, match in matches]
+    others: set[int] = set()
+    for ent in doc.ents:
+        if rules.labels.get(ent.label_) != "person":
+            continue
+        for start, line in _lines(ent.text, ent.start_char):
+            first = bisect.bisect_left(starts, start)
+            past = bisect.bisect_left(starts, start + len(line))
+            if past - first != 1 or matches[first][0].type != "person" \
+                    or matches[first][1].end > start + len(line):
+                continue  # not one known person's name within the span
+            entity, match = matches[first]
+            before = line[:match.start - start].split()
+            after = line[match.end - start:].split()
+            if after and after[0] in rules.name_suffixes:
+                others.add(first)
+                continue
+            surname = text[match.start:match.end]
+            if len(surname.split()) > 1 or _title_case_line(text, match.start):
+                continue  # a full name; or a headline, whose capitals say nothing
+            # the given name before the surname, or after it where the entity's own name puts
+            # the surname first (Chinese names: "Xi Jinping")
+            given = after[:1] if entity.name.split()[0] == surname else before[-1:]
+            if given and _given_name(given[0], entity, rules, text) and not any(
+                    word in _own_words(entity) for word in before + after):
+                others.add(first)
+    return others
+
+
+def _own_words(entity: CanonicalEntity) -> set[str]:
+    return {word for name in (entity.name, *entity.aliases) for word in name.split()}
+
+
+def _given_name(word: str, entity: CanonicalEntity, rules: EnrichRules, text: str) -> bool:
+    """Whether `word`, beside a known person's surname, is another person's given name: shaped
+    as a name, none of the entity's own words ("Donald J. Trump", "President Trump"), no title
+    or nationality ("Mr Xi", "Russian Putin"), and never written in lower case ("Will Trump")."""
+    return (_name_word(word) and word not in _own_words(entity) and word not in rules.titles
+            and word not in rules.demonyms and not _common_word(word, text))
+
+
+def _title_case_line(text: str, at: int) -> bool:
+    """Whether the line holding `at` capitalises most of its longer words, as headlines do."""
+    begin, end = text.rfind("\n", 0, at) + 1, text.find("\n", at)
+    words = [w for w in text[begin:end if end != -1 else len(text)].split()
+             if len(w) > 3 and w[0].isalpha()]
+    return len(words) >= 3 and sum(w[0].isupper() for w in words) >= 0.8 * len(words)
+
+
+def _organisation_of_its_own(line: str, start: int, inside: list[tuple[int, int, str]],
+                             rules: EnrichRules) -> bool:
+    """Whether an organisation the NER found around gazetteer places is one of its own: only
+    places inside it, and an organisation word outside them ("Moscow State University",
+    "Carnegie Moscow Center"; not "Moscow Thursday")."""
+    if any(type_ != "location" for _, _, type_ in inside):
+        return False
+    rest, last = [], start
+    for begin, end, _ in inside:
+        rest.append(line[max(0, last - start):max(0, begin - start)])
+        last = end
+    rest.append(line[max(0, last - start):])
+    return any(word in rules.organization_words for word in " ".join(rest).split())
+
+
+def _name_word(word: str) -> bool:
+    """Whether `word` is shaped as a word of a name: capitalised, in any alphabet."""
+    shape = "".join("A" if c.isupper() else "a" if c.islower() else c for c in word)
+    return _NAME_SHAPE.fullmatch(shape) is not None
+
+
 def _common_word(word: str, text: str) -> bool:
     """Whether the text also has the word in lower case, as a word of its own."""
     return re.search(rf"(?<![\w-]){re.escape(word.lower())}(?![\w-])", text) is not None
 
 
 class _Spans:
-    """Non-overlapping character spans added in order (the gazetteer's matches), with a
-    logarithmic overlap test: a long article has thousands of them."""
+    """Non-overlapping character spans added in order (the gazetteer's matches, each with its
+    entity's type), found in logarithmic time: a long article has thousands of them."""
 
     def __init__(self) -> None:
         self._starts: list[int] = []
         self._ends: list[int] = []
+        self._types: list[str] = []
 
-    def add(self, start: int, end: int) -> None:
+    def add(self, start: int, end: int, type_: str) -> None:
         self._starts.append(start)
         self._ends.append(end)
+        self._types.append(type_)
 
-    def overlaps(self, start: int, end: int) -> bool:
-        # The last span starting before `end` is the only one that can reach past `start`.
-        i = bisect.bisect_left(self._starts, end) - 1
-        return i >= 0 and self._ends[i] > start
+    def overlapping(self, start: int, end: int) -> list[tuple[int, int, str]]:
+        """The spans that overlap [start, end), in order."""
+        # in order and apart, their ends are in order too
+        first, past = bisect.bisect_right(self._ends, start), bisect.bisect_left(self._starts, end)
+        return [(self._starts[i], self._ends[i], self._types[i]) for i in range(first, past)]

@@ -125,6 +125,31 @@ def test_ner_corrections() -> None:
     assert not {"Chinese", "Russian"} & set(found)  # nationality words are not entities
 
 
+def test_another_person_with_a_known_surname_is_not_linked_to_the_known_one() -> None:
+    found = _entities(_article(
+        "Family visit",
+        "Melania Trump arrived in Beijing on Monday, and Donald Trump Jr. flew to Moscow. "
+        "Naina Yeltsin, the widow of Boris Yeltsin, sent a letter. Xi Mingze, a daughter of "
+        "Xi Jinping, studied abroad.\n\n"
+        "Donald J. Trump wrote later that Mr Xi and President Putin had been invited."))
+    for other in ("Melania Trump", "Donald Trump Jr.", "Naina Yeltsin", "Xi Mingze"):
+        assert found[other][0] == "person" and not found[other][3], other  # unlinked
+    # the known ones, each under its own name: "Donald J. Trump", "Mr Xi", "President Putin"
+    assert found["Donald Trump"][1:4:2] == (1, True)
+    assert found["Xi Jinping"][1:4:2] == (2, True)
+    assert found["Boris Yeltsin"][1:4:2] == (1, True)
+    assert found["Vladimir Putin"][3]
+
+
+def test_an_organisation_named_after_a_place_is_kept_beside_the_place() -> None:
+    found = _entities(_article(
+        "Exchanges", "Students of Moscow State University visited the Shanghai Stock Exchange "
+                     "on Thursday. Moscow and Shanghai signed a twinning accord."))
+    assert found["Moscow State University"][0:4:3] == ("organization", False)
+    assert found["Shanghai Stock Exchange"][0:4:3] == ("organization", False)
+    assert found["Moscow"][1:4:2] == (2, True) and found["Shanghai"][1:4:2] == (2, True)
+
+
 def test_a_surname_the_ner_calls_an_organisation_is_the_person() -> None:
     found = _entities(_article(
         "Duma and Beijing",
@@ -139,6 +164,9 @@ def test_a_surname_the_ner_calls_an_organisation_is_the_person() -> None:
 @pytest.mark.parametrize(("found", "text", "expected"), [
     ([("Rex Tillerson", "person", 0), ("Tillerson", "organization", 30)],
      "Rex Tillerson was named. Tillerson said so.", ("Rex Tillerson", "person", 30)),
+    # a name written with letters beyond ASCII
+    ([("Miguel Díaz-Canel", "person", 0), ("Díaz-Canel", "organization", 30)],
+     "Miguel Díaz-Canel was elected. Díaz-Canel spoke.", ("Miguel Díaz-Canel", "person", 30)),
     # a phrase the NER took for a person: "choose" is a word of the text
     ([("Choose Tradewell", "person", 0), ("Tradewell", "organization", 40)],
      "Choose Tradewell if you sell abroad; choose a plan. Tradewell sells.",
@@ -149,7 +177,7 @@ def test_a_surname_the_ner_calls_an_organisation_is_the_person() -> None:
     # not a first word: that is as often a brand
     ([("Google Ads", "person", 0), ("Google", "organization", 20)],
      "Google Ads runs ads. Google sells them.", ("Google", "organization", 20)),
-], ids=["surname", "phrase-taken-for-a-person", "place", "first-word"])
+], ids=["surname", "accented-surname", "phrase-taken-for-a-person", "place", "first-word"])
 def test_which_lone_names_are_a_persons_surname(found: list[tuple[str, str, int]], text: str,
                                                 expected: tuple[str, str, int]) -> None:
     assert list(_resolve_short_names(found, [], text))[1] == expected

@@ -326,12 +326,13 @@ def main() -> int:
 
     corpora = os.environ.get("EVAL_CORPORA")
     if corpora:
-        from tests.eval import real
+        from tests.eval import real, realentities
 
         real.extraction(Path(corpora))
         real.metadata(Path(corpora))
         real.relevance(Path(corpora))
         real.near_copies(Path(corpora))
+        realentities.entities(Path(corpora))
     else:
         print("\nReal pages and texts: not measured (set EVAL_CORPORA; see "
               "tests/eval/real/README.md)")

@@ -24,6 +24,7 @@ from typing import Any
 
 import yaml
 
+from tests.eval.realentities import prepare_entities
 from tests.eval.realtexts import prepare_texts, snapshot, snapshot_files
 
 SETS_FILE = Path(__file__).resolve().parent / "real" / "sets.yaml"
@@ -84,6 +85,7 @@ def prepare(mirror: Path, out: Path) -> None:
                 count += 1
         print(f"{name}: {count} pages from {spec['repo']}@{spec['commit'][:10]} -> {folder}")
     prepare_texts(mirror, out)
+    prepare_entities(mirror, out)
 
 
 def _declared() -> dict[str, dict[str, str]]:

@@ -185,6 +185,8 @@ def snapshot(mirror: Path, repo: str, name: str) -> Path | None:
     """The git directory of `repo`'s snapshot under `mirror` (where `fetch` puts it), or None,
     saying so on stderr for the set `name`."""
     gitdir = mirror / repo.replace("/", "+") / "repo"
+    if (gitdir / ".git").is_dir():
+        return gitdir / ".git"  # a snapshot with a work tree's layout
     if gitdir.is_dir():
         return gitdir
     print(f"{name}: no snapshot at {gitdir}; fetch {repo} first", file=sys.stderr)
