@@ -19,7 +19,7 @@ import bisect
 import hashlib
 import importlib.metadata
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
@@ -259,6 +259,13 @@ def _other_persons(matches: list[tuple[CanonicalEntity, Match]], doc: Any,
     name followed by a generational suffix ("Donald Trump Jr.")."""
     starts = [match.start for _, match in matches]
     others: set[int] = set()
+    common: dict[str, bool] = {}  # a word asked of a long text once
+
+    def is_common(word: str) -> bool:
+        if word not in common:
+            common[word] = _common_word(word, text)
+        return common[word]
+
     for ent in doc.ents:
         if rules.labels.get(ent.label_) != "person":
             continue
@@ -280,7 +287,7 @@ def _other_persons(matches: list[tuple[CanonicalEntity, Match]], doc: Any,
             # the given name before the surname, or after it where the entity's own name puts
             # the surname first (Chinese names: "Xi Jinping")
             given = after[:1] if entity.name.split()[0] == surname else before[-1:]
-            if given and _given_name(given[0], entity, rules, text) and not any(
+            if given and _given_name(given[0], entity, rules, is_common) and not any(
                     word in _own_words(entity) for word in before + after):
                 others.add(first)
     return others
@@ -290,20 +297,24 @@ def _own_words(entity: CanonicalEntity) -> set[str]:
     return {word for name in (entity.name, *entity.aliases) for word in name.split()}
 
 
-def _given_name(word: str, entity: CanonicalEntity, rules: EnrichRules, text: str) -> bool:
+def _given_name(word: str, entity: CanonicalEntity, rules: EnrichRules,
+                is_common: Callable[[str], bool]) -> bool:
     """Whether `word`, beside a known person's surname, is another person's given name: shaped
     as a name, none of the entity's own words ("Donald J. Trump", "President Trump"), no title
-    or nationality ("Mr Xi", "Russian Putin"), and never written in lower case ("Will Trump")."""
+    or nationality ("Mr Xi", "Russian Putin"), and never written in lower case in the article
+    (`is_common`: "Will Trump")."""
     return (_name_word(word) and word not in _own_words(entity) and word not in rules.titles
-            and word not in rules.demonyms and not _common_word(word, text))
+            and word not in rules.demonyms and not is_common(word))
 
 
 def _title_case_line(text: str, at: int) -> bool:
-    """Whether the line holding `at` capitalises most of its longer words, as headlines do."""
+    """Whether the line holding `at` is a headline's: no sentence ended by a full stop, and most
+    of its longer words capitalised."""
     begin, end = text.rfind("\n", 0, at) + 1, text.find("\n", at)
-    words = [w for w in text[begin:end if end != -1 else len(text)].split()
-             if len(w) > 3 and w[0].isalpha()]
-    return len(words) >= 3 and sum(w[0].isupper() for w in words) >= 0.8 * len(words)
+    line = text[begin:end if end != -1 else len(text)].rstrip()
+    words = [w for w in line.split() if len(w) > 3 and w[0].isalpha()]
+    return (not line.endswith(".") and len(words) >= 3
+            and sum(w[0].isupper() for w in words) >= 0.8 * len(words))
 
 
 def _organisation_of_its_own(line: str, start: int, inside: list[tuple[int, int, str]],

@@ -131,8 +131,11 @@ def test_another_person_with_a_known_surname_is_not_linked_to_the_known_one() ->
         "Melania Trump arrived in Beijing on Monday, and Donald Trump Jr. flew to Moscow. "
         "Naina Yeltsin, the widow of Boris Yeltsin, sent a letter. Xi Mingze, a daughter of "
         "Xi Jinping, studied abroad.\n\n"
+        # a sentence as full of names as a headline is still a sentence
+        "Eric Trump Met Moscow Students In Shanghai.\n\n"
         "Donald J. Trump wrote later that Mr Xi and President Putin had been invited."))
-    for other in ("Melania Trump", "Donald Trump Jr.", "Naina Yeltsin", "Xi Mingze"):
+    for other in ("Melania Trump", "Donald Trump Jr.", "Naina Yeltsin", "Xi Mingze",
+                  "Eric Trump"):
         assert found[other][0] == "person" and not found[other][3], other  # unlinked
     # the known ones, each under its own name: "Donald J. Trump", "Mr Xi", "President Putin"
     assert found["Donald Trump"][1:4:2] == (1, True)
