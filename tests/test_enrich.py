@@ -70,6 +70,18 @@ def test_belarus_is_linked_as_itself_not_as_the_russia_its_chinese_name_holds() 
     assert "Russia" not in found
 
 
+def test_a_place_or_an_outlet_named_after_a_known_name_is_itself() -> None:
+    found = _entities(_article(
+        "Summit in Xi'an",
+        "Leaders met in Xi'an, the South China Morning Post and The Moscow Times reported."))
+    assert found["Xi'an"][0] == "location" and "Xi Jinping" not in found
+    assert found["South China Morning Post"][0] == "organization" and "China" not in found
+    assert found["The Moscow Times"][0] == "organization" and "Moscow" not in found
+    # a province's name and the word after it do not hold Xi'an (陕西 + 安康, Ankang)
+    found = _entities(_article("陕西安康举行展会", "习近平在西安会见外宾。陕西安康市举行展会。", "zh"))
+    assert found["Xi'an"][1] == 1
+
+
 def test_a_word_holding_a_name_does_not_link_it() -> None:
     # "发展中国家" is "developing countries"; the China inside it is not named
     found = _entities(_article("俄方向非洲运送化肥",
