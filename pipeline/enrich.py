@@ -174,9 +174,9 @@ def link_entities(article: Article, gazetteer: Gazetteer, rules: EnrichRules,
                                          "organization", start))
                     continue
                 name = _LEADING_THE.sub("", _POSSESSIVE.sub("", line))
-                known = gazetteer.lookup(name)
-                if known is not None:
-                    add(known.name, known.type, known.wikidata, True, start)
+                if gazetteer.lookup(name) is not None:
+                    # a name the gazetteer knows, where its own reading of the text did not
+                    # link it: inside a word that holds it without naming it ("KIM JONG UN")
                     continue
                 corrected = correct_type(name, type_, rules)
                 if corrected is not None:

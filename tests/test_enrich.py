@@ -91,6 +91,10 @@ def test_a_word_holding_a_name_does_not_link_it() -> None:
     found = _entities(_article("В Китай-городе перекроют улицы",
                                "Мэрия Москвы сообщила, что в Китай-городе пройдёт фестиваль.", "ru"))
     assert "Moscow" in found and "China" not in found
+    # a headline in capitals: Kim Jong Un's "UN" is not the United Nations
+    found = _entities(_article("WHAT KIM JONG UN WANTS FROM MOSCOW",
+                               "Pyongyang sent a delegation to Moscow.", "en"))
+    assert "United Nations" not in found
 
 def test_agencies_are_organisations_not_persons() -> None:
     found = _entities(_article("Report", "TASS and Xinhua both reported that Gazprom and "
