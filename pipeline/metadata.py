@@ -234,7 +234,7 @@ def split_names(byline: str) -> list[str]:
     text = _BYLINE_PREFIX.sub("", text)
     text = _BYLINE_TAIL.split(text, maxsplit=1)[0]  # "Anna Petrova 3 June 2025, 7 min read"
     text = _DANGLING.sub("", text)  # "Moritz Gathmann am" (21. April 2020)
-    names = []
+    names: list[str] = []
     for part in _joint_names(text):
         if re.search(r"\([^)]*(\.\w{2,}|www)[^)]*\)", part):
             continue  # "Deutsche Welle (www.dw.com)": an outlet and its address
@@ -250,9 +250,11 @@ def split_names(byline: str) -> list[str]:
         if name != part and " " not in name.strip():
             continue  # "Community Editor", "Staff Writer": a desk or a title, not a person
         part = name
-        part = _HONORIFIC.sub("", squash(part.strip(" .,:;-–—»›")))
-        if UNSPACED.search(part) and all(2 <= len(w) <= 4 for w in part.split()):
-            names.extend(part.split())  # "王明 李华": Chinese names side by side
+        part = _HONORIFIC.sub("", squash(part.strip(" .,:;-–—»›：，、")))
+        if UNSPACED.search(part) and len(part.split()) > 1:
+            # "王明 李华": Chinese names side by side; a longer word is a role or an affiliation
+            # ("王文 中国人民大学重阳金融研究院执行院长")
+            names.extend(w for w in part.split() if 2 <= len(w) <= 4 or not UNSPACED.search(w))
         elif part and not _CREDENTIAL.fullmatch(part):
             names.append(part)
     return names
@@ -284,6 +286,7 @@ def _names_an_organisation(name: str, site: str | None) -> bool:
     which the byline's other parts are its details rather than people."""
     return bool(_ORGANISATION.search(name) or _FUNCTION_WORD.search(f" {name} ")
                 or _PLACEHOLDER.fullmatch(name) or _NOT_A_NAME.search(name)
+                or _CJK_NOT_A_NAME.search(name)
                 or re.search(r"\w\.[a-z]{2,}$", name)  # "northern-wire.example", "anna.petrova"
                 or _is_site(name, site))
 
@@ -623,7 +626,7 @@ _BYLINE_PREFIX = re.compile(
     r"(about|by|from|[a-z]+ by|(erstellt|verfasst|geschrieben|artikel|beitrag) von|"
     r"(écrit|rédigé|publié) par|(escrito|redactado|publicado) por|(scritto|pubblicato) da|"
     r"von|par|por|di|door|av|af|autor(es|zy|a)?|auteur|autore|"
-    r"auteurs|yazar|автор(ы)?|текст|作者|文|记者|本报记者)\s*[:：|-]?(\s+|$)", re.IGNORECASE)
+    r"auteurs|yazar|автор(ы)?|текст|作者|文|记者|本报记者)\s*(：\s*|[:|-]?(\s+|$))", re.IGNORECASE)
 _NAME_SEPARATOR = re.compile(
     r"\s*(?:[,;]\s*(?:and|und|et|y|e|i|en|og|och|ve|и|та|або)\s|[,;|/、，；»›·⋅•]|\s[-–—]\s|"
     r"&|\+|和|与|及)\s*", re.IGNORECASE)
@@ -668,10 +671,22 @@ _NOT_A_NAME = re.compile(r"[@/\\*]|https?:|\bwww\b|\.(com|org|net|ru|cn|de|uk|at
 _PLACEHOLDER = re.compile(
     r"unknown|undefined|anonym|anonymous|anonyme|anónimo|anonimo|publisher|submitted|guest|gast|"
     r"red|agencies|agenturen|agencias|agenzie|newsdesk|datum|text|quelle|source|fuente|fonte|"
-    r"user unknown", re.IGNORECASE)
-# Words that make a byline's text a site's own ("NOC Admin") or a link's ("View my profile").
+    r"user unknown|(your )?name", re.IGNORECASE)  # "name": a template's, "name, email@..."
+# Words that make a byline's text a site's own ("NOC Admin"), a link's ("View my profile") or a
+# form's ("Email").
 _NOT_A_NAME_WORD = re.compile(r"\b(admin|administrator|webmaster|profile?|posts|view|sign in|"
-                              r"log in|photos?|fotos?|фото)\b", re.IGNORECASE)
+                              r"log in|photos?|fotos?|фото|e-?mail)\b", re.IGNORECASE)
+# A Chinese byline that names an outlet, a platform or a desk ("新京报", "证券时报网", "网易",
+# "新浪科技"), an editor ("责任编辑：张申") or no one ("作者：未知", "佚名"), or is a phrase ("我已授权",
+# I have authorised): Chinese has no spaces to tell its words apart, so these are looked for
+# anywhere, an outlet's one-character endings (报, 网, 社...) only after two characters or more
+# (a two-character name can end in one: "阿部").
+_CJK_NOT_A_NAME = re.compile(
+    r"[\u3400-\u9fff]{2,}(?:网|报|社|台|号|部|局|院|所)$|"
+    r"(?:新闻|消息|资讯|科技|财经|频道|中心|集团|公司|杂志|周刊|广播|发布|政府|委员会|协会|学会|行情|"
+    r"综合|之家)$|网易|新浪|腾讯|搜狐|凤凰网|百度|澎湃|头条|微信|微博|自媒体|编辑|未知|佚名|授权|我|"
+    r"篇数|粉丝|关注|暂无|简介|更多|阅读|登录|注册|分享|评论|收藏|点赞|订阅")  # a page's buttons and
+    # labels ("关注", follow; "暂无简介", no bio yet)
 # A month or a weekday read from a dateline ("July", "Mon"), not a name.
 _CALENDAR_WORD = re.compile(
     r"(jan(uary)?|feb(ruary)?|mar(ch)?|apr(il)?|may|june?|july?|aug(ust)?|sep(t(ember)?)?|"
@@ -706,7 +721,8 @@ def is_person(name: str, site: str | None) -> bool:
         return False
     if not any(c.isalpha() for c in name) or _ORGANISATION.search(name) \
             or _CALENDAR_WORD.fullmatch(name) or _PLACEHOLDER.fullmatch(name) \
-            or _NOT_A_NAME_WORD.search(name) or _FUNCTION_WORD.search(f" {name} "):
+            or _NOT_A_NAME_WORD.search(name) or _FUNCTION_WORD.search(f" {name} ") \
+            or _CJK_NOT_A_NAME.search(name):
         return False
     if re.match(r"(the|la|le|les|el|los|il|der|die|das|de|het)\s", name, re.IGNORECASE):
         return False  # "The Commercial Appeal", "Le Monde": a name with an article is a title

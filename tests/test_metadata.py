@@ -172,6 +172,8 @@ def test_authors_and_site_name() -> None:
     ("Li Wei, Chief Beijing Correspondent", ("Li Wei",)),
     ("Anna Petrova · Senior Energy Analyst · Updated 3 November 2026", ("Anna Petrova",)),
     ("王明, 李华", ("王明", "李华")),
+    ("记者：王明：", ("王明",)),
+    ("王明 北方研究院执行院长", ("王明",)),  # a role after a Chinese name
     # particles in small letters are part of a name
     ("Ali al-Hassan and Jan de Vries", ("Ali al-Hassan", "Jan de Vries")),
     ("Anna d'Souza", ("Anna d'Souza",)),
@@ -197,6 +199,11 @@ def test_joint_bylines_are_split_into_people(byline: str, names: tuple[str, ...]
     "Northern Wire Sponsored", "Northern Wire Deutschland", "Noticias Northern Wire",
     # phrases, not names: a name is written in capitals (or all in small letters)
     "Product marketer", "Personal finance",
+    # a template's "name, email@...", which trafilatura reads as "Name; Email Com"
+    "name, email@example.com",
+    # Chinese outlets, platforms, editors and placeholders ("Beijing Evening", "NetEase",
+    # "Northern Wire Net", "responsible editor", "author: unknown", "no bio yet")
+    "北方晚报", "网易", "北方新闻网", "新浪科技", "企鹅号", "责任编辑：王明", "作者：未知", "暂无简介",
 ])
 def test_an_address_a_number_or_an_organisation_is_never_an_author(byline: str) -> None:
     tree = _page(f'<meta name="author" content="{byline}">'

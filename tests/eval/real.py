@@ -105,6 +105,9 @@ def extraction(root: Path) -> None:
             scores = {label: list(pool.map(_scored, ((label, page) for page in pages),
                                            chunksize=8))
                       for label in EXTRACTORS}
+            if all(page.text is None and not page.with_ for page in pages):
+                _without_gold(name, pages, scores)
+                continue
             for label, results in scores.items():
                 print(f"  {name:<18} {len(pages):>5} {label:<18} "
                       f"{_mean(r.precision for r in results):9.4f} "
@@ -120,6 +123,17 @@ def extraction(root: Path) -> None:
             for result in sorted(scores["ours"], key=lambda r: r.f1)[:5]:
                 print(f"    worst: {result.f1:.3f} (P {result.precision:.2f} "
                       f"R {result.recall:.2f}) {name}/{result.id}")
+
+
+def _without_gold(name: str, pages: list[RealPage], scores: dict[str, list[PageScore]]) -> None:
+    """A set with no gold: how often each extractor finds nothing, and ours where plain
+    trafilatura finds 100 words or more."""
+    ours, plain = scores["ours"], scores["plain trafilatura"]
+    lost = [o.id for o, p in zip(ours, plain, strict=True) if o.words == 0 and p.words >= 100]
+    print(f"  {name:<18} {len(pages):>5} (no gold) empty: ours {sum(r.words == 0 for r in ours)}, "
+          f"plain {sum(r.words == 0 for r in plain)}; ours empty where plain has 100+ words: "
+          f"{len(lost)} {' '.join(lost[:10])}; words ours / plain "
+          f"{sum(r.words for r in ours) / max(1, sum(r.words for r in plain)):.3f}")
 
 
 def _scored(job: tuple[str, RealPage]) -> PageScore:
@@ -250,8 +264,8 @@ def metadata(root: Path) -> None:
     name, ours returns none of them by design), publication day (the page's own calendar day)
     and headline (exactly, after folding case, punctuation and spacing), ours beside plain
     trafilatura's."""
-    sets = {name: [p for p in pages if p.title or p.authors or p.published]
-            for name, pages in load_sets(root).items() if name != "trafilatura-eval"}
+    sets = {name: with_metadata for name, pages in load_sets(root).items()
+            if (with_metadata := [p for p in pages if p.title or p.authors or p.published])}
     if not sets:
         return
     print("\nMetadata on real pages:")

@@ -153,7 +153,19 @@ def _trafilatura(gitdir: Path, commit: str) -> Iterator[tuple[dict[str, Any], by
                       without=item["without"]), body
 
 
-_READERS = {"wcxb": _wcxb, "newspaper4k": _newspaper4k, "trafilatura": _trafilatura}
+def _gne(gitdir: Path, commit: str) -> Iterator[tuple[dict[str, Any], bytes]]:
+    """GeneralNewsExtractor's test pages, Chinese news and blog pages (tests/<site>/<n>.html)
+    with no gold: what they measure is where an extractor finds no text, and what they show is
+    read by hand."""
+    for path, body in snapshot_files(gitdir, commit, "tests"):
+        parts = Path(path).parts
+        if len(parts) == 3 and path.endswith(".html"):
+            site, name = parts[1], Path(path).stem
+            yield _record(f"{site}-{name}", f"https://{site}.example/{name}.html"), body
+
+
+_READERS = {"wcxb": _wcxb, "newspaper4k": _newspaper4k, "trafilatura": _trafilatura,
+            "gne": _gne}
 
 
 def main(argv: list[str] | None = None) -> int:
