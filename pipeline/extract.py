@@ -102,10 +102,10 @@ def extract_article(page: Page, item: FeedItem | None = None, *,
     if word_count(text) < rules.cleaning.min_words:
         raise ItemError("too_short", f"{page.final_url}: {word_count(text)} words of text")
     language = detect_language(f"{title}\n{text}", rules.metadata)
-    # the feed's time, when there is one, is a better last resort than htmldate's guess
-    feed_time = item.published_at if item else None
+    # the feed's time, when there is one, is a better last resort than htmldate's guess, and
+    # the time of day of a page that gives its day alone
     published = published_time(tree, (tree.get("lang") or "")[:2].lower() or language,
-                               rules.metadata, guess=feed_time is None) or feed_time
+                               rules.metadata, feed_time=item.published_at if item else None)
     authors = page_authors(tree, site)
     domain = urlsplit(canonical).hostname or ""
     return Article(

@@ -332,27 +332,72 @@ def site_name(tree: HtmlElement) -> str | None:
 
 
 def published_time(tree: HtmlElement, language: str | None, rules: MetadataRules, *,
-                   guess: bool = True) -> datetime | None:
+                   feed_time: datetime | None = None) -> datetime | None:
     """When the page says it was published, in the page's own offset: declared metadata first,
-    then a date the page prints where pages print them, then (with `guess`) htmldate's reading
-    of the markup, text and URL. A time without a zone is read in the zone usual for the page's
-    language."""
+    then a date the page prints where pages print them, then one printed under its headline.
+    Where the page gives the day alone, the time is the one printed under its headline on that
+    day, else the feed's (`feed_time`) on that day, else noon (so that the day survives the move
+    to UTC). A page that gives no date has the feed's time, and without one htmldate's reading
+    of the markup, text and URL (a day). A time without a zone is read in the zone usual for the
+    page's language."""
     local = _local_zone(language, rules)
+    day: datetime | None = None  # a day the page gives without its time
     for value in _declared_dates(tree):
         parsed = parse_iso(value, local)
-        if parsed:
+        if parsed and len(value.strip()) > 10:
             return parsed
-    for element in _date_elements(tree, rules):
-        parsed = parse_printed_date(squash(element.text_content()), language, rules)
         if parsed:
-            return parsed
-    if not guess:
-        return None
-    try:
-        found = _htmldate_reading(tree)
-    except (ValueError, TypeError):
-        found = None
-    return parse_iso(found, local) if found else None
+            day = parsed
+            break
+    if day is None:
+        for element in _date_elements(tree, rules):
+            printed = _printed_date(squash(element.text_content()), language, rules)
+            if printed and printed[1]:
+                return printed[0]
+            if printed:
+                day = printed[0]
+                break
+    dateline = next((printed for line in _dateline(tree)
+                     if (printed := _printed_date(line, language, rules))), None)
+    if day is None:
+        if dateline:
+            return dateline[0]
+        if feed_time is not None:
+            return feed_time
+        try:
+            found = _htmldate_reading(tree)
+        except (ValueError, TypeError):
+            found = None
+        return parse_iso(found, local) if found else None
+    if dateline and dateline[1] and dateline[0].date() == day.date():
+        return dateline[0]
+    if feed_time is not None and feed_time.astimezone(day.tzinfo).date() == day.date():
+        return feed_time.astimezone(day.tzinfo)
+    return day
+
+
+def _dateline(tree: HtmlElement) -> list[str]:
+    """The short texts printed just under the headline (the first `<h1>` outside the page's
+    header and navigation), where pages print their date and byline: up to the first sentence
+    of prose, and none longer than a line (a date in a sentence, "from 9 January to 10
+    February", is not the page's)."""
+    headline = next((h for h in tree.iter("h1") if not _in_page_furniture(h)), None)
+    if headline is None:
+        return []
+    lines: list[str] = []
+    for text in _FOLLOWING_TEXT(headline):
+        parent = text.getparent()
+        if parent is None or parent.tag in ("script", "style"):
+            continue
+        line = squash(str(text))
+        if len(line) > 80:
+            break  # the article has begun
+        if line:
+            lines.append(line)
+    return lines
+
+
+_FOLLOWING_TEXT = etree.XPath("following::text()[position() <= 60]")
 
 
 def _htmldate_reading(tree: HtmlElement) -> str | None:
@@ -416,17 +461,27 @@ def parse_printed_date(text: str, language: str | None,
                        rules: MetadataRules) -> datetime | None:
     """The first publication date printed in `text` ("3 November 2026, 14:05 MSK",
     "03.11.2026 14:05", "2026年11月03日 14:05", "Nov 3, 2026 10:22 AM GMT+3"), skipping one
-    labelled as an update."""
-    found: list[tuple[int, datetime]] = []
+    labelled as an update; a day printed without its time is noon."""
+    printed = _printed_date(text, language, rules)
+    return printed[0] if printed else None
+
+
+def _printed_date(text: str, language: str | None,
+                  rules: MetadataRules) -> tuple[datetime, bool] | None:
+    """`parse_printed_date`'s date, and whether the text printed its time."""
+    found: list[tuple[int, datetime, bool]] = []
     for pattern in _DATE_PATTERNS:
         for match in pattern.finditer(text):
             if _UPDATED.search(text[max(0, match.start() - 20):match.start()]):
                 continue
             parsed = _printed(match, language, rules)
             if parsed:
-                found.append((match.start(), parsed))
+                found.append((match.start(), parsed, match.group("hour") is not None))
                 break
-    return min(found, key=lambda item: item[0])[1] if found else None
+    if not found:
+        return None
+    _, parsed, timed = min(found, key=lambda item: item[0])
+    return parsed, timed
 
 
 def detect_language(text: str, rules: MetadataRules) -> str:

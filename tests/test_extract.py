@@ -15,7 +15,7 @@ import trafilatura
 
 from pipeline.extract import decode_html, default_rules, extract_article, parse_html
 from pipeline.metadata import canonical_url, detect_language
-from pipeline.records import ItemError, Page
+from pipeline.records import FeedItem, ItemError, Page
 from tests.conftest import SAMPLE_BASE, article_id, sample_articles
 from tests.eval.corpus import tokens
 
@@ -196,6 +196,24 @@ def test_published_time_in_the_future_is_dropped() -> None:
                       "and Moscow with several more words.</p>" for i in range(6))
             + "</article></body></html>").encode()
     assert extract_article(_page(body)).published_at is None
+
+
+def test_an_item_whose_page_gives_its_day_alone_has_its_feeds_time_of_that_day() -> None:
+    body = ("<html><head><title>T</title>"
+            '<meta property="article:published_time" content="2026-11-03"></head>'
+            "<body><article><h1>T</h1>"
+            + "".join(f"<p>Paragraph {i} about Russia and China trade talks in Beijing "
+                      "and Moscow with several more words.</p>" for i in range(6))
+            + "</article></body></html>").encode()
+    fed = datetime(2026, 11, 3, 9, 41, tzinfo=UTC)
+    item = FeedItem(url="http://example.org/a", feed_name="f", feed_url="http://example.org/f",
+                    published_at=fed)
+    assert extract_article(_page(body), item).published_at == fed
+    # the feed's time of another day is not this page's: the page's day stands, at noon
+    later = FeedItem(url="http://example.org/a", feed_name="f", feed_url="http://example.org/f",
+                     published_at=datetime(2026, 11, 6, 9, 41, tzinfo=UTC))
+    assert extract_article(_page(body), later).published_at == datetime(2026, 11, 3, 12, 0,
+                                                                          tzinfo=UTC)
 
 
 _STORY = [

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 
 import lxml.html
 import pytest
@@ -106,7 +106,40 @@ def test_a_date_in_the_running_text_is_read_but_a_copyright_year_is_no_publicati
     # htmldate's last resort would say 1 January 2024: a wrong date is worse than none
     assert published_time(_page("<title>Gas talks</title>", article.format("")), "en",
                           RULES) is None
-    assert published_time(dated, "en", RULES, guess=False) is None  # the feed's time comes first
+    # the feed's time comes first
+    feed = datetime(2025, 7, 18, 6, 0, tzinfo=UTC)
+    assert published_time(dated, "en", RULES, feed_time=feed) == feed
+
+
+_PROSE = ("<p>Moscow and Beijing agreed on Tuesday to raise rail freight quotas at the border "
+          "crossing, officials of both railways said after the talks.</p>")
+
+
+def test_a_page_that_gives_its_day_alone_takes_the_time_printed_under_its_headline() -> None:
+    day = '<meta property="article:published_time" content="2026-11-03">'
+    printed = _page(day, "<h1>中俄同意提高铁路货运配额</h1><div><span>原创</span> "
+                         f"<span>2026-11-03 14:05</span></div>{_PROSE}")
+    beijing = timezone(timedelta(hours=8))
+    assert published_time(printed, "zh", RULES) == datetime(2026, 11, 3, 14, 5, tzinfo=beijing)
+    # no date but the one under the headline
+    undated = _page(body=f"<h1>中俄同意提高铁路货运配额</h1><p>2026年11月03日 14:05 来源：新华社</p>{_PROSE}")
+    assert published_time(undated, "zh", RULES) == datetime(2026, 11, 3, 14, 5, tzinfo=beijing)
+    # a time printed on another day, or in the article's text, is not the page's
+    other = _page(day, f"<h1>Rail quotas raised</h1><p>2026-11-04 09:00</p>{_PROSE}")
+    assert published_time(other, "en", RULES) == datetime(2026, 11, 3, 12, 0, tzinfo=UTC)
+    late = _page(day, f"<h1>Rail quotas raised</h1>{_PROSE}<p>Talks resume 2026-11-03 18:00.</p>")
+    assert published_time(late, "en", RULES) == datetime(2026, 11, 3, 12, 0, tzinfo=UTC)
+
+
+def test_a_page_that_gives_its_day_alone_takes_the_feeds_time_on_that_day() -> None:
+    day = _page('<meta property="article:published_time" content="2026-11-03">',
+                f"<h1>Rail quotas raised</h1>{_PROSE}")
+    feed = datetime(2026, 11, 3, 9, 30, tzinfo=UTC)
+    assert published_time(day, "en", RULES, feed_time=feed) == feed
+    # the feed's time on another day is not this page's: the page's day stands
+    later = datetime(2026, 11, 5, 9, 30, tzinfo=UTC)
+    assert published_time(day, "en", RULES, feed_time=later) == datetime(2026, 11, 3, 12, 0,
+                                                                          tzinfo=UTC)
 
 
 def test_iso_date_alone_keeps_its_day() -> None:
