@@ -188,32 +188,29 @@ def test_page_without_article_is_rejected_as_too_short() -> None:
     assert caught.value.reason in {"too_short", "no_content"}
 
 
+def _published_page(published: str) -> Page:
+    return _page(("<html><head><title>T</title>"
+                  f'<meta property="article:published_time" content="{published}"></head>'
+                  "<body><article><h1>T</h1>"
+                  + "".join(f"<p>Paragraph {i} about Russia and China trade talks in Beijing "
+                            "and Moscow with several more words.</p>" for i in range(6))
+                  + "</article></body></html>").encode())
+
+
 def test_published_time_in_the_future_is_dropped() -> None:
-    body = ("<html><head><title>T</title>"
-            '<meta property="article:published_time" content="2999-01-01T00:00:00Z"></head>'
-            "<body><article><h1>T</h1>"
-            + "".join(f"<p>Paragraph {i} about Russia and China trade talks in Beijing "
-                      "and Moscow with several more words.</p>" for i in range(6))
-            + "</article></body></html>").encode()
-    assert extract_article(_page(body)).published_at is None
+    assert extract_article(_published_page("2999-01-01T00:00:00Z")).published_at is None
 
 
 def test_an_item_whose_page_gives_its_day_alone_has_its_feeds_time_of_that_day() -> None:
-    body = ("<html><head><title>T</title>"
-            '<meta property="article:published_time" content="2026-11-03"></head>'
-            "<body><article><h1>T</h1>"
-            + "".join(f"<p>Paragraph {i} about Russia and China trade talks in Beijing "
-                      "and Moscow with several more words.</p>" for i in range(6))
-            + "</article></body></html>").encode()
+    page = _published_page("2026-11-03")
     fed = datetime(2026, 11, 3, 9, 41, tzinfo=UTC)
     item = FeedItem(url="http://example.org/a", feed_name="f", feed_url="http://example.org/f",
                     published_at=fed)
-    assert extract_article(_page(body), item).published_at == fed
+    assert extract_article(page, item).published_at == fed
     # the feed's time of another day is not this page's: the page's day stands, at noon
     later = FeedItem(url="http://example.org/a", feed_name="f", feed_url="http://example.org/f",
                      published_at=datetime(2026, 11, 6, 9, 41, tzinfo=UTC))
-    assert extract_article(_page(body), later).published_at == datetime(2026, 11, 3, 12, 0,
-                                                                          tzinfo=UTC)
+    assert extract_article(page, later).published_at == datetime(2026, 11, 3, 12, 0, tzinfo=UTC)
 
 
 _STORY = [
