@@ -732,16 +732,16 @@ _PLACEHOLDER = re.compile(
 _NOT_A_NAME_WORD = re.compile(r"\b(admin|administrator|webmaster|profile?|posts|view|sign in|"
                               r"log in|photos?|fotos?|фото|e-?mail)\b", re.IGNORECASE)
 # A Chinese byline that names an outlet, a platform or a desk ("新京报", "证券时报网", "网易",
-# "新浪科技"), an editor ("责任编辑：张申") or no one ("作者：未知", "佚名"), or is a phrase ("我已授权",
-# I have authorised): Chinese has no spaces to tell its words apart, so these are looked for
-# anywhere, an outlet's one-character endings (报, 网, 社...) only after two characters or more
-# (a two-character name can end in one: "阿部").
+# "新浪科技"), an editor ("责任编辑：张申") or no one ("作者：未知", "佚名"), is a phrase ("我已授权",
+# I have authorised) or a page's button or label ("关注", follow; "暂无简介", no bio yet): Chinese
+# has no spaces to tell its words apart, so these are looked for anywhere, an outlet's
+# one-character endings (报, 网, 社...) only after two characters or more (a two-character name
+# can end in one: "阿部").
 _CJK_NOT_A_NAME = re.compile(
     r"[\u3400-\u9fff]{2,}(?:网|报|社|台|号|部|局|院|所)$|"
     r"(?:新闻|消息|资讯|科技|财经|频道|中心|集团|公司|杂志|周刊|广播|发布|政府|委员会|协会|学会|行情|"
     r"综合|之家)$|网易|新浪|腾讯|搜狐|凤凰网|百度|澎湃|头条|微信|微博|自媒体|编辑|未知|佚名|授权|我|"
-    r"篇数|粉丝|关注|暂无|简介|更多|阅读|登录|注册|分享|评论|收藏|点赞|订阅")  # a page's buttons and
-    # labels ("关注", follow; "暂无简介", no bio yet)
+    r"篇数|粉丝|关注|暂无|简介|更多|阅读|登录|注册|分享|评论|收藏|点赞|订阅")
 # A month or a weekday read from a dateline ("July", "Mon"), not a name.
 _CALENDAR_WORD = re.compile(
     r"(jan(uary)?|feb(ruary)?|mar(ch)?|apr(il)?|may|june?|july?|aug(ust)?|sep(t(ember)?)?|"
