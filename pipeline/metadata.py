@@ -12,7 +12,7 @@ import re
 import weakref
 from collections.abc import Callable, Iterator
 from copy import deepcopy
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from email.utils import parsedate_to_datetime
 from functools import cached_property
@@ -80,12 +80,14 @@ class MetadataRules:
     zones: dict[str, str]  # abbreviation -> UTC offset or IANA zone
     months: dict[str, int]
     date_elements: tuple[str, ...]
+    # a language written in Chinese characters beside standard Chinese -> its own characters
+    written_dialects: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     @classmethod
     def load(cls, path: Path) -> MetadataRules:
         raw = load_yaml(path)
         keys = {"min_letters", "language_prior", "prior_max_chars", "local_zone", "zones", "months",
-                "date_elements"}
+                "date_elements", "written_dialects"}
         if set(raw) != keys:
             raise ConfigError(f"{path}: expected keys {sorted(keys)}, got {sorted(raw)}")
         rules = cls(min_letters=int(raw["min_letters"]),
@@ -94,7 +96,9 @@ class MetadataRules:
                     local_zones={str(k): str(v) for k, v in raw["local_zone"].items()},
                     zones={str(k): str(v) for k, v in raw["zones"].items()},
                     months={str(k).lower(): int(v) for k, v in raw["months"].items()},
-                    date_elements=tuple(str(w).lower() for w in raw["date_elements"]))
+                    date_elements=tuple(str(w).lower() for w in raw["date_elements"]),
+                    written_dialects={str(k): tuple(str(w) for w in v)
+                                      for k, v in raw["written_dialects"].items()})
         for zone in (*rules.local_zones.values(), *rules.zones.values()):
             if _zone(zone) is None:
                 raise ConfigError(f"{path}: {zone!r} is neither a UTC offset like +03:00 nor an "
@@ -487,7 +491,9 @@ def _printed_date(text: str, language: str | None,
 def detect_language(text: str, rules: MetadataRules) -> str:
     """ISO 639-1 code of the text's language, any of the 97 py3langid knows; `und` when the
     text has too few letters to tell. A short text (a headline) whose words fit several
-    languages goes to the one likelier in this corpus (`language_prior`)."""
+    languages goes to the one likelier in this corpus (`language_prior`). Written Wu or
+    Cantonese is told from standard Chinese by characters of its own (`written_dialects`):
+    without one, the text is standard Chinese."""
     sample = text[:1000].strip()  # plenty for the detector (the same on 1,804 real pages as 1,500)
     head = sample[:300]
     # a character of a script without spaces (Chinese, Japanese...) says as much as a short word
@@ -495,9 +501,13 @@ def detect_language(text: str, rules: MetadataRules) -> str:
         return UNDETERMINED
     ranked = rules.identifier.rank(sample)
     if len(sample) >= rules.prior_max_chars:
-        return str(ranked[0][0])
-    code, _ = max(ranked, key=lambda pair: pair[1] * rules.language_prior.get(pair[0], 1.0))
-    return str(code)
+        code = str(ranked[0][0])
+    else:
+        code = str(max(ranked, key=lambda pair: pair[1] * rules.language_prior.get(pair[0], 1.0))[0])
+    markers = rules.written_dialects.get(code)
+    if markers is not None and not any(marker in sample for marker in markers):
+        return "zh"  # standard Chinese, which the detector's Wu and Cantonese models also take
+    return code
 
 
 def _printed(match: re.Match[str], language: str | None,

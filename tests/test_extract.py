@@ -153,6 +153,17 @@ def test_language_detection(text: str, language: str) -> None:
     assert detect_language(text, default_rules().metadata) == language
 
 
+def test_standard_chinese_the_detector_takes_for_wu_is_chinese() -> None:
+    rules = default_rules().metadata
+    report = ("央视网消息（新闻联播）：俄罗斯国防部10日称，俄军继续在多个方向推进，又有多国领导人致电致函，"
+              "纷纷致电或致函中共中央总书记、国家主席习近平，俄罗斯总统弗拉基米尔·普京将于5月16日至17日"
+              "对中国进行国事访问。") * 3
+    assert rules.identifier.rank(report)[0][0] == "wuu"  # the detector alone
+    assert detect_language(report, rules) == "zh"
+    # written Cantonese, with characters of its own, stays Cantonese
+    assert detect_language("佢哋今日喺北京開會，講咗好多嘢。", rules) == "yue"
+
+
 def _page(body: bytes, content_type: str | None = "text/html") -> Page:
     return Page(url="http://example.org/a", final_url="http://example.org/a", status=200,
                 content_type=content_type, charset=None, body=body,
