@@ -287,8 +287,9 @@ def _other_persons(matches: list[tuple[CanonicalEntity, Match]], doc: Any,
             # the given name before the surname, or after it where the entity's own name puts
             # the surname first (Chinese names: "Xi Jinping")
             given = after[:1] if entity.name.split()[0] == surname else before[-1:]
-            if given and _given_name(given[0], entity, rules, is_common) and not any(
-                    word in _own_words(entity) for word in before + after):
+            own = _own_words(entity)
+            if given and _given_name(given[0], rules, is_common) and not any(
+                    word in own for word in before + after):  # "Donald J. Trump"
                 others.add(first)
     return others
 
@@ -297,14 +298,12 @@ def _own_words(entity: CanonicalEntity) -> set[str]:
     return {word for name in (entity.name, *entity.aliases) for word in name.split()}
 
 
-def _given_name(word: str, entity: CanonicalEntity, rules: EnrichRules,
-                is_common: Callable[[str], bool]) -> bool:
-    """Whether `word`, beside a known person's surname, is another person's given name: shaped
-    as a name, none of the entity's own words ("Donald J. Trump", "President Trump"), no title
-    or nationality ("Mr Xi", "Russian Putin"), and never written in lower case in the article
-    (`is_common`: "Will Trump")."""
-    return (_name_word(word) and word not in _own_words(entity) and word not in rules.titles
-            and word not in rules.demonyms and not is_common(word))
+def _given_name(word: str, rules: EnrichRules, is_common: Callable[[str], bool]) -> bool:
+    """Whether `word`, beside a known person's surname (and none of the person's own words), is
+    another person's given name: shaped as a name, no title or nationality ("Mr Xi", "Russian
+    Putin"), and never written in lower case in the article (`is_common`: "Will Trump")."""
+    return (_name_word(word) and word not in rules.titles and word not in rules.demonyms
+            and not is_common(word))
 
 
 def _title_case_line(text: str, at: int) -> bool:

@@ -750,7 +750,8 @@ _NOT_A_NAME_WORD = re.compile(r"\b(admin|administrator|webmaster|profile?|posts|
 _CJK_NOT_A_NAME = re.compile(
     r"[\u3400-\u9fff]{2,}(?:网|报|社|台|号|部|局|院|所)$|"
     r"(?:新闻|消息|资讯|科技|财经|频道|中心|集团|公司|杂志|周刊|广播|发布|政府|委员会|协会|学会|行情|"
-    r"综合|之家)$|网易|新浪|腾讯|搜狐|凤凰网|百度|澎湃|头条|微信|微博|自媒体|编辑|未知|佚名|授权|我|"
+    r"综合|之家)$|网易|新浪|腾讯|搜狐|凤凰网|百度|澎湃|头条|微信|微博|自媒体|编辑|记者站|日报|晚报|未知|"
+    r"佚名|授权|我|"
     r"篇数|粉丝|关注|暂无|简介|更多|阅读|登录|注册|分享|评论|收藏|点赞|订阅")
 # A month or a weekday read from a dateline ("July", "Mon"), not a name.
 _CALENDAR_WORD = re.compile(
@@ -774,7 +775,7 @@ _ORGANISATION = re.compile(
     r"rundfunk|broadcasting|television|zeitung|nachrichten|foundation|institute|university|"
     r"company|bank|ministry|department|council|association|club|e\.\s?v|fundación|fundacion|"
     r"fondation|fondazione|asociación|associazione|"
-    r"редакция|агентство|новости|新华社|编辑部|记者站|通讯社|日报|晚报)\b"
+    r"редакция|агентство|новости)\b"
     # and German compounds ending in one ("Bundesverband", "Hanns-Seidel-Stiftung")
     r"|(stiftung|verband|verein|partei|genossenschaft)\b", re.IGNORECASE)
 

@@ -28,9 +28,9 @@ import yaml
 from pipeline.enrich import EnrichRules, link_entities, load_nlp
 from pipeline.gazetteer import Gazetteer
 from pipeline.records import Article, Source
-from tests.eval.realtexts import LABELS, _git, snapshot
+from pipeline.settings import CONFIG_DIR
+from tests.eval.realtexts import LABELS, snapshot, snapshot_files
 
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
 _TYPES = {"PER": "person", "ORG": "organization", "LOC": "location"}
 # CoNLL's tokens are split off the word before them: put back without a space
 _JOINED = {",", ".", ":", ";", "?", "!", ")", "]", "'s", "'", "n't", "%", "'re", "'ve", "'ll",
@@ -57,9 +57,9 @@ def prepare_entities(mirror: Path, out: Path) -> None:
         (out / "entities").mkdir(parents=True, exist_ok=True)
         count = 0
         with (out / "entities" / f"{name}.jsonl").open("w", encoding="utf-8") as written:
+            files = dict(snapshot_files(gitdir, spec["commit"], spec["dev"], spec["test"]))
             for split, path in (("dev", spec["dev"]), ("test", spec["test"])):
-                conll = _git(gitdir, "show", f"{spec['commit']}:{path}").decode("utf-8")
-                for number, document in enumerate(conll_documents(conll)):
+                for number, document in enumerate(conll_documents(files[path].decode("utf-8"))):
                     written.write(json.dumps({"id": f"{name}-{split}-{number:03d}",
                                               "split": split, **document},
                                              ensure_ascii=False) + "\n")
