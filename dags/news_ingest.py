@@ -1,11 +1,12 @@
 """news_ingest: poll every feed, every 15 minutes, through every stage of `pipeline`.
 
 Orchestration only: settings come from the environment (see README), the work is
-`pipeline.ingest.ingest`, mapped over groups of whole sites (`pipeline.ingest.host_groups`), as
-many as run at once: one task polls all of a site's feeds, so that tasks seldom wait on one
-another for a host (the delay between requests to a host holds across processes anyway), and a
-task polls its sites' feeds `ingest.feed_workers` at once. Only small dicts pass through XCom
-(feed definitions and per-feed counts), never pages.
+`pipeline.ingest.ingest`, mapped over SITE_GROUPS groups of whole sites, all at once: task n
+polls group n of the feeds file's sites (`pipeline.ingest.site_group`; every task deals them
+alike, so no task has to deal them first), so that tasks seldom wait on one another for a host
+(the delay between requests to a host holds across processes anyway), and a task polls its
+sites' feeds `ingest.feed_workers` at once. Only small dicts pass through XCom (per-feed
+counts), never pages.
 """
 
 from __future__ import annotations
@@ -32,30 +33,23 @@ SITE_GROUPS = 4  # tasks that poll at once, each a group of whole sites
     tags=["newsroom", "ingest"],
 )
 def news_ingest() -> None:
-    @task
-    def prepare() -> list[dict[str, Any]]:
-        """Check Elasticsearch, set up the indices if needed (with the maintenance connection,
-        when there is one: the ingest role may not), and deal the sites into groups."""
-        from pipeline.ingest import host_groups
+    @task(max_active_tis_per_dagrun=SITE_GROUPS, multiple_outputs=False,
+          execution_timeout=timedelta(minutes=25))
+    def ingest_sites(group: int) -> dict[str, Any]:
+        """Check Elasticsearch and set up the indices if needed (with the maintenance
+        connection, when there is one: the ingest role may not; the tasks may do it at once),
+        then poll group `group` of the feeds file's sites."""
+        from pipeline.ingest import XCOM_ERRORS, ingest, site_group
         from pipeline.settings import Settings, load_feeds
         from pipeline.store import open_store
 
-        settings = Settings.load(maintenance=True)
-        open_store(settings)
-        return [{"sites": list(group), "feeds": [f.as_dict() for fs in group.values() for f in fs]}
-                for group in host_groups(load_feeds(settings.feeds_file), SITE_GROUPS)]
-
-    @task(max_active_tis_per_dagrun=SITE_GROUPS, multiple_outputs=False,
-          execution_timeout=timedelta(minutes=25))
-    def ingest_sites(group: dict[str, Any]) -> dict[str, Any]:
-        from pipeline.ingest import XCOM_ERRORS, ingest
-        from pipeline.settings import Feed, Settings
-
+        open_store(Settings.load(maintenance=True))
         # the groups' tasks run at once, each in a process of its own: that is what uses the
         # cores here, so a task reads its pages on one worker process of its own
         settings = replace(Settings.load(), cpu_workers=1)
-        return ingest([Feed.from_dict(feed) for feed in group["feeds"]], settings,
-                      get_current_context()["run_id"], mode="poll", max_errors=XCOM_ERRORS)
+        return ingest(site_group(load_feeds(settings.feeds_file), group, SITE_GROUPS),
+                      settings, get_current_context()["run_id"], mode="poll",
+                      max_errors=XCOM_ERRORS)
 
     @task(retries=0, multiple_outputs=False, trigger_rule="all_done")
     def report(group_reports: list[dict[str, Any]]) -> dict[str, Any]:
@@ -74,7 +68,7 @@ def news_ingest() -> None:
                  json.dumps({k: v for k, v in summary.items() if k != "feeds"}))
         return summary
 
-    report(ingest_sites.expand(group=prepare()))
+    report(ingest_sites.expand(group=list(range(SITE_GROUPS))))
 
 
 news_ingest()

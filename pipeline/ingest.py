@@ -762,6 +762,8 @@ def ingest(feeds: Iterable[Feed], settings: Settings, run_id: str, mode: str = "
     for these feeds in the run, after the feeds polled at once have settled which copy is the
     original (a DAG task's run has other tasks' feeds too: their items are not counted here)."""
     feeds = list(feeds)
+    if not feeds:  # a DAG task whose group has no sites
+        return summarize(run_id, [])
     with Ingestor(settings, es=es, progress=progress) as ingestor, \
             ThreadPoolExecutor(settings.feed_workers, thread_name_prefix="feed") as pool:
         reports = list(pool.map(
@@ -815,3 +817,11 @@ def host_groups(feeds: Iterable[Feed], groups: int) -> list[dict[str, list[Feed]
         smallest = min(dealt, key=lambda group: sum(len(f) for f in group.values()))
         smallest[site] = sites[site]
     return [group for group in dealt if group]
+
+
+def site_group(feeds: Iterable[Feed], number: int, groups: int) -> list[Feed]:
+    """The feeds of group `number` (from 0) of `host_groups(feeds, groups)`, none when there
+    are fewer groups of sites: what the DAG's task `number` of `groups` polls. The dealing
+    depends on the feeds alone, so tasks that read the same feeds file deal it alike."""
+    dealt = host_groups(feeds, groups)
+    return [feed for site in dealt[number].values() for feed in site] if number < len(dealt) else []

@@ -92,7 +92,7 @@ def open_store(settings: Settings, *, reindexing: bool = False) -> Elasticsearch
         except AuthorizationException:
             log.error("%s is write-blocked by a reindex that stopped renewing its claim; "
                       "articles wait (index_blocked) until a run with the maintenance identity "
-                      "lifts it (a DAG's prepare task, any `newsroom` maintenance command)", index)
+                      "lifts it (a DAG task's set-up step, any `newsroom` maintenance command)", index)
         else:
             log.warning("lifted the write block a dead reindex left on %s", index)
     return es

@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,7 @@ class DagTest:
 
     output: str
     exit_code: int | None  # None: it hung after its DAG run had finished, and was stopped
+    began: datetime  # when the command was started
     seconds: float  # from its start until it exited, or its DAG run finished when it hung
     finished: str  # Airflow's "DagRun Finished: ..." line, or ""
 
@@ -68,7 +70,7 @@ def dags_test(env: dict[str, str], dag_id: str, log: Path, timeout: float = 900.
     output in `log`. The command can hang after its DAG run has finished, shutting the
     LocalExecutor down (a worker that never joins, apache/airflow#45683): `linger` seconds
     after the run finished it is stopped, and the run's logged outcome stands."""
-    started = time.monotonic()
+    started, began = time.monotonic(), datetime.now(UTC)
     with log.open("w") as out:
         process = subprocess.Popen([airflow_bin(), "dags", "test", "--use-executor", dag_id],
                                    env=env, cwd=PROJECT_ROOT, stdout=out,
@@ -84,7 +86,7 @@ def dags_test(env: dict[str, str], dag_id: str, log: Path, timeout: float = 900.
     hung = process.poll() is None and finished_at is not None
     stop_group(process)
     return DagTest(output=log.read_text(errors="replace"),
-                   exit_code=None if hung else process.returncode,
+                   exit_code=None if hung else process.returncode, began=began,
                    seconds=(finished_at if hung and finished_at else ended) - started,
                    finished=_run_finished(log))
 

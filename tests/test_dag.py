@@ -63,7 +63,7 @@ def test_dagbag_imports_without_errors(airflow_env: dict[str, str]) -> None:
     dag = bag.dags["news_ingest"]
     assert dag.catchup is False and dag.max_active_runs == 1
     assert dag.schedule == timedelta(minutes=15)
-    assert {t.task_id for t in dag.tasks} == {"prepare", "ingest_sites", "report"}
+    assert {t.task_id for t in dag.tasks} == {"ingest_sites", "report"}
     assert dict(dag.params) == {}
 
     backfill = bag.dags["news_backfill"]
@@ -137,12 +137,17 @@ def test_airflow_dags_test_lands_the_corpus(airflow_env: dict[str, str], es: Ela
 
 
 def test_the_dag_run_as_a_deployment_runs_it_lands_the_corpus(
-        airflow_env: dict[str, str], es: Elasticsearch, fresh_settings: Settings,
-        site: SampleSite, feeds_file: Path, tmp_path: Path) -> None:
+        airflow_env: dict[str, str], fresh_settings: Settings, site: SampleSite,
+        feeds_file: Path, tmp_path: Path) -> None:
     """With the LocalExecutor, as a deployment runs the DAG: the mapped tasks at once, each in
     a task process of its own that reaches Airflow through the API server and may not reach
     the metadata database. The pages are read on the reader process each task starts (there,
-    readers once died at their start and every page failed `reader_crashed`)."""
+    readers once died at their start and every page failed `reader_crashed`). The indices do
+    not exist before the run: the tasks set them up, all at once."""
+    from pipeline.store import alias_indices, connect, indices_current
+
+    es = connect(fresh_settings)
+    assert not es.indices.exists(index=f"{fresh_settings.index_alias}*", allow_no_indices=False)
     env = _sample_run_env(airflow_env, fresh_settings, feeds_file)
     with execution_api(env, tmp_path / "api-server.out") as served:
         # (the command, when it hangs shutting its executor down after the run, is stopped)
@@ -150,6 +155,8 @@ def test_the_dag_run_as_a_deployment_runs_it_lands_the_corpus(
                         linger=15)
     assert run.succeeded, run.output[-5000:]
     assert "TaskInstance Finished: dag_id=news_ingest, task_id=ingest_sites" in run.output
+    assert indices_current(es, fresh_settings)
+    assert len(alias_indices(es, fresh_settings.index_alias)) == 1
 
     assert_sample_corpus_landed(es, fresh_settings, site.base_url)
     es.indices.refresh(index=fresh_settings.ledger_index)

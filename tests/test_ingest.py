@@ -753,7 +753,7 @@ def test_the_dags_tasks_each_take_all_of_a_sites_feeds() -> None:
     """The DAG maps its tasks over groups of whole sites, so that one process's per-host
     limits hold for a site: feeds on one registrable domain (or one address and port) go
     together."""
-    from pipeline.ingest import host_groups, site_groups
+    from pipeline.ingest import host_groups, site_group, site_groups
     from pipeline.settings import Feed
 
     feeds = [Feed(name=name, url=url) for name, url in (
@@ -770,3 +770,21 @@ def test_the_dags_tasks_each_take_all_of_a_sites_feeds() -> None:
     assert dealt == [{"example.co.uk": ["a", "b", "f"]},
                      {"example.org": ["c"], "127.0.0.1:8000": ["d"], "127.0.0.1:8001": ["e"]}]
     assert len(host_groups(feeds, 10)) == 4 and len(host_groups(feeds, 1)) == 1
+    # the DAG's task n of 3 takes group n, each task dealing the feeds alike: every feed is
+    # polled by one task, whatever order the tasks run in; a task without a group polls none
+    taken = [[feed.name for feed in site_group(feeds, n, 3)] for n in (2, 0, 1)]
+    assert sorted(name for names in taken for name in names) == sorted(f.name for f in feeds)
+    assert taken[1] == ["a", "b", "f"]
+    assert site_group(feeds, 1, 2) == site_group(feeds[::-1], 1, 2)[::-1] == feeds[2:5]
+    assert site_group(feeds, 4, 10) == []
+
+
+def test_a_run_without_feeds_reports_nothing_without_asking_anyone() -> None:
+    """A DAG task whose group has no sites (fewer sites than tasks) reports an empty run and
+    never reaches Elasticsearch (here there is none at that address)."""
+    from pipeline.ingest import ingest
+
+    nowhere = replace(Settings.load(), elasticsearch_url="http://127.0.0.1:9")
+    assert ingest([], nowhere, "run-empty") == {
+        "run_id": "run-empty", "seen": 0, "fetched": 0, "indexed": 0, "duplicate": 0,
+        "irrelevant": 0, "failed": 0, "feeds": []}

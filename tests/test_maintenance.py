@@ -77,6 +77,36 @@ def test_reindex_copies_everything_and_swaps_the_alias(fresh_settings: Settings,
     assert reindex(es, next_version).status == "current"
 
 
+def test_runs_that_open_a_new_store_at_once_set_it_up_once(fresh_settings: Settings) -> None:
+    """The DAG's group tasks start together and each sets up the indices it needs: on a new
+    alias, four at once all succeed and leave one article index under the alias and every
+    index current (three rounds, each on a new alias, to give the races a chance)."""
+    from pipeline.store import connect, indices_current
+
+    def open_at_once(settings: Settings, start: threading.Barrier, failures: list) -> None:
+        start.wait()
+        try:
+            open_store(settings)
+        except Exception as exc:  # noqa: BLE001 - the test reports every thread's failure
+            failures.append(exc)
+
+    es = connect(fresh_settings)
+    for round_ in range(3):
+        settings = replace(fresh_settings, index_alias=f"{fresh_settings.index_alias}-{round_}")
+        start, failures = threading.Barrier(4), []
+        runs = [threading.Thread(target=open_at_once, args=(settings, start, failures))
+                for _ in range(4)]
+        for run in runs:
+            run.start()
+        for run in runs:
+            run.join()
+        es.options(ignore_status=404).indices.delete_index_template(
+            name=f"{settings.index_alias}-template")  # (the fixture removes the indices)
+        assert failures == []
+        assert alias_indices(es, settings.index_alias) == [f"{settings.index_alias}-v{VERSION}"]
+        assert indices_current(es, settings)
+
+
 def test_new_fields_reach_an_index_behind_the_mapping_version(fresh_settings: Settings,
                                                                es: Elasticsearch,
                                                                next_version: Settings) -> None:
