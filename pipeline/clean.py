@@ -30,6 +30,12 @@ from pipeline.text import fold, visible, word_count
 
 # trafilatura's output elements and the kind of block each is
 _KINDS = {"p": "paragraph", "head": "heading", "quote": "quote", "code": "code"}
+# trafilatura's elements whose text runs on with the text around them (highlighting, links,
+# deletions, code, line breaks); any other element inside a block (a paragraph or heading in a
+# list item or a table cell, the paragraphs of a quote) is set off by a space, as trafilatura's
+# own text output sets it off, so that its first and last words are not glued to its
+# neighbours'
+_INLINE = frozenset({"hi", "ref", "del", "code", "lb"})
 _SENTENCE_END = re.compile(r"[.!?。！？…:;»\"”)\]]$")
 # HTML in a declared text, and the tags that start or end a line of it
 _TAG = re.compile(r"</?[a-zA-Z][a-zA-Z0-9]*(\s[^<>]*)?/?>")
@@ -101,7 +107,7 @@ def body_blocks(body: etree._Element) -> list[Block]:
         if element.tag == "list":
             for item in element.iter("item"):
                 # an item's own text; the items of a list nested in it come on their own
-                own = "".join(_own_text(item))
+                own = "".join(_pieces(item, nested_lists=False))
                 group = groups.setdefault(item.getparent(), len(groups))
                 _append_text(blocks, "item", visible(own), group=group)
         elif element.tag == "table":
@@ -218,14 +224,18 @@ def _append_text(blocks: list[Block], kind: str, text: str, group: int | None = 
         blocks.append(Block(kind, text, group=group))
 
 
-def _own_text(element: etree._Element) -> Iterator[str]:
-    """The text of `element` without that of the lists nested in it."""
+def _pieces(element: etree._Element, nested_lists: bool = True) -> Iterator[str]:
+    """The text of `element`, each element in it that is not `_INLINE` set off by spaces;
+    without that of the lists nested in it unless `nested_lists`."""
     yield element.text or ""
     for child in element:
-        if child.tag != "list":
-            yield from _own_text(child)
+        if nested_lists or child.tag != "list":
+            spaced = child.tag not in _INLINE
+            yield " " if spaced else ""
+            yield from _pieces(child, nested_lists)
+            yield " " if spaced else ""
         yield child.tail or ""
 
 
 def _text(element: etree._Element) -> str:
-    return "".join(element.itertext())
+    return "".join(_pieces(element))

@@ -149,6 +149,24 @@ def test_trafilatura_output_becomes_blocks_in_order() -> None:
     ]
 
 
+def test_paragraphs_and_headings_inside_an_item_a_cell_or_a_quote_keep_their_words_apart(
+        ) -> None:
+    # trafilatura keeps a list item's headings and paragraphs (an events list, a product
+    # card), and a cell's or a quote's paragraphs, as elements of their own with nothing
+    # between them; inline elements (links, emphasis) run on with their words
+    blocks = body_blocks(_body(
+        "<list><item>April 3, 2026<head rend='h2'>Energy Forum</head><p>Harbin, China</p>"
+        "<p>Talks on <ref target='https://example.org/gas'>gas</ref> sup<hi>plies</hi>.</p>"
+        "</item></list>"
+        "<table><row><cell><p>Max speed</p><p>40 km/h</p></cell><cell>Range</cell></row>"
+        "</table>"
+        "<quote><p>We value our partnership.</p><p>It will grow.</p></quote>"))
+    assert [b.text for b in blocks] == [
+        "April 3, 2026 Energy Forum Harbin, China Talks on gas supplies.",
+        "Max speed 40 km/h Range",
+        "We value our partnership. It will grow."]
+
+
 def test_the_items_of_each_list_stay_together_in_the_text() -> None:
     # lists within a list's items: each is one list of lines, the same on every run
     body = _body("<list>" + "".join(
