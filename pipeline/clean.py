@@ -124,7 +124,11 @@ def body_blocks(body: etree._Element) -> list[Block]:
 
 def drop_boilerplate_blocks(blocks: Iterable[Block], title: str,
                             rules: CleaningRules) -> list[Block]:
-    """Blocks without those that are boilerplate by their text; see config/cleaning.yaml."""
+    """Blocks without those that are boilerplate by their text (see config/cleaning.yaml),
+    without a block outside lists and tables said again, and without a list or table that
+    repeats an earlier one item for item (`_repeated_groups`)."""
+    blocks = list(blocks)
+    repeated_groups = _repeated_groups(blocks)
     kept: list[tuple[Block, str]] = []
     seen: set[str] = set()
     folded_title = fold(title)
@@ -132,7 +136,9 @@ def drop_boilerplate_blocks(blocks: Iterable[Block], title: str,
         folded = fold(block.text)
         if kept and _ends_article(block, rules):
             break  # about the author, how to cite: the article is over
-        if not folded or folded in seen:
+        if not folded or block.group in repeated_groups:
+            continue
+        if folded in seen and block.group is None:
             continue
         if not kept and folded == folded_title:
             continue  # the headline repeated as the first block
@@ -176,6 +182,23 @@ def join_blocks(blocks: Iterable[Block]) -> str:
             parts.append(block.text)
         previous = block
     return "\n\n".join(parts)
+
+
+def _repeated_groups(blocks: list[Block]) -> set[int]:
+    """The lists and tables that repeat an earlier one item for item (a page's copies of one
+    list for other screens): a line repeated within or across lists that differ is the
+    article's own (every week of a training plan starts with the same warm-up)."""
+    groups: dict[int, list[str]] = {}
+    for block in blocks:
+        if block.group is not None:
+            groups.setdefault(block.group, []).append(fold(block.text))
+    first: set[tuple[str, ...]] = set()
+    repeated = set()
+    for group, lines in groups.items():
+        if tuple(lines) in first:
+            repeated.add(group)
+        first.add(tuple(lines))
+    return repeated
 
 
 def _without_trailing_furniture(blocks: list[Block], rules: CleaningRules) -> list[Block]:

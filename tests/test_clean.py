@@ -167,6 +167,23 @@ def test_paragraphs_and_headings_inside_an_item_a_cell_or_a_quote_keep_their_wor
         "We value our partnership. It will grow."]
 
 
+def test_a_line_repeated_in_lists_that_differ_is_kept_a_repeated_list_is_not() -> None:
+    # a plan's weeks each open with the same warm-up; the same list again, item for item, is
+    # the page's copy of it for another screen; a paragraph said twice is said once
+    week = ("<list><item>Warm up: easy jogging for ten minutes</item><item>{}</item>"
+            "<item>Cool down: easy jogging for ten minutes</item></list>")
+    body = _body(week.format("Main set: five fast minutes, twice")
+                 + week.format("Main set: twenty steady minutes")
+                 + week.format("Main set: twenty steady minutes")
+                 + "<p>Rest on the other days.</p><p>Rest on the other days.</p>")
+    warm_up, cool_down = ("Warm up: easy jogging for ten minutes",
+                          "Cool down: easy jogging for ten minutes")
+    assert join_blocks(drop_boilerplate_blocks(body_blocks(body), "", RULES)).split("\n\n") == [
+        f"{warm_up}\nMain set: five fast minutes, twice\n{cool_down}",
+        f"{warm_up}\nMain set: twenty steady minutes\n{cool_down}",
+        "Rest on the other days."]
+
+
 def test_the_items_of_each_list_stay_together_in_the_text() -> None:
     # lists within a list's items: each is one list of lines, the same on every run
     body = _body("<list>" + "".join(
