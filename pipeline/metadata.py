@@ -137,8 +137,8 @@ def page_title(tree: HtmlElement, site: str | None = None, url: str | None = Non
     declared = (_meta(tree, "property", "og:title") or _json_ld_value(tree, "headline")
                 or _meta(tree, "name", "twitter:title"))
     site = site or site_name(tree)
-    headings = [h for h in (squash(e.text_content()) for e in tree.iter("h1")
-                            if not _in_page_furniture(e))
+    headings = [h for h in (squash(_heading_text(e)) for e in tree.iter("h1")
+                            if not _in_page_furniture(e) and not _hidden(e))
                 if (len(h.split()) >= 2 or UNSPACED.search(h)) and fold(h) != fold(site or "")]
     if declared:
         # "Headline | Site": the h1 that is most of the declared title, not the site's logo
@@ -922,6 +922,29 @@ def _in_comments(element: HtmlElement) -> bool:
 
 def _spaced_text(element: HtmlElement) -> str:
     return squash(" ".join(element.itertext()))
+
+
+def _heading_text(heading: HtmlElement) -> str:
+    """A heading's words: its line breaks as spaces ("WEEKEND<br>CODING"), without the headings
+    a template nested in it (a "Posted on ... by ..." line) and without scripts."""
+    parts = [heading.text or ""]
+    for child in heading:
+        if child.tag == "br":
+            parts.append(" ")
+        elif isinstance(child.tag, str) and child.tag not in _NOT_HEADLINE_TEXT:
+            parts.append(_heading_text(child))
+        parts.append(child.tail or "")
+    return "".join(parts)
+
+
+_NOT_HEADLINE_TEXT = frozenset({"h2", "h3", "h4", "h5", "h6", "script", "style", "template"})
+
+
+def _hidden(element: HtmlElement) -> bool:
+    """In a dialog, or in a part of the page marked hidden: not what a reader sees of it."""
+    return any(e.tag == "dialog" or e.get("role") in ("dialog", "alertdialog")
+               or e.get("hidden") is not None or e.get("aria-hidden") == "true"
+               for e in (element, *element.iterancestors()))
 
 
 def _in_page_furniture(element: HtmlElement,

@@ -156,6 +156,17 @@ def test_headline_prefers_the_h1_the_declared_title_names() -> None:
         "Си Цзиньпин встретился с Путиным"
 
 
+def test_headline_is_the_words_a_reader_sees_in_the_h1() -> None:
+    # a dialog's heading (hidden until a button opens it) is not the page's; the h1's line
+    # breaks part words; a date line a template nested in the h1 is not the headline
+    tree = _page(body='<div role="dialog" hidden><h1>Select an option</h1></div>'
+                      "<h1>POWER<br>OF<br><span>SIBERIA 2</span> signed"
+                      "<h3>Posted on <a href='/d'>May 20, 2026</a> by Desk</h3></h1>")
+    assert page_title(tree) == "POWER OF SIBERIA 2 signed"
+    assert page_title(_page(body="<dialog><h1>Sign in to read on</h1></dialog>"
+                                 "<h1>Putin and Xi talk trade</h1>")) == "Putin and Xi talk trade"
+
+
 def test_authors_and_site_name() -> None:
     tree = _page('<script type="application/ld+json">{"@type": "NewsArticle", "author": '
                  '[{"@type": "Person", "name": "Anna Petrova"}, {"name": "Li Wei"}], '
