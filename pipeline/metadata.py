@@ -131,9 +131,10 @@ def canonical_url(tree: HtmlElement, page_url: str) -> str:
 
 def page_title(tree: HtmlElement, site: str | None = None, url: str | None = None) -> str | None:
     """The headline: the page's `<h1>` (the one its declared title names, else the first
-    outside the page's header and navigation), else the declared title (Open Graph, JSON-LD,
-    Twitter card), else `<title>`; the site's name (or its domain's, from `url`: "Headline |
-    Newegg.com") and its separator are taken off a declared title ("Headline | Site")."""
+    outside the page's header and navigation; never one in a dialog or a hidden part of the
+    page), else the declared title (Open Graph, JSON-LD, Twitter card), else `<title>`; the
+    site's name (or its domain's, from `url`: "Headline | Newegg.com") and its separator are
+    taken off a declared title ("Headline | Site")."""
     declared = (_meta(tree, "property", "og:title") or _json_ld_value(tree, "headline")
                 or _meta(tree, "name", "twitter:title"))
     site = site or site_name(tree)
@@ -924,6 +925,10 @@ def _spaced_text(element: HtmlElement) -> str:
     return squash(" ".join(element.itertext()))
 
 
+# what an h1 may hold that is not its headline: a heading a template nested in it, code
+_NOT_HEADLINE_TEXT = frozenset({"h2", "h3", "h4", "h5", "h6", "script", "style", "template"})
+
+
 def _heading_text(heading: HtmlElement) -> str:
     """A heading's words: its line breaks as spaces ("WEEKEND<br>CODING"), without the headings
     a template nested in it (a "Posted on ... by ..." line) and without scripts."""
@@ -935,9 +940,6 @@ def _heading_text(heading: HtmlElement) -> str:
             parts.append(_heading_text(child))
         parts.append(child.tail or "")
     return "".join(parts)
-
-
-_NOT_HEADLINE_TEXT = frozenset({"h2", "h3", "h4", "h5", "h6", "script", "style", "template"})
 
 
 def _hidden(element: HtmlElement) -> bool:
