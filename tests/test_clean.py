@@ -237,6 +237,17 @@ def test_end_matter_ends_the_article() -> None:
 def test_notes_and_references_are_not_taken_for_the_end() -> None:
     assert _kept("The talks ended.", "Notes", "The figures are preliminary.") == [
         "The talks ended.", "Notes", "The figures are preliminary."]
+    # a section's name ("Comment", itself dropped as a button's label) or an analysis's
+    # "Discussion" is no comment section: the article goes on
+    for heading in ("Comment", "Discussion"):
+        assert _kept("The talks ended.", heading, "Both sides gained.")[-1] == "Both sides gained."
+
+
+@pytest.mark.parametrize("heading", ["Comentarios (12)", "Comentar", "3 Comments", "Leave a Reply",
+                                     "Комментарии", "网友评论", "Kommentare"])
+def test_readers_comments_that_trafilatura_kept_end_the_article(heading: str) -> None:
+    assert _kept("The talks ended in Beijing.", heading, "Hace 28 minutos",
+                 "What a fine deal, said no one.") == ["The talks ended in Beijing."]
 
 
 def test_trailing_page_furniture_is_dropped_a_short_last_sentence_kept() -> None:
