@@ -192,12 +192,12 @@ def _repeated_groups(blocks: list[Block]) -> set[int]:
     for block in blocks:
         if block.group is not None:
             groups.setdefault(block.group, []).append(fold(block.text))
-    first: set[tuple[str, ...]] = set()
+    seen: set[tuple[str, ...]] = set()
     repeated = set()
     for group, lines in groups.items():
-        if tuple(lines) in first:
+        if tuple(lines) in seen:
             repeated.add(group)
-        first.add(tuple(lines))
+        seen.add(tuple(lines))
     return repeated
 
 

@@ -138,8 +138,7 @@ def page_title(tree: HtmlElement, site: str | None = None, url: str | None = Non
     declared = (_meta(tree, "property", "og:title") or _json_ld_value(tree, "headline")
                 or _meta(tree, "name", "twitter:title"))
     site = site or site_name(tree)
-    headings = [h for h in (squash(_heading_text(e)) for e in tree.iter("h1")
-                            if not _in_page_furniture(e) and not _hidden(e))
+    headings = [h for h in (squash(_heading_text(e)) for e in _page_h1s(tree))
                 if (len(h.split()) >= 2 or UNSPACED.search(h)) and fold(h) != fold(site or "")]
     if declared:
         # "Headline | Site": the h1 that is most of the declared title, not the site's logo
@@ -382,11 +381,10 @@ def published_time(tree: HtmlElement, language: str | None, rules: MetadataRules
 
 
 def _dateline(tree: HtmlElement) -> list[str]:
-    """The short texts printed just under the headline (the first `<h1>` outside the page's
-    header and navigation), where pages print their date and byline: up to the first sentence
-    of prose, and none longer than a line (a date in a sentence, "from 9 January to 10
-    February", is not the page's)."""
-    headline = next((h for h in tree.iter("h1") if not _in_page_furniture(h)), None)
+    """The short texts printed just under the headline (the first of `_page_h1s`), where pages
+    print their date and byline: up to the first sentence of prose, and none longer than a line
+    (a date in a sentence, "from 9 January to 10 February", is not the page's)."""
+    headline = next(_page_h1s(tree), None)
     if headline is None:
         return []
     lines: list[str] = []
@@ -940,6 +938,12 @@ def _heading_text(heading: HtmlElement) -> str:
             parts.append(_heading_text(child))
         parts.append(child.tail or "")
     return "".join(parts)
+
+
+def _page_h1s(tree: HtmlElement) -> Iterator[HtmlElement]:
+    """The page's `<h1>`s that may be its headline: not in its header, navigation, footer or
+    asides, nor in a dialog or a hidden part of it."""
+    return (h for h in tree.iter("h1") if not _in_page_furniture(h) and not _hidden(h))
 
 
 def _hidden(element: HtmlElement) -> bool:
