@@ -29,8 +29,9 @@ class IndexFailure:
     """A document Elasticsearch did not take: refused for good (`index_rejected`, e.g. a
     mapping conflict: quarantined), or for now (`index_busy`: 429 or 5xx still after the
     retries; `index_blocked`: a write block, as maintenance puts on an index; `index_conflict`:
-    other writers kept updating it), tried again on a later run at no cost to the item's
-    attempts: none of these is the page's fault."""
+    other writers kept updating it; `index_missing`: the alias is gone, as when an operator
+    deletes the index, and the next run sets it up again), tried again on a later run at no
+    cost to the item's attempts: none of these is the page's fault."""
 
     url: str
     reason: str
@@ -51,6 +52,8 @@ def _failure_reason(status: int, error_type: str | None) -> str | None:
         return "index_blocked"
     if status == 409:
         return "index_conflict"
+    if status == 404 and error_type == "index_not_found_exception":
+        return "index_missing"
     return None
 
 
@@ -143,8 +146,12 @@ def index_documents(es: Elasticsearch, alias: str, documents: Iterable[dict[str,
     by_id = {action["_id"]: action.get("doc") or action["_source"] for action in actions}
     failures = []
     # 429s (es_rejected_execution_exception) are retried here with exponential back-off.
+    # `require_alias`: where the alias is gone, Elasticsearch would otherwise create an index
+    # of that name with mappings guessed from the documents, which would then stand in the
+    # alias's place for every later run.
     for ok, item in helpers.streaming_bulk(es, actions, raise_on_error=False,
                                            raise_on_exception=True, refresh=refresh,
+                                           require_alias=True,
                                            max_retries=3, initial_backoff=1, chunk_size=200):
         op, result = next(iter(item.items()))
         if ok and updated is not None and result.get("result") != "created":

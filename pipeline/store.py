@@ -167,10 +167,7 @@ def ensure_indices(es: Elasticsearch, settings: Settings, *, reindexing: bool = 
         raise
     live = alias_indices(es, alias)
     if not live:
-        es.options(ignore_status=400).indices.create(
-            index=articles_index(alias, version),
-            aliases={alias: {"is_write_index": True}},
-        )
+        _create_live_index(es, alias, articles_index(alias, version))
     elif live == [articles_index(alias, version)]:
         # New fields reach the current index; a changed field type fails here, loudly: raise
         # the version in the mapping file and reindex.
@@ -185,7 +182,7 @@ def ensure_indices(es: Elasticsearch, settings: Settings, *, reindexing: bool = 
             if not reindexing:
                 raise StoreUnavailable(
                     f"{alias} is on {behind}, behind the mapping version {version}, which "
-                    f"changes a field ({exc.message}): run `newsroom reindex` first") from exc
+                    f"changes a field ({_reason(exc)}): run `newsroom reindex` first") from exc
         log.warning("%s is on %s, behind the mapping version %s: run `newsroom reindex`",
                     alias, behind, version)
     for index, mapping in _index_kinds(settings).items():
@@ -195,8 +192,42 @@ def ensure_indices(es: Elasticsearch, settings: Settings, *, reindexing: bool = 
             body["mappings"]["_meta"] = {"newsroom_mapping": digest}
             es.options(ignore_status=400).indices.create(index=index, **body)
         else:
-            es.indices.put_settings(index=index, settings=replicas)
-            _put_mapping(es, index, body["mappings"]["properties"], digest)
+            try:
+                es.indices.put_settings(index=index, settings=replicas)
+                _put_mapping(es, index, body["mappings"]["properties"], digest)
+            except BadRequestError as exc:
+                raise StoreUnavailable(
+                    f"{index} has a field of another type than config/mappings/{mapping}.json "
+                    f"gives it ({_reason(exc)}): an index that a write created while it was "
+                    f"missing (deleted during a run, on a cluster without security) has a "
+                    f"mapping guessed from that write. Delete it and run `newsroom setup`; "
+                    f"docs/architecture.md, \"An index in the alias's place\", says what "
+                    f"that loses") from exc
+
+
+def _reason(exc: ApiError) -> str:
+    """Elasticsearch's own sentence for an error ("mapper [feed] cannot be changed from type
+    [text] to [keyword]"), else its type."""
+    error = exc.body.get("error") if isinstance(exc.body, dict) else None
+    return str(error.get("reason") or exc.message) if isinstance(error, dict) else str(exc.message)
+
+
+def _create_live_index(es: Elasticsearch, alias: str, index: str) -> None:
+    """`index` with the alias on it as its write index (another process may be setting it up
+    at once; an index of that name left without the alias gets it back). An index that holds
+    the alias's own name stops the run: the pipeline would write into it, with whatever
+    mappings it has, instead of the versioned index."""
+    if es.indices.exists(index=alias) and not alias_indices(es, alias):  # set up meanwhile?
+        raise StoreUnavailable(
+            f"{alias} is an index, not the alias over the versioned article indices that "
+            f"newsroom writes to (written to while the alias was gone, it took the alias's "
+            f"name, with mappings guessed from the documents): copy its documents elsewhere "
+            f"if they are wanted, delete it, and run `newsroom setup`; "
+            f"docs/architecture.md, \"An index in the alias's place\", has the steps")
+    es.options(ignore_status=400).indices.create(  # 400: it exists (set up meanwhile)
+        index=index, aliases={alias: {"is_write_index": True}})
+    if not alias_indices(es, alias):
+        es.indices.put_alias(index=index, name=alias, is_write_index=True)
 
 
 # -- a reindex's claim on the index it copies, and the write block that goes with it --------

@@ -15,12 +15,13 @@ from elasticsearch import ApiError, Elasticsearch, TransportError
 
 from pipeline.ingest import FeedReport, Ingestor
 from pipeline.ledger import ledger_id
-from pipeline.settings import Feed, Settings, load_feeds
-from pipeline.store import connect
+from pipeline.settings import CONFIG_DIR, Feed, Settings, load_feeds
+from pipeline.store import alias_indices, articles_index, articles_version, connect, open_store
 from pipeline.urls import url_id
 from tests.chaos.es_proxy import (
     Fault,
     FaultyProxy,
+    articles_deleted_at_first_bulk,
     first_bulk_rejected,
     gone_at_bulk,
     one_document_unmappable,
@@ -155,6 +156,32 @@ def test_articles_written_during_a_write_block_land_on_the_next_run(
             break
     assert after.failed == 0 and _stored(es, fresh_settings) == _baseline(fresh_settings,
                                                                            northwire)
+
+
+def test_articles_written_after_their_index_was_deleted_land_on_the_next_run(
+        fresh_settings: Settings, es: Elasticsearch, northwire: Feed, proxied) -> None:
+    # an operator deletes the article index while a run writes to it: the run's articles fail
+    # for now, at no cost; their writes leave no index of their own in the alias's place (one
+    # with mappings guessed from the documents, which later runs would have filled), and the
+    # next run sets the index up again and indexes them
+    alias, deleted = fresh_settings.index_alias, []
+    report, _ = _ingest_through(proxied, fresh_settings, articles_deleted_at_first_bulk(
+        fresh_settings.elasticsearch_url, alias, deleted), northwire, "run-deleted")
+    assert deleted and report.failed > 0
+    assert {e["reason"] for e in report.errors} == {"index_missing"}
+    assert not es.indices.exists(index=alias)
+    es.indices.refresh(index=fresh_settings.ledger_index)
+    held = [h["_source"] for h in es.search(index=fresh_settings.ledger_index, size=100, query={
+        "term": {"reason": "index_missing"}})["hits"]["hits"]]
+    assert len(held) == report.failed and all(r["retryable"] and r["attempts"] == 0
+                                              for r in held)
+    assert es.count(index=fresh_settings.quarantine_index)["count"] == 0
+
+    with Ingestor(fresh_settings, es=open_store(fresh_settings)) as ingestor:
+        after = ingestor.ingest_feed(northwire, "run-after")
+    assert after.failed == 0
+    assert alias_indices(es, alias) == [articles_index(alias, articles_version(CONFIG_DIR))]
+    assert _stored(es, fresh_settings) == _baseline(fresh_settings, northwire)
 
 
 def test_a_ledger_record_refused_costs_the_others_nothing(fresh_settings: Settings,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from elasticsearch import Elasticsearch
 
 from pipeline.dedup import Deduplicator, fingerprint, ranked_time, seniority
@@ -14,7 +15,14 @@ from pipeline.minhash import MinHasher
 from pipeline.reconcile import Holder, holder_of, holders_of
 from pipeline.records import Outcome
 from pipeline.settings import CONFIG_DIR, Settings
-from pipeline.store import articles_version, ensure_indices
+from pipeline.store import (
+    StoreUnavailable,
+    alias_indices,
+    articles_index,
+    articles_version,
+    ensure_indices,
+    open_store,
+)
 from pipeline.urls import url_id
 
 HASHER = MinHasher.load(CONFIG_DIR / "dedup.yaml")
@@ -255,6 +263,54 @@ def test_a_write_block_is_a_refusal_for_now(es: Elasticsearch, fresh_settings: S
         es.indices.put_settings(index=alias, settings={"index.blocks.write": False})
     assert [(f.reason, f.transient) for f in failures] == [("index_blocked", True)]
     assert index_documents(es, alias, [_doc("https://example.org/during-maintenance")]) == []
+
+
+def test_a_write_where_the_alias_is_gone_is_a_refusal_for_now(es: Elasticsearch,
+                                                               fresh_settings: Settings) -> None:
+    # the index behind the alias was deleted: the write is tried again later, and it creates
+    # no index under the alias's name
+    alias = fresh_settings.index_alias
+    es.indices.delete(index=articles_index(alias, VERSION))
+    failures = index_documents(es, alias, [_doc("https://example.org/after-deletion")])
+    assert [(f.reason, f.transient) for f in failures] == [("index_missing", True)]
+    assert not es.indices.exists(index=alias)
+
+
+def test_the_alias_is_put_back_on_its_index(es: Elasticsearch, fresh_settings: Settings) -> None:
+    # the live index lost its alias (an operator's slip): the next run's set-up puts it back,
+    # as the index written to
+    alias = fresh_settings.index_alias
+    es.indices.delete_alias(index=articles_index(alias, VERSION), name=alias)
+    open_store(fresh_settings)
+    assert alias_indices(es, alias) == [articles_index(alias, VERSION)]
+    assert index_documents(es, alias, [_doc("https://example.org/alias-back")]) == []
+
+
+def test_an_index_in_the_alias_place_stops_the_run(es: Elasticsearch,
+                                                   fresh_settings: Settings) -> None:
+    # an index that holds the alias's name (a write made while the alias was gone created it,
+    # with mappings guessed from the document) is not written into in the alias's stead
+    alias = fresh_settings.index_alias
+    es.indices.delete(index=articles_index(alias, VERSION))
+    es.index(index=alias, id="x", document=_doc("https://example.org/stand-in"))
+    with pytest.raises(StoreUnavailable, match=f"{alias} is an index, not the alias"):
+        open_store(fresh_settings)
+    assert alias_indices(es, alias) == []
+    assert not es.indices.exists(index=articles_index(alias, VERSION))
+
+
+def test_a_ledger_a_write_created_stops_the_run_with_what_to_do(es: Elasticsearch,
+                                                                 fresh_settings: Settings) -> None:
+    # the ledger was deleted and a record written before the next run set it up again (a
+    # cluster without security lets a write create an index): its mapping is guessed, and the
+    # run says which index and what to do instead of Elasticsearch's mapping error alone
+    es.indices.delete(index=fresh_settings.ledger_index)
+    Ledger(es, fresh_settings.ledger_index, 3).record([LedgerEntry(
+        url="https://example.org/a", feed="Northern Wire", status=Outcome.INDEXED,
+        run_id="run", doc_id=url_id("https://example.org/a"))])
+    with pytest.raises(StoreUnavailable, match=rf"{fresh_settings.ledger_index} has a field "
+                       r"of another type .*mapper \[feed\] cannot be changed"):
+        open_store(fresh_settings)
 
 
 def test_the_story_search_sends_a_capped_text_and_still_finds_the_story(

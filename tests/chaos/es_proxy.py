@@ -126,6 +126,33 @@ def one_document_unmappable(victim: list[str]) -> Fault:
     return fault
 
 
+def articles_deleted_at_first_bulk(upstream: str, alias: str, deleted: list[str]) -> Fault:
+    """Just before the first bulk of articles (to `alias`) reaches the node, the index behind
+    the alias is deleted through `upstream` (as an operator would; the alias goes with it), its
+    name appended to `deleted`; then the bulk passes."""
+    def fault(method: str, path: str, body: bytes) -> object:
+        if "/_bulk" not in path or deleted:
+            return None
+        meta = next(iter(json.loads(body.split(b"\n", 1)[0]).values()))
+        if meta.get("_index") != alias:
+            return None
+        target = urlsplit(upstream)
+        conn = http.client.HTTPConnection(target.hostname, target.port, timeout=60)
+        try:
+            conn.request("GET", f"/_alias/{alias}")
+            (index,) = json.loads(conn.getresponse().read())  # {index: {"aliases": ...}}
+            conn.request("DELETE", f"/{index}")
+            answer = conn.getresponse()
+            answer.read()
+        finally:
+            conn.close()
+        if answer.status != 200:
+            raise RuntimeError(f"could not delete {index}: HTTP {answer.status}")
+        deleted.append(index)
+        return None
+    return fault
+
+
 def one_ledger_record_refused(victim: list[str]) -> Fault:
     """The first ledger write's first record gets an `attempts` no integer mapping accepts;
     its URL is appended to `victim`."""
