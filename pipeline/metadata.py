@@ -80,6 +80,7 @@ class MetadataRules:
     zones: dict[str, str]  # abbreviation -> UTC offset or IANA zone
     months: dict[str, int]
     date_elements: tuple[str, ...]
+    date_labels: tuple[str, ...]
     # a language written in Chinese characters beside standard Chinese -> its own characters
     written_dialects: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
@@ -87,7 +88,7 @@ class MetadataRules:
     def load(cls, path: Path) -> MetadataRules:
         raw = load_yaml(path)
         keys = {"min_letters", "language_prior", "prior_max_chars", "local_zone", "zones", "months",
-                "date_elements", "written_dialects"}
+                "date_elements", "date_labels", "written_dialects"}
         if set(raw) != keys:
             raise ConfigError(f"{path}: expected keys {sorted(keys)}, got {sorted(raw)}")
         rules = cls(min_letters=int(raw["min_letters"]),
@@ -97,6 +98,7 @@ class MetadataRules:
                     zones={str(k): str(v) for k, v in raw["zones"].items()},
                     months={str(k).lower(): int(v) for k, v in raw["months"].items()},
                     date_elements=tuple(str(w).lower() for w in raw["date_elements"]),
+                    date_labels=tuple(str(w).casefold() for w in raw["date_labels"]),
                     written_dialects={str(k): tuple(str(w) for w in v)
                                       for k, v in raw["written_dialects"].items()})
         for zone in (*rules.local_zones.values(), *rules.zones.values()):
@@ -109,6 +111,15 @@ class MetadataRules:
     def date_element_names(self) -> re.Pattern[str]:
         """Matches the lower-cased class, id or itemprop of an element that may print a date."""
         return re.compile("|".join(re.escape(word) for word in self.date_elements))
+
+    @cached_property
+    def date_label(self) -> re.Pattern[str]:
+        """A publication label standing as a word of its own, and the colon or spaces after
+        it."""
+        labels = "|".join(re.escape(label) for label in sorted(self.date_labels, key=len,
+                                                                  reverse=True))
+        return re.compile(rf"(?<![\w\u3040-\u30ff\u3400-\u9fff])(?:{labels})(?:\s*[:：]\s*|\s+|$)",
+                          re.IGNORECASE)
 
     @cached_property
     def identifier(self) -> LanguageIdentifier:
@@ -338,7 +349,8 @@ def site_name(tree: HtmlElement) -> str | None:
 def published_time(tree: HtmlElement, language: str | None, rules: MetadataRules, *,
                    feed_time: datetime | None = None) -> datetime | None:
     """When the page says it was published, in the page's own offset: declared metadata first,
-    then a date the page prints where pages print them, then one printed under its headline.
+    then a date the page prints where pages print them (an element named for dates, else after
+    a publication label: "发布时间：", "Published"), then one printed under its headline.
     Where the page gives the day alone, the time is the one printed under its headline on that
     day, else the feed's (`feed_time`) on that day, else noon (so that the day survives the move
     to UTC). A page that gives no date has the feed's time, and without one htmldate's reading
@@ -361,6 +373,10 @@ def published_time(tree: HtmlElement, language: str | None, rules: MetadataRules
             if printed:
                 day = printed[0]
                 break
+    if day is None and (printed := _labelled_date(tree, language, rules)):
+        if printed[1]:
+            return printed[0]
+        day = printed[0]
     dateline = next((printed for line in _dateline(tree)
                      if (printed := _printed_date(line, language, rules))), None)
     if day is None:
@@ -378,6 +394,36 @@ def published_time(tree: HtmlElement, language: str | None, rules: MetadataRules
     if feed_time is not None and feed_time.astimezone(day.tzinfo).date() == day.date():
         return feed_time.astimezone(day.tzinfo)
     return day
+
+
+def _labelled_date(tree: HtmlElement, language: str | None,
+                   rules: MetadataRules) -> tuple[datetime, bool] | None:
+    """The first date the body prints right after a publication label ("发布时间：2019-05-18",
+    "Published: 3 November 2026"; the date may be in the next text, after a tag or a
+    comment), and whether it gives the time."""
+    body = tree.find("body")
+    texts = list(_texts(body if body is not None else tree))
+    for number, text in enumerate(texts):
+        if not rules.date_label.search(text):
+            continue
+        own = len(squash(text))
+        window = squash(" ".join(texts[number:number + 3]))
+        for label in rules.date_label.finditer(window):
+            after = window[label.end():label.end() + 60]
+            if label.start() < own and any(pattern.match(after) for pattern in _DATE_PATTERNS):
+                return _printed_date(after, language, rules)
+    return None
+
+
+def _texts(root: HtmlElement) -> Iterator[str]:
+    """The texts under `root` in document order, one for each text node (a tag or a comment
+    ends one), without scripts' and styles' and comments' own."""
+    for event, node in etree.iterwalk(root, events=("start", "end", "comment")):
+        if event == "start":
+            if node.tag not in ("script", "style") and node.text:
+                yield node.text
+        elif node.tail and node is not root:  # the end of an element, or a comment
+            yield node.tail
 
 
 def _dateline(tree: HtmlElement) -> list[str]:

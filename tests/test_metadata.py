@@ -142,6 +142,31 @@ def test_a_page_that_gives_its_day_alone_takes_the_feeds_time_on_that_day() -> N
                                                                           tzinfo=UTC)
 
 
+def test_a_date_printed_after_a_publication_label() -> None:
+    # institutional pages print their date after a label, with no date element, no metadata
+    # and no h1 to print it under
+    beijing = timezone(timedelta(hours=8))
+    listed = _page(body="<h5>中俄地方合作论坛在哈尔滨举行</h5><div>来源: 本站 | 发布时间: 2024-05-16 | "
+                        f"浏览次数: <script>count(1412)</script></div>{_PROSE}")
+    assert published_time(listed, "zh", RULES) == datetime(2024, 5, 16, 12, 0, tzinfo=beijing)
+    # the date after a comment, and after a line break with the time
+    commented = _page(body="<table><tr><td>发布日期：<!-- 发布日期 begin -->2024-05-16<!-- end -->"
+                           f"</td></tr></table>{_PROSE}")
+    assert published_time(commented, "zh", RULES) == datetime(2024, 5, 16, 12, 0, tzinfo=beijing)
+    broken = _page(body=f"<div>作者：国际部<br>时间：2024年5月16日 10:23</div>{_PROSE}")
+    assert published_time(broken, "zh", RULES) == datetime(2024, 5, 16, 10, 23, tzinfo=beijing)
+    english = _page(body=f"<p>By Ann Lee</p><p>Published March 9, 2026 in Trade</p>{_PROSE}")
+    assert published_time(english, "en", RULES) == datetime(2026, 3, 9, 12, 0, tzinfo=UTC)
+    # a label inside a word (更新时间, updated; 活动时间, the event's), or one not followed by a
+    # date, is none: the page's own label further on is
+    for first, then in (("<p>更新时间：2024-05-20</p>", "<p>发布时间：2024-05-16</p>"),
+                        ("<p>活动时间：2024年6月1日</p>", "<p>日期：2024-05-16</p>"),
+                        (("<p>Published by the ministry; talks end on 3 May 2024. Date: "
+                          "2024-05-16</p>"), "")):
+        page = _page("<title>t</title>", first + _PROSE + then)
+        assert published_time(page, "zh", RULES) == datetime(2024, 5, 16, 12, 0, tzinfo=beijing)
+
+
 def test_iso_date_alone_keeps_its_day() -> None:
     assert parse_iso("2026-09-24").date().isoformat() == "2026-09-24"
     assert parse_iso("not a date") is None
