@@ -6,12 +6,17 @@ import calendar
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import feedparser
 
 from pipeline.fetch import HttpClient
 from pipeline.records import FeedItem, ItemError
-from pipeline.settings import Feed
+from pipeline.settings import CONFIG_DIR, Feed
+
+if TYPE_CHECKING:
+    from pipeline.metadata import MetadataRules
 
 FEED_ACCEPT = "application/rss+xml, application/atom+xml, application/xml;q=0.9, */*;q=0.5"
 # A DOCTYPE's internal subset is where entities are declared. Feeds have no use for them, and
@@ -20,6 +25,11 @@ FEED_ACCEPT = "application/rss+xml, application/atom+xml, application/xml;q=0.9,
 # unexpanded text).
 _DOCTYPE = re.compile(rb"<!DOCTYPE", re.IGNORECASE)
 _SUBSET_END = re.compile(rb"\]\s*>")
+# A feed's time that says its offset as a number or as UTC's name, which feedparser reads right.
+# Any other (none at all, "2026-12-07 10:00:00", as many Chinese feeds write it, which
+# feedparser takes for UTC; a zone's abbreviation; a date in Russian) is read as a page's printed
+# date is, in the zone usual for the feed's language.
+_UTC_OFFSET = re.compile(r"(?:[+-]\d{2}:?\d{2}|\dZ|\b(?:GMT|UTC?))\s*$", re.IGNORECASE)
 MAX_TITLE_CHARS = 1_000
 MAX_SUMMARY_CHARS = 10_000
 
@@ -84,6 +94,7 @@ def parse_feed(body: bytes, charset: str | None, feed: Feed,
     `MAX_TITLE_CHARS` and `MAX_SUMMARY_CHARS`."""
     body = _drop_internal_subset(from_first_tag(body))
     parsed = feedparser.parse(body, response_headers=_headers_for_feedparser(charset, base))
+    language = (feed.language or parsed.feed.get("language") or "")[:2].lower() or None
     items = []
     seen: set[str] = set()
     for entry in parsed.entries:
@@ -97,7 +108,7 @@ def parse_feed(body: bytes, charset: str | None, feed: Feed,
             feed_url=feed.url,
             title=(entry.get("title") or "").strip()[:MAX_TITLE_CHARS] or None,
             summary=(entry.get("summary") or "").strip()[:MAX_SUMMARY_CHARS] or None,
-            published_at=_entry_time(entry),
+            published_at=_entry_time(entry, language),
         ))
     warning = None
     if parsed.bozo:
@@ -145,9 +156,28 @@ def _headers_for_feedparser(charset: str | None, base: str | None) -> dict[str, 
     return headers
 
 
-def _entry_time(entry: feedparser.FeedParserDict) -> datetime | None:
-    for key in ("published_parsed", "updated_parsed"):
-        value = entry.get(key)
-        if value:
-            return datetime.fromtimestamp(calendar.timegm(value), tz=UTC)
+def _entry_time(entry: feedparser.FeedParserDict, language: str | None) -> datetime | None:
+    """The entry's publication (else update) time: feedparser's reading where the feed gives
+    its offset (`_UTC_OFFSET`), else the time read as a printed date in the zone usual for the
+    feed's `language` (`config/metadata.yaml`), else feedparser's reading."""
+    for key in ("published", "updated"):
+        raw = str(entry.get(key) or "").strip()
+        parsed = entry.get(f"{key}_parsed")
+        if parsed and _UTC_OFFSET.search(raw):
+            return datetime.fromtimestamp(calendar.timegm(parsed), tz=UTC)
+        if raw:
+            from pipeline.metadata import parse_printed_date  # light runs never need it
+
+            printed = parse_printed_date(raw, language, _metadata_rules())
+            if printed:
+                return printed
+        if parsed:
+            return datetime.fromtimestamp(calendar.timegm(parsed), tz=UTC)
     return None
+
+
+@lru_cache(maxsize=1)
+def _metadata_rules() -> MetadataRules:
+    from pipeline.metadata import MetadataRules
+
+    return MetadataRules.load(CONFIG_DIR / "metadata.yaml")

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
 
-from pipeline.discover import FeedState, poll_feed
+from pipeline.discover import FeedState, parse_feed, poll_feed
 from pipeline.fetch import HttpClient
 from pipeline.records import ItemError
 from pipeline.settings import Feed, HttpSettings, parse_nets
@@ -105,3 +106,29 @@ def test_relative_links_are_read_against_the_feed(tmp_path, http: HttpClient) ->
                                                  f"{relative.base_url}/news/two.html",
                                                  "https://example.org/three.html"]
     assert [item.url for item in atom.items] == ["https://example.org/base/four.html"]
+
+
+@pytest.mark.parametrize(("language", "channel_language", "published", "expected"), [
+    # a time without its offset is the outlet's own clock, not UTC
+    ("zh", None, "2026-12-07 10:00:00", datetime(2026, 12, 7, 2, 0, tzinfo=UTC)),
+    (None, "zh-cn", "2026-12-07 10:00:00", datetime(2026, 12, 7, 2, 0, tzinfo=UTC)),
+    ("ru", None, "Mon, 07 Dec 2026 10:00:00", datetime(2026, 12, 7, 7, 0, tzinfo=UTC)),
+    # Russian day and month names, a zone's abbreviation, a Russian date
+    ("ru", None, "Пн, 07 дек 2026 10:00:00 +0300", datetime(2026, 12, 7, 7, 0, tzinfo=UTC)),
+    ("en", None, "Mon, 07 Dec 2026 10:00:00 MSK", datetime(2026, 12, 7, 7, 0, tzinfo=UTC)),
+    ("ru", None, "07.12.2026 10:00", datetime(2026, 12, 7, 7, 0, tzinfo=UTC)),
+    # an offset or UTC the feed gives stands, whatever the language
+    ("zh", None, "Mon, 07 Dec 2026 10:00:00 +0800", datetime(2026, 12, 7, 2, 0, tzinfo=UTC)),
+    ("zh", None, "2026-12-07T10:00:00Z", datetime(2026, 12, 7, 10, 0, tzinfo=UTC)),
+    ("ru", None, "Mon, 07 Dec 2026 10:00:00 GMT", datetime(2026, 12, 7, 10, 0, tzinfo=UTC)),
+])
+def test_an_item_s_time_is_read_in_its_feed_s_zone_when_it_gives_none(
+        language: str | None, channel_language: str | None, published: str,
+        expected: datetime) -> None:
+    channel = f"<language>{channel_language}</language>" if channel_language else ""
+    body = ('<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>T</title>'
+            f"{channel}<item><title>One</title><link>https://example.org/one.html</link>"
+            f"<pubDate>{published}</pubDate></item></channel></rss>").encode()
+    (item,), _ = parse_feed(body, None, Feed(name="f", url="https://example.org/feed.xml",
+                                             language=language))
+    assert item.published_at == expected
