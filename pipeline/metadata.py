@@ -98,7 +98,7 @@ class MetadataRules:
                     zones={str(k): str(v) for k, v in raw["zones"].items()},
                     months={str(k).lower(): int(v) for k, v in raw["months"].items()},
                     date_elements=tuple(str(w).lower() for w in raw["date_elements"]),
-                    date_labels=tuple(str(w).casefold() for w in raw["date_labels"]),
+                    date_labels=tuple(str(w).lower() for w in raw["date_labels"]),
                     written_dialects={str(k): tuple(str(w) for w in v)
                                       for k, v in raw["written_dialects"].items()})
         for zone in (*rules.local_zones.values(), *rules.zones.values()):
@@ -114,12 +114,12 @@ class MetadataRules:
 
     @cached_property
     def date_label(self) -> re.Pattern[str]:
-        """A publication label standing as a word of its own, and the colon or spaces after
-        it."""
+        """A publication label and the colon or spaces after it, in lower-cased text (whether
+        it stands as a word of its own is `_labelled_date`'s to tell: a lookbehind here would
+        make the search five times slower)."""
         labels = "|".join(re.escape(label) for label in sorted(self.date_labels, key=len,
                                                                   reverse=True))
-        return re.compile(rf"(?<![\w\u3040-\u30ff\u3400-\u9fff])(?:{labels})(?:\s*[:：]\s*|\s+|$)",
-                          re.IGNORECASE)
+        return re.compile(rf"(?:{labels})(?:\s*[:：]\s*|\s+|$)")
 
     @cached_property
     def identifier(self) -> LanguageIdentifier:
@@ -402,28 +402,21 @@ def _labelled_date(tree: HtmlElement, language: str | None,
     "Published: 3 November 2026"; the date may be in the next text, after a tag or a
     comment), and whether it gives the time."""
     body = tree.find("body")
-    texts = list(_texts(body if body is not None else tree))
-    for number, text in enumerate(texts):
-        if not rules.date_label.search(text):
-            continue
-        own = len(squash(text))
-        window = squash(" ".join(texts[number:number + 3]))
-        for label in rules.date_label.finditer(window):
-            after = window[label.end():label.end() + 60]
-            if label.start() < own and any(pattern.match(after) for pattern in _DATE_PATTERNS):
-                return _printed_date(after, language, rules)
+    # the texts a line apart: a label at a text's start stands as a word of its own
+    texts = "\n".join(_TEXTS(body if body is not None else tree))
+    lowered = texts.lower()  # ten times faster to search than with re.IGNORECASE
+    dates = texts if len(lowered) == len(texts) else lowered  # (a letter lowered to two)
+    for label in rules.date_label.finditer(lowered):
+        if label.start() and _IN_A_WORD.match(lowered, label.start() - 1):
+            continue  # "更新时间" (updated) holds no "时间"
+        after = squash(dates[label.end():label.end() + 200])[:60]
+        if any(pattern.match(after) for pattern in _DATE_PATTERNS):
+            return _printed_date(after, language, rules)
     return None
 
 
-def _texts(root: HtmlElement) -> Iterator[str]:
-    """The texts under `root` in document order, one for each text node (a tag or a comment
-    ends one), without scripts' and styles' and comments' own."""
-    for event, node in etree.iterwalk(root, events=("start", "end", "comment")):
-        if event == "start":
-            if node.tag not in ("script", "style") and node.text:
-                yield node.text
-        elif node.tail and node is not root:  # the end of an element, or a comment
-            yield node.tail
+_TEXTS = etree.XPath(".//text()[not(parent::script or parent::style)]")
+_IN_A_WORD = re.compile(r"[\w\u3040-\u30ff\u3400-\u9fff]")
 
 
 def _dateline(tree: HtmlElement) -> list[str]:
