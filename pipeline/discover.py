@@ -10,6 +10,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING
 
 import feedparser
+from feedparser.datetimes.rfc822 import timezone_names as FEEDPARSER_ZONES
 
 from pipeline.fetch import HttpClient
 from pipeline.records import FeedItem, ItemError
@@ -25,11 +26,13 @@ FEED_ACCEPT = "application/rss+xml, application/atom+xml, application/xml;q=0.9,
 # unexpanded text).
 _DOCTYPE = re.compile(rb"<!DOCTYPE", re.IGNORECASE)
 _SUBSET_END = re.compile(rb"\]\s*>")
-# A feed's time that says its offset as a number or as UTC's name, which feedparser reads right.
-# Any other (none at all, "2026-12-07 10:00:00", as many Chinese feeds write it, which
-# feedparser takes for UTC; a zone's abbreviation; a date in Russian) is read as a page's printed
-# date is, in the zone usual for the feed's language.
+# A feed's time that gives its offset as a number, "Z" or UTC's name, or a zone's name that
+# feedparser knows (the US zones of RFC 822: "EST" is -05:00 whatever the season), is feedparser's
+# to read. Any other (no zone at all, "2026-12-07 10:00:00", as many Chinese feeds write it, which
+# feedparser takes for UTC; a zone it does not know, "MSK", which it also takes for UTC; a date in
+# Russian) is read as a page's printed date is, in the zone usual for the feed's language.
 _UTC_OFFSET = re.compile(r"(?:[+-]\d{2}:?\d{2}|\dZ|\b(?:GMT|UTC?))\s*$", re.IGNORECASE)
+_ZONE_NAME = re.compile(r"\b([A-Za-z]{1,4})\s*$")
 MAX_TITLE_CHARS = 1_000
 MAX_SUMMARY_CHARS = 10_000
 
@@ -157,13 +160,13 @@ def _headers_for_feedparser(charset: str | None, base: str | None) -> dict[str, 
 
 
 def _entry_time(entry: feedparser.FeedParserDict, language: str | None) -> datetime | None:
-    """The entry's publication (else update) time: feedparser's reading where the feed gives
-    its offset (`_UTC_OFFSET`), else the time read as a printed date in the zone usual for the
-    feed's `language` (`config/metadata.yaml`), else feedparser's reading."""
+    """The entry's publication (else update) time: feedparser's reading where the feed gives a
+    zone feedparser reads, else the time read as a printed date (in the zone usual for the
+    feed's `language` where it gives none: `config/metadata.yaml`), else feedparser's reading."""
     for key in ("published", "updated"):
         raw = str(entry.get(key) or "").strip()
         parsed = entry.get(f"{key}_parsed")
-        if parsed and _UTC_OFFSET.search(raw):
+        if parsed and _zone_feedparser_reads(raw):
             return datetime.fromtimestamp(calendar.timegm(parsed), tz=UTC)
         if raw:
             from pipeline.metadata import parse_printed_date  # light runs never need it
@@ -174,6 +177,11 @@ def _entry_time(entry: feedparser.FeedParserDict, language: str | None) -> datet
         if parsed:
             return datetime.fromtimestamp(calendar.timegm(parsed), tz=UTC)
     return None
+
+
+def _zone_feedparser_reads(raw: str) -> bool:
+    name = _ZONE_NAME.search(raw)
+    return bool(_UTC_OFFSET.search(raw) or (name and name.group(1).lower() in FEEDPARSER_ZONES))
 
 
 @lru_cache(maxsize=1)

@@ -121,6 +121,9 @@ def test_relative_links_are_read_against_the_feed(tmp_path, http: HttpClient) ->
     ("zh", None, "Mon, 07 Dec 2026 10:00:00 +0800", datetime(2026, 12, 7, 2, 0, tzinfo=UTC)),
     ("zh", None, "2026-12-07T10:00:00Z", datetime(2026, 12, 7, 10, 0, tzinfo=UTC)),
     ("ru", None, "Mon, 07 Dec 2026 10:00:00 GMT", datetime(2026, 12, 7, 10, 0, tzinfo=UTC)),
+    # and so does a zone feedparser knows by its name (RFC 822's: EST is -05:00 in any season)
+    ("en", None, "Tue, 07 Jul 2026 10:00:00 EST", datetime(2026, 7, 7, 15, 0, tzinfo=UTC)),
+    ("en", None, "Mon, 07 Dec 2026 10:00:00 MST", datetime(2026, 12, 7, 17, 0, tzinfo=UTC)),
 ])
 def test_an_item_s_time_is_read_in_its_feed_s_zone_when_it_gives_none(
         language: str | None, channel_language: str | None, published: str,
