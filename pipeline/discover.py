@@ -5,7 +5,7 @@ from __future__ import annotations
 import calendar
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, tzinfo
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
@@ -30,9 +30,12 @@ _SUBSET_END = re.compile(rb"\]\s*>")
 # feedparser knows (the US zones of RFC 822: "EST" is -05:00 whatever the season), is feedparser's
 # to read. Any other (no zone at all, "2026-12-07 10:00:00", as many Chinese feeds write it, which
 # feedparser takes for UTC; a zone it does not know, "MSK", which it also takes for UTC; a date in
-# Russian) is read as a page's printed date is, in the zone usual for the feed's language.
+# Russian) is read as a page's printed date is, in the zone usual for the feed's language. So is
+# a name that the zone usual for the feed's language goes by: in a Chinese feed "CST" is China
+# Standard Time (Java's servers print it, "Mon Dec 07 10:00:00 CST 2026"), not RFC 822's US
+# Central.
 _UTC_OFFSET = re.compile(r"(?:[+-]\d{2}:?\d{2}|\dZ|\b(?:GMT|UTC?))\s*$", re.IGNORECASE)
-_ZONE_NAME = re.compile(r"\b([A-Za-z]{1,4})\s*$")
+_ZONE_NAME = re.compile(r"\b([A-Za-z]{1,4})(?:\s+\d{4})?\s*$")  # ...or before asctime's year
 MAX_TITLE_CHARS = 1_000
 MAX_SUMMARY_CHARS = 10_000
 
@@ -162,11 +165,17 @@ def _headers_for_feedparser(charset: str | None, base: str | None) -> dict[str, 
 def _entry_time(entry: feedparser.FeedParserDict, language: str | None) -> datetime | None:
     """The entry's publication (else update) time: feedparser's reading where the feed gives a
     zone feedparser reads, else the time read as a printed date (in the zone usual for the
-    feed's `language` where it gives none: `config/metadata.yaml`), else feedparser's reading."""
+    feed's `language` where it gives none: `config/metadata.yaml`), else feedparser's reading
+    (its clock time moved into the zone usual for the language, where the feed names that zone
+    by a name feedparser gives to another)."""
     for key in ("published", "updated"):
         raw = str(entry.get(key) or "").strip()
         parsed = entry.get(f"{key}_parsed")
-        if parsed and _zone_feedparser_reads(raw):
+        offset = bool(_UTC_OFFSET.search(raw))
+        name = match.group(1).lower() if (match := _ZONE_NAME.search(raw)) else ""
+        known = not offset and name in FEEDPARSER_ZONES
+        local = _local_zone_named(name, language) if known else None
+        if parsed and (offset or (known and local is None)):
             return datetime.fromtimestamp(calendar.timegm(parsed), tz=UTC)
         if raw:
             from pipeline.metadata import parse_printed_date  # light runs never need it
@@ -175,13 +184,22 @@ def _entry_time(entry: feedparser.FeedParserDict, language: str | None) -> datet
             if printed:
                 return printed
         if parsed:
-            return datetime.fromtimestamp(calendar.timegm(parsed), tz=UTC)
+            read = datetime.fromtimestamp(calendar.timegm(parsed), tz=UTC)
+            if local is not None:
+                clock = read + timedelta(hours=FEEDPARSER_ZONES[name])
+                return clock.replace(tzinfo=local).astimezone(UTC)
+            return read
     return None
 
 
-def _zone_feedparser_reads(raw: str) -> bool:
-    name = _ZONE_NAME.search(raw)
-    return bool(_UTC_OFFSET.search(raw) or (name and name.group(1).lower() in FEEDPARSER_ZONES))
+def _local_zone_named(name: str, language: str | None) -> tzinfo | None:
+    """The zone usual for a feed in `language`, when `name` (lower case) is a name it goes by
+    in winter or in summer ("cst": Asia/Shanghai's)."""
+    from pipeline.metadata import local_zone
+
+    zone = local_zone(language, _metadata_rules())
+    seasons = (datetime(2026, 1, 15, 12, tzinfo=zone), datetime(2026, 7, 15, 12, tzinfo=zone))
+    return zone if name in {(day.tzname() or "").lower() for day in seasons} else None
 
 
 @lru_cache(maxsize=1)

@@ -356,7 +356,7 @@ def published_time(tree: HtmlElement, language: str | None, rules: MetadataRules
     to UTC). A page that gives no date has the feed's time, and without one htmldate's reading
     of the markup, text and URL (a day). A time without a zone is read in the zone usual for the
     page's language."""
-    local = _local_zone(language, rules)
+    local = local_zone(language, rules)
     day: datetime | None = None  # a day the page gives without its time
     for value in _declared_dates(tree):
         parsed = parse_iso(value, local)
@@ -556,7 +556,7 @@ def _printed(match: re.Match[str], language: str | None,
     abbreviation = found["abbreviation"]
     zone = (_zone(found["gmt"] or found["offset"] or "")
             or (_zone(rules.zones[abbreviation]) if abbreviation in rules.zones else None)
-            or _local_zone(language, rules))
+            or local_zone(language, rules))
     if found["hour"] is None:
         hours, minutes = 12, 0  # a date alone: noon keeps its day in UTC
     else:
@@ -579,7 +579,9 @@ def _month(name: str, rules: MetadataRules) -> int | None:
     return rules.months.get(lowered[:3])
 
 
-def _local_zone(language: str | None, rules: MetadataRules) -> tzinfo:
+def local_zone(language: str | None, rules: MetadataRules) -> tzinfo:
+    """The zone an outlet writing in `language` prints its times in (`local_zone` in
+    config/metadata.yaml), UTC where the rules name none."""
     zone = _zone(rules.local_zones.get(language or "", rules.local_zones["default"]))
     return zone or UTC
 

@@ -124,6 +124,13 @@ def test_relative_links_are_read_against_the_feed(tmp_path, http: HttpClient) ->
     # and so does a zone feedparser knows by its name (RFC 822's: EST is -05:00 in any season)
     ("en", None, "Tue, 07 Jul 2026 10:00:00 EST", datetime(2026, 7, 7, 15, 0, tzinfo=UTC)),
     ("en", None, "Mon, 07 Dec 2026 10:00:00 MST", datetime(2026, 12, 7, 17, 0, tzinfo=UTC)),
+    ("en", None, "Mon, 07 Dec 2026 10:00:00 CST", datetime(2026, 12, 7, 16, 0, tzinfo=UTC)),
+    # except where the zone usual for the language goes by that name: in a Chinese feed CST is
+    # China Standard Time, however the time is written (Java's servers: "... CST 2026")
+    ("zh", None, "Mon, 07 Dec 2026 10:00:00 CST", datetime(2026, 12, 7, 2, 0, tzinfo=UTC)),
+    (None, "zh-cn", "Mon Dec 07 10:00:00 CST 2026", datetime(2026, 12, 7, 2, 0, tzinfo=UTC)),
+    ("zh", None, "2026-12-07 10:00:00 CST", datetime(2026, 12, 7, 2, 0, tzinfo=UTC)),
+    ("ru", None, "Mon, 07 Dec 2026 10:00:00 MSK", datetime(2026, 12, 7, 7, 0, tzinfo=UTC)),
 ])
 def test_an_item_s_time_is_read_in_its_feed_s_zone_when_it_gives_none(
         language: str | None, channel_language: str | None, published: str,
