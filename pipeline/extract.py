@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 import lxml.html
 import trafilatura
+from ftfy.fixes import decode_inconsistent_utf8
 from lxml import etree
 from trafilatura.settings import Document
 from trafilatura.utils import HTML_PARSER, decode_file, is_dubious_html, repair_faulty_html
@@ -205,16 +206,33 @@ def decode_html(body: bytes, charset: str | None) -> str:
     UTF-8 page mislabelled cp1251 decodes "fine" into mojibake. A charset's name is read as
     browsers read it (the WHATWG Encoding Standard, w3lib's table): "iso-8859-1" and "us-ascii"
     are windows-1252, whose quotes, dashes and euro sign latin-1 would make control
-    characters; "gb2312" is GB18030, "shift_jis" Windows' cp932..."""
+    characters; "gb2312" is GB18030, "shift_jis" Windows' cp932... Text such a page holds
+    encoded twice ("weâ€™ve") is mended."""
     if not body.isascii():
         try:
-            return body.decode("utf-8-sig")
+            utf8 = body.decode("utf-8-sig")
         except UnicodeDecodeError:
             pass
+        else:
+            return decode_inconsistent_utf8(utf8) if _TWICE_ENCODED.search(body) else utf8
     text = _decoded_as(body, charset)
     if text is None:  # the page's declaration is looked for only then
         text = _decoded_as(body, html_body_declared_encoding(body))
     return text if text is not None else str(decode_file(body))
+
+
+# UTF-8 read as windows-1252 or latin-1 and saved as UTF-8 again, as content management systems
+# do with pasted text: "we’ve" becomes "weâ€™ve" (or "weâ" and two control characters, which
+# trafilatura drops: then it cannot be mended after extraction), "é" "Ã©", a no-break space
+# "Â ". The bytes of such a pair are looked for first (a lead byte of UTF-8, then the
+# continuation bytes, each as those codecs read it, encoded once more), so that a clean page
+# costs one scan; ftfy then mends the sequences that decode, and leaves the rest (German "ß"
+# and a soft hyphen match the scan, and stay).
+_CONTINUATION = (rb"(?:\xc2[\x80-\xbf]|\xe2[\x80-\x84][\x80-\xbf]|\xc5[\x92\x93\xa0\xa1\xb8\xbd\xbe]"
+                 rb"|\xc6\x92|\xcb[\x86\x9c])")
+_TWICE_ENCODED = re.compile(rb"\xc3(?:[\x82-\x9f]" + _CONTINUATION
+                            + rb"|[\xa0-\xaf]" + _CONTINUATION * 2
+                            + rb"|[\xb0-\xb4]" + _CONTINUATION * 3 + rb")")
 
 
 def _decoded_as(body: bytes, label: str | None) -> str | None:

@@ -144,6 +144,28 @@ def test_a_charset_is_read_as_browsers_read_its_name(label: str, codec: str, tex
     assert text in decode_html(f"<html><body><p>{text}</p></body></html>".encode(codec), label)
 
 
+@pytest.mark.parametrize("misread_as", ["latin-1", "cp1252"])
+def test_text_a_page_holds_encoded_twice_is_mended(misread_as: str) -> None:
+    # a CMS read a pasted paragraph's UTF-8 as latin-1 (or windows-1252) and saved it as UTF-8
+    # again ("weâ€™ve"), beside text it kept right: the article reads as written
+    pasted = ("The Kremlin’s spokesman said they’ve “no objection” to the Power of Siberia 2 "
+              "route — and that Gazprom’s talks with CNPC on the price would go on. "
+              "Синоптики ждут мороза; 中俄东线天然气管道 runs on.")
+    kept = ("Officials in Moscow and Beijing said the agreement on gas volumes was close, and "
+            "that the café in Blagoveshchensk where the delegations met was full of reporters.")
+    # (the five bytes windows-1252 leaves undefined read as browsers read them: C1 controls)
+    twice = "".join(bytes([byte]).decode(misread_as, errors="ignore") or chr(byte)
+                    for byte in pasted.encode("utf-8")).encode("utf-8")
+    body = (b"<html><head><meta charset='utf-8'><title>Gas talks</title></head><body><article>"
+            b"<h1>Gas talks go on</h1><p>" + twice + b"</p><p>" + kept.encode("utf-8")
+            + b"</p></article></body></html>")
+    article = extract_article(_page(body))
+    assert pasted in article.text and kept in article.text
+    # and a page that only looks so (German "ß" before a soft hyphen) stays as it is
+    german = "Die Maß\u00adnahmen der Regierung für Großbritannien gelten weiter."
+    assert german in decode_html(f"<p>{german}</p>".encode(), None)
+
+
 @pytest.mark.parametrize(("text", "language"), [
     ("Moscow and Beijing agreed to expand trade settled in national currencies.", "en"),
     ("Москва и Пекин договорились расширить торговлю в национальных валютах.", "ru"),
