@@ -6,18 +6,13 @@ import calendar
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
-from functools import lru_cache
-from typing import TYPE_CHECKING
 
 import feedparser
 from feedparser.datetimes.rfc822 import timezone_names as FEEDPARSER_ZONES
 
 from pipeline.fetch import HttpClient
 from pipeline.records import FeedItem, ItemError
-from pipeline.settings import CONFIG_DIR, Feed
-
-if TYPE_CHECKING:
-    from pipeline.metadata import MetadataRules
+from pipeline.settings import Feed
 
 FEED_ACCEPT = "application/rss+xml, application/atom+xml, application/xml;q=0.9, */*;q=0.5"
 # A DOCTYPE's internal subset is where entities are declared. Feeds have no use for them, and
@@ -178,9 +173,9 @@ def _entry_time(entry: feedparser.FeedParserDict, language: str | None) -> datet
         if parsed and (offset or (known and local is None)):
             return datetime.fromtimestamp(calendar.timegm(parsed), tz=UTC)
         if raw:
-            from pipeline.metadata import parse_printed_date  # light runs never need it
+            from pipeline.metadata import metadata_rules, parse_printed_date  # light runs skip it
 
-            printed = parse_printed_date(raw, language, _metadata_rules())
+            printed = parse_printed_date(raw, language, metadata_rules())
             if printed:
                 return printed
         if parsed:
@@ -195,15 +190,8 @@ def _entry_time(entry: feedparser.FeedParserDict, language: str | None) -> datet
 def _local_zone_named(name: str, language: str | None) -> tzinfo | None:
     """The zone usual for a feed in `language`, when `name` (lower case) is a name it goes by
     in winter or in summer ("cst": Asia/Shanghai's)."""
-    from pipeline.metadata import local_zone
+    from pipeline.metadata import local_zone, metadata_rules
 
-    zone = local_zone(language, _metadata_rules())
+    zone = local_zone(language, metadata_rules())
     seasons = (datetime(2026, 1, 15, 12, tzinfo=zone), datetime(2026, 7, 15, 12, tzinfo=zone))
     return zone if name in {(day.tzname() or "").lower() for day in seasons} else None
-
-
-@lru_cache(maxsize=1)
-def _metadata_rules() -> MetadataRules:
-    from pipeline.metadata import MetadataRules
-
-    return MetadataRules.load(CONFIG_DIR / "metadata.yaml")

@@ -37,6 +37,7 @@ from pipeline.metadata import (
     canonical_url,
     declared_body,
     detect_language,
+    metadata_rules,
     page_authors,
     page_title,
     published_time,
@@ -74,7 +75,7 @@ class ExtractionRules:
 def default_rules(config_dir: Path = CONFIG_DIR) -> ExtractionRules:
     """The rules in `config_dir`'s cleaning.yaml and metadata.yaml, loaded once."""
     return ExtractionRules(cleaning=CleaningRules.load(config_dir / "cleaning.yaml"),
-                           metadata=MetadataRules.load(config_dir / "metadata.yaml"))
+                           metadata=metadata_rules(config_dir))
 
 
 def extract_article(page: Page, item: FeedItem | None = None, *,

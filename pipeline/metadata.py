@@ -27,7 +27,7 @@ from lxml.html import HtmlElement
 from py3langid.langid import MODEL_FILE, LanguageIdentifier
 from trafilatura.metadata import examine_meta, extract_meta_json
 
-from pipeline.settings import ConfigError, load_yaml
+from pipeline.settings import CONFIG_DIR, ConfigError, load_yaml
 from pipeline.text import UNSPACED, fold, squash
 from pipeline.urls import MAX_URL_CHARS, normalize_url, same_site, site_of
 
@@ -124,6 +124,12 @@ class MetadataRules:
     @cached_property
     def identifier(self) -> LanguageIdentifier:
         return LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+
+
+@functools.lru_cache(maxsize=4)
+def metadata_rules(config_dir: Path = CONFIG_DIR) -> MetadataRules:
+    """The rules in `config_dir`'s metadata.yaml, loaded once."""
+    return MetadataRules.load(config_dir / "metadata.yaml")
 
 
 def canonical_url(tree: HtmlElement, page_url: str) -> str:
