@@ -5,7 +5,7 @@ from __future__ import annotations
 import calendar
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 
 import feedparser
 from feedparser.datetimes.rfc822 import timezone_names as FEEDPARSER_ZONES
@@ -21,14 +21,16 @@ FEED_ACCEPT = "application/rss+xml, application/atom+xml, application/xml;q=0.9,
 # unexpanded text).
 _DOCTYPE = re.compile(rb"<!DOCTYPE", re.IGNORECASE)
 _SUBSET_END = re.compile(rb"\]\s*>")
-# A feed's time that gives its offset as a number, "Z" or UTC's name, or a zone's name that
-# feedparser knows (the US zones of RFC 822: "EST" is -05:00 whatever the season), is feedparser's
-# to read. Any other (no zone at all, "2026-12-07 10:00:00", as many Chinese feeds write it, which
-# feedparser takes for UTC; a zone it does not know, "MSK", which it also takes for UTC; a date in
-# Russian) is read as a page's printed date is, in the zone usual for the feed's language. So is
-# a name that the zone usual for the feed's language goes by: in a Chinese feed "CST" is China
-# Standard Time (Java's servers print it, "Mon Dec 07 10:00:00 CST 2026"), not RFC 822's US
-# Central.
+# A feed's time that gives its offset as a number, "Z" or UTC's name is feedparser's to read. One
+# that gives a zone's name feedparser knows (the US zones of RFC 822: "EST" is -05:00 whatever
+# the season) is its clock time in that zone, read as a page's printed time is: feedparser loses
+# the time of "2026-12-07 10:00:00 EST" and the zone of "2026-12-07T10:00:00 EST". In a feed
+# whose language's usual zone goes by that name, the name is that zone's: in a Chinese feed
+# "CST" is China Standard Time (Java's servers print it, "Mon Dec 07 10:00:00 CST 2026"), not
+# RFC 822's US Central. Any other time (no zone at all, "2026-12-07 10:00:00", as many Chinese
+# feeds write it, which feedparser takes for UTC; a zone it does not know, "MSK", which it also
+# takes for UTC; a date in Russian) is read as a page's printed date is, in the zone usual for
+# the feed's language.
 _UTC_OFFSET = re.compile(r"(?:[+-]\d{2}:?\d{2}|\dZ|\b(?:GMT|UTC?))\s*$", re.IGNORECASE)
 _ZONE_NAME = re.compile(r"\b([A-Za-z]{1,4})(?:\s+\d{4})?\s*$")  # ...or before asctime's year
 MAX_TITLE_CHARS = 1_000
@@ -158,33 +160,43 @@ def _headers_for_feedparser(charset: str | None, base: str | None) -> dict[str, 
 
 
 def _entry_time(entry: feedparser.FeedParserDict, language: str | None) -> datetime | None:
-    """The entry's publication (else update) time: feedparser's reading where the feed gives a
-    zone feedparser reads, else the time read as a printed date (in the zone usual for the
-    feed's `language` where it gives none: `config/metadata.yaml`), else feedparser's reading
-    (its clock time moved into the zone usual for the language, where the feed names that zone
-    by a name feedparser gives to another)."""
+    """The entry's publication (else update) time. Where the feed gives a numeric offset, "Z"
+    or UTC's name: feedparser's reading. A zone's name that feedparser knows (RFC 822's US
+    zones: "EST" is -05:00 in any season), or that the zone usual for the feed's language goes
+    by ("CST" in a Chinese feed is China's): the clock time as printed, in that zone (the clock
+    as feedparser read it where the printed-date reader cannot read the format: asctime's).
+    Any other time is read as a printed date (in the zone usual for the feed's `language`
+    where it gives none: `config/metadata.yaml`), else as feedparser reads it."""
     for key in ("published", "updated"):
         raw = str(entry.get(key) or "").strip()
         parsed = entry.get(f"{key}_parsed")
-        offset = bool(_UTC_OFFSET.search(raw))
-        name = match.group(1).lower() if (match := _ZONE_NAME.search(raw)) else ""
-        known = not offset and name in FEEDPARSER_ZONES
-        local = _local_zone_named(name, language) if known else None
-        if parsed and (offset or (known and local is None)):
-            return datetime.fromtimestamp(calendar.timegm(parsed), tz=UTC)
+        read = datetime.fromtimestamp(calendar.timegm(parsed), tz=UTC) if parsed else None
+        if read and _UTC_OFFSET.search(raw):
+            return read
+        named = _ZONE_NAME.search(raw)
+        name = named.group(1).lower() if named else ""
+        if named and name in FEEDPARSER_ZONES:
+            hours = timedelta(hours=FEEDPARSER_ZONES[name])
+            zone = _local_zone_named(name, language) or timezone(hours)
+            clock = _printed(raw[:named.start(1)] + raw[named.end(1):], language)
+            if clock is None and read is not None:
+                clock = read + hours
+            if clock is not None:
+                return clock.replace(tzinfo=zone)
         if raw:
-            from pipeline.metadata import metadata_rules, parse_printed_date  # light runs skip it
-
-            printed = parse_printed_date(raw, language, metadata_rules())
+            printed = _printed(raw, language)
             if printed:
                 return printed
-        if parsed:
-            read = datetime.fromtimestamp(calendar.timegm(parsed), tz=UTC)
-            if local is not None:
-                clock = read + timedelta(hours=FEEDPARSER_ZONES[name])
-                return clock.replace(tzinfo=local).astimezone(UTC)
+        if read:
             return read
     return None
+
+
+def _printed(raw: str, language: str | None) -> datetime | None:
+    # (imported here: a run whose feeds give numeric offsets never needs it)
+    from pipeline.metadata import metadata_rules, parse_printed_date
+
+    return parse_printed_date(raw, language, metadata_rules())
 
 
 def _local_zone_named(name: str, language: str | None) -> tzinfo | None:

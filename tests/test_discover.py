@@ -125,6 +125,11 @@ def test_relative_links_are_read_against_the_feed(tmp_path, http: HttpClient) ->
     ("en", None, "Tue, 07 Jul 2026 10:00:00 EST", datetime(2026, 7, 7, 15, 0, tzinfo=UTC)),
     ("en", None, "Mon, 07 Dec 2026 10:00:00 MST", datetime(2026, 12, 7, 17, 0, tzinfo=UTC)),
     ("en", None, "Mon, 07 Dec 2026 10:00:00 CST", datetime(2026, 12, 7, 16, 0, tzinfo=UTC)),
+    # ...however the time is written (feedparser loses the time of the first, the zone of the
+    # second, and cannot read the third)
+    ("en", None, "2026-12-07 10:00:00 EST", datetime(2026, 12, 7, 15, 0, tzinfo=UTC)),
+    ("en", None, "2026-12-07T10:00:00 MST", datetime(2026, 12, 7, 17, 0, tzinfo=UTC)),
+    ("en", None, "Jul 7, 2026 10:00 AM EST", datetime(2026, 7, 7, 15, 0, tzinfo=UTC)),
     # except where the zone usual for the language goes by that name: in a Chinese feed CST is
     # China Standard Time, however the time is written (Java's servers: "... CST 2026")
     ("zh", None, "Mon, 07 Dec 2026 10:00:00 CST", datetime(2026, 12, 7, 2, 0, tzinfo=UTC)),
