@@ -177,7 +177,7 @@ def _entry_time(entry: feedparser.FeedParserDict, language: str | None) -> datet
         name = named.group(1).lower() if named else ""
         if named and name in FEEDPARSER_ZONES:
             hours = timedelta(hours=FEEDPARSER_ZONES[name])
-            zone = _local_zone_named(name, language) or timezone(hours)
+            zone = _usual_zone_named(name, language) or timezone(hours)
             clock = _printed(raw[:named.start(1)] + raw[named.end(1):], language)
             if clock is None and read is not None:
                 clock = read + hours
@@ -192,18 +192,15 @@ def _entry_time(entry: feedparser.FeedParserDict, language: str | None) -> datet
     return None
 
 
+# (pipeline.metadata is imported where a feed's time needs it: a run whose feeds give numeric
+# offsets never does)
 def _printed(raw: str, language: str | None) -> datetime | None:
-    # (imported here: a run whose feeds give numeric offsets never needs it)
     from pipeline.metadata import metadata_rules, parse_printed_date
 
     return parse_printed_date(raw, language, metadata_rules())
 
 
-def _local_zone_named(name: str, language: str | None) -> tzinfo | None:
-    """The zone usual for a feed in `language`, when `name` (lower case) is a name it goes by
-    in winter or in summer ("cst": Asia/Shanghai's)."""
-    from pipeline.metadata import local_zone, metadata_rules
+def _usual_zone_named(name: str, language: str | None) -> tzinfo | None:
+    from pipeline.metadata import metadata_rules, usual_zone_named
 
-    zone = local_zone(language, metadata_rules())
-    seasons = (datetime(2026, 1, 15, 12, tzinfo=zone), datetime(2026, 7, 15, 12, tzinfo=zone))
-    return zone if name in {(day.tzname() or "").lower() for day in seasons} else None
+    return usual_zone_named(name, language, metadata_rules())

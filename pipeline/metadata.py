@@ -561,6 +561,7 @@ def _printed(match: re.Match[str], language: str | None,
     month = int(found["month"]) if found.get("month") else _month(found["month_name"], rules) or 0
     abbreviation = found["abbreviation"]
     zone = (_zone(found["gmt"] or found["offset"] or "")
+            or (abbreviation and usual_zone_named(abbreviation, language, rules))
             or (_zone(rules.zones[abbreviation]) if abbreviation in rules.zones else None)
             or local_zone(language, rules))
     if found["hour"] is None:
@@ -590,6 +591,15 @@ def local_zone(language: str | None, rules: MetadataRules) -> tzinfo:
     config/metadata.yaml), UTC where the rules name none."""
     zone = _zone(rules.local_zones.get(language or "", rules.local_zones["default"]))
     return zone or UTC
+
+
+def usual_zone_named(name: str, language: str | None, rules: MetadataRules) -> tzinfo | None:
+    """The zone usual for `language`, where `name` is a name it goes by in winter or summer (as
+    the tz database names it): "CST" is China Standard Time in Chinese, whatever else it names
+    elsewhere (US Central)."""
+    zone = local_zone(language, rules)
+    seasons = (datetime(2026, 1, 15, 12, tzinfo=zone), datetime(2026, 7, 15, 12, tzinfo=zone))
+    return zone if name.lower() in {(day.tzname() or "").lower() for day in seasons} else None
 
 
 def _zone(spec: str) -> tzinfo | None:

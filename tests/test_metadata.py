@@ -36,6 +36,10 @@ def _page(head: str = "", body: str = "") -> lxml.html.HtmlElement:
     ("2026-10-14 10:22 来源：东方日报", "zh", "2026-10-14T02:22"),
     ("Published 2026-11-03T09:15:00+03:00", "en", "2026-11-03T06:15"),
     ("14 октября 2026", "ru", "2026-10-14T09:00"),             # a date alone: noon local
+    # CST is US Central, but China Standard Time where Chinese outlets print it; IST is India's
+    ("January 2, 2025, 9:06am CST", "en", "2025-01-02T15:06"),
+    ("2026-10-14 10:22 CST", "zh", "2026-10-14T02:22"),
+    ("Dec 17, 2025, 21:47 IST", "en", "2025-12-17T16:17"),
 ])
 def test_printed_dates(text: str, language: str, expected: str) -> None:
     parsed = parse_printed_date(text, language, RULES)
