@@ -362,7 +362,7 @@ def published_time(tree: HtmlElement, language: str | None, rules: MetadataRules
     to UTC). A page that gives no date has the feed's time, and without one htmldate's reading
     of the markup, text and URL (a day). A time without a zone is read in the zone usual for the
     page's language."""
-    local = local_zone(language, rules)
+    local = _local_zone(language, rules)
     day: datetime | None = None  # a day the page gives without its time
     for value in _declared_dates(tree):
         parsed = parse_iso(value, local)
@@ -563,7 +563,7 @@ def _printed(match: re.Match[str], language: str | None,
     zone = (_zone(found["gmt"] or found["offset"] or "")
             or (abbreviation and usual_zone_named(abbreviation, language, rules))
             or (_zone(rules.zones[abbreviation]) if abbreviation in rules.zones else None)
-            or local_zone(language, rules))
+            or _local_zone(language, rules))
     if found["hour"] is None:
         hours, minutes = 12, 0  # a date alone: noon keeps its day in UTC
     else:
@@ -586,9 +586,7 @@ def _month(name: str, rules: MetadataRules) -> int | None:
     return rules.months.get(lowered[:3])
 
 
-def local_zone(language: str | None, rules: MetadataRules) -> tzinfo:
-    """The zone an outlet writing in `language` prints its times in (`local_zone` in
-    config/metadata.yaml), UTC where the rules name none."""
+def _local_zone(language: str | None, rules: MetadataRules) -> tzinfo:
     zone = _zone(rules.local_zones.get(language or "", rules.local_zones["default"]))
     return zone or UTC
 
@@ -597,7 +595,7 @@ def usual_zone_named(name: str, language: str | None, rules: MetadataRules) -> t
     """The zone usual for `language`, where `name` is a name it goes by in winter or summer (as
     the tz database names it): "CST" is China Standard Time in Chinese, whatever else it names
     elsewhere (US Central)."""
-    zone = local_zone(language, rules)
+    zone = _local_zone(language, rules)
     seasons = (datetime(2026, 1, 15, 12, tzinfo=zone), datetime(2026, 7, 15, 12, tzinfo=zone))
     return zone if name.lower() in {(day.tzname() or "").lower() for day in seasons} else None
 
