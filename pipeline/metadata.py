@@ -596,8 +596,14 @@ def usual_zone_named(name: str, language: str | None, rules: MetadataRules) -> t
     the tz database names it): "CST" is China Standard Time in Chinese, whatever else it names
     elsewhere (US Central)."""
     zone = _local_zone(language, rules)
-    seasons = (datetime(2026, 1, 15, 12, tzinfo=zone), datetime(2026, 7, 15, 12, tzinfo=zone))
-    return zone if name.lower() in {(day.tzname() or "").lower() for day in seasons} else None
+    return zone if name.lower() in _names_of(zone) else None
+
+
+@functools.lru_cache(maxsize=64)
+def _names_of(zone: tzinfo) -> frozenset[str]:
+    """The names `zone` goes by in winter and in summer, lower-cased ("cet", "cest")."""
+    return frozenset((datetime(2026, month, 15, 12, tzinfo=zone).tzname() or "").lower()
+                     for month in (1, 7))
 
 
 def _zone(spec: str) -> tzinfo | None:
