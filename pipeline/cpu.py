@@ -29,6 +29,7 @@ import threading
 import time
 import types
 from collections.abc import Callable
+from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
 from functools import cache
@@ -90,6 +91,28 @@ class Models:
         return list(enrich_articles(articles, self.gazetteer, self.enrich_rules))
 
 
+class PendingReading:
+    """A page being read (`CpuStages.begin_read`)."""
+
+    def __init__(self, future: Future[Reading], timeout: float | None) -> None:
+        self._future = future
+        self._timeout = timeout  # the pool's: a TimeoutError is the reading stopped after it
+
+    def result(self) -> Reading:
+        """The reading, waiting for it; raises what `CpuStages.read` raises."""
+        try:
+            return self._future.result()
+        except TimeoutError as exc:
+            if self._timeout is None:
+                raise
+            raise ItemError("reading_timeout", f"reading the page took over "
+                            f"{self._timeout:g} s; the process reading it was stopped",
+                            transient=True) from exc
+        except (ProcessExpired, BrokenProcessPool) as exc:
+            raise ItemError("reader_crashed", f"the process reading the page died ({exc})",
+                            transient=True) from exc
+
+
 class CpuStages:
     """`read` and `enrich`, safe to call from many threads at once; on `workers` processes
     (see the module's docstring), or, at 0, in the caller's, one call at a time."""
@@ -111,19 +134,25 @@ class CpuStages:
         worker reading it died (a crash in a parser, or out of memory). Those two are
         transient: the item is taken again on a later run until it has failed
         `ingest.max_attempts` times."""
-        if not self.workers:
-            with self._lock:
-                return self._models().read(page, item, source_name)
+        return self.begin_read(page, item, source_name).result()
+
+    def begin_read(self, page: Page, item: FeedItem, source_name: str | None
+                   ) -> PendingReading:
+        """`read`, begun: the page waits for a worker while the caller goes on (a fetch thread
+        to its next page, which a host's delay would otherwise let pass unused while the
+        workers start or are busy); `result()` is what `read` returns or raises. With no
+        workers the page is read here and now."""
+        if self.workers:
+            return PendingReading(_schedule(self.workers, _read, (
+                self.config_dir, page, item, source_name), self.reading_timeout),
+                self.reading_timeout)
+        done: Future[Reading] = Future()
         try:
-            return _schedule(self.workers, _read, (self.config_dir, page, item, source_name),
-                             self.reading_timeout).result()
-        except TimeoutError as exc:
-            raise ItemError("reading_timeout", f"reading the page took over "
-                            f"{self.reading_timeout:g} s; the process reading it was stopped",
-                            transient=True) from exc
-        except (ProcessExpired, BrokenProcessPool) as exc:
-            raise ItemError("reader_crashed", f"the process reading the page died ({exc})",
-                            transient=True) from exc
+            with self._lock:
+                done.set_result(self._models().read(page, item, source_name))
+        except Exception as exc:  # noqa: BLE001 (raised by result(), as read raises it)
+            done.set_exception(exc)
+        return PendingReading(done, None)
 
     def enrich(self, articles: list[Article]) -> list[Article]:
         """The articles, in order, with their entities; split over the workers (a part whose

@@ -14,8 +14,9 @@ flight while no host sees more than `per_host_concurrency` requests or starts cl
 `per_host_delay`. The pages are then
 taken in the feed's order. What only computes (reading a page, enriching the accepted
 articles) runs on `ingest.cpu_workers` processes (`pipeline.cpu`): a fetch thread hands its
-page over to be read as soon as it has it; `pipeline.cpu` is loaded when the first page is,
-so that a run with no new page never loads trafilatura and the models.
+page over to be read as soon as it has it and goes on to its next page without waiting for the
+reading; `pipeline.cpu` is loaded when the first page is, so that a run with no new page never
+loads trafilatura and the models.
 """
 
 from __future__ import annotations
@@ -73,7 +74,7 @@ from pipeline.stories import StoryFinder, StoryRules
 from pipeline.urls import MAX_URL_CHARS, indexer_rank, is_variant, site_of, url_id
 
 if TYPE_CHECKING:  # pipeline.cpu (trafilatura, the models) is loaded on first use: Ingestor.cpu
-    from pipeline.cpu import CpuStages, Reading
+    from pipeline.cpu import CpuStages, PendingReading, Reading
 
 log = logging.getLogger(__name__)
 
@@ -118,12 +119,12 @@ class FeedReport:
 class _Fetched:
     """What a fetch thread did with an item: the page (or what stopped its fetch) and the
     milliseconds its requests took on the wire (`HttpClient.timed`; None when it made none: a
-    page robots.txt disallows, a paused host); then what reading the page gave (or what
-    stopped it)."""
+    page robots.txt disallows, a paused host); then the page's reading, begun (or what stopped
+    it from beginning)."""
 
     page: Page | Exception
     wire_ms: float | None
-    reading: Reading | Exception | None = None
+    reading: PendingReading | Exception | None = None
 
 
 # An item's page being fetched and read in a fetch thread, or the reason it is not fetched.
@@ -541,17 +542,20 @@ class Ingestor:
         if isinstance(fetched.page, Exception):
             raise fetched.page
         report.fetched += 1
-        if isinstance(fetched.reading, ItemError):
-            report.extraction_failures += 1
-        if isinstance(fetched.reading, Exception):
-            raise fetched.reading
         assert fetched.reading is not None
-        return fetched.reading
+        try:
+            if isinstance(fetched.reading, Exception):
+                raise fetched.reading
+            return fetched.reading.result()
+        except ItemError:
+            report.extraction_failures += 1
+            raise
 
     def _fetch_one(self, item: FeedItem, source_name: str | None, turn: Turn) -> _Fetched:
         """The item's page, fetched in its `turn` at its host, or the error that stopped it, and
-        the milliseconds its requests took on the wire; then the page read (run in a fetch
-        thread: nothing here touches the batch)."""
+        the milliseconds its requests took on the wire; then the page's reading begun, which
+        the thread does not wait for (run in a fetch thread: nothing here touches the
+        batch)."""
         with self.http.timed() as wire:
             try:
                 with turn:
@@ -559,7 +563,7 @@ class Ingestor:
             except Exception as exc:  # noqa: BLE001 (raised when the item is taken)
                 return _Fetched(exc, wire.ms if wire.requests else None)
         try:
-            return _Fetched(page, wire.ms, self.cpu.read(page, item, source_name))
+            return _Fetched(page, wire.ms, self.cpu.begin_read(page, item, source_name))
         except Exception as exc:  # noqa: BLE001 (as above)
             return _Fetched(page, wire.ms, exc)
 

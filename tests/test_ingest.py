@@ -601,11 +601,13 @@ class _Slow:
         self.now: dict[int, int] = {}
         self.most: dict[int, int] = {}
         self.most_in_all = 0
+        self.asked: list[str] = []  # the paths asked for, in order
         slow = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 port = self.server.server_address[1]
+                slow.asked.append(self.path)
                 counted = self.path != "/robots.txt"
                 if counted:
                     with slow.lock:
@@ -668,6 +670,52 @@ def test_a_feeds_pages_on_many_hosts_are_fetched_at_once_within_each_hosts_limit
     page_hosts = [int(base.rsplit(":", 1)[1]) for base in slow.bases[1:]]
     assert max(slow.most[port] for port in page_hosts) == 1  # each host's limit held
     assert slow.most_in_all >= 3  # while several hosts were asked at once
+
+
+def test_pages_being_read_do_not_hold_back_the_fetch_of_the_feeds_next_pages(
+        es: Elasticsearch, fresh_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Two fetch threads: each hands its page over to be read and goes on to the next. The
+    # first two pages' readings are held until every page has been asked for (as when the
+    # readers are still starting, busy, or stuck on hostile pages): the host's turns are not
+    # lost to them.
+    from concurrent.futures import Future
+
+    import pipeline.cpu
+    from pipeline.cpu import CpuStages, PendingReading
+    from pipeline.records import FeedItem, Page
+
+    slow = _Slow(hosts=2, pause=0.0)
+    pages = [f"{slow.bases[1]}/story-{n}.html" for n in range(4)]
+    held: list[bool] = []  # for each held reading: held until every page was asked for
+
+    class FirstReadingsHeld(CpuStages):
+        def begin_read(self, page: Page, item: FeedItem, source_name: str | None
+                       ) -> PendingReading:
+            reading = super().begin_read(page, item, source_name)
+            if page.url not in pages[:2]:
+                return reading
+            later: Future[Any] = Future()
+
+            def release() -> None:
+                deadline = time.monotonic() + 10.0
+                while (sum(path.startswith("/story-") for path in slow.asked) < len(pages)
+                       and time.monotonic() < deadline):
+                    time.sleep(0.02)
+                held.append(time.monotonic() < deadline)
+                try:
+                    later.set_result(reading.result())
+                except Exception as exc:  # noqa: BLE001 (the page's own outcome)
+                    later.set_exception(exc)
+
+            threading.Thread(target=release, daemon=True).start()
+            return PendingReading(later, None)
+
+    monkeypatch.setattr(pipeline.cpu, "CpuStages", FirstReadingsHeld)
+    settings = replace(fresh_settings, fetch_workers=2, cpu_workers=1, http=replace(
+        fresh_settings.http, per_host_delay=0.0))
+    report = slow.poll(es, settings, pages)
+    assert held == [True, True]
+    assert report.seen == report.fetched == len(pages)
 
 
 def test_newsroom_ingest_polls_feeds_at_once(es: Elasticsearch,
