@@ -127,7 +127,7 @@ class _Fetched:
     reading: PendingReading | Exception | None = None
 
 
-# An item's page being fetched and read in a fetch thread, or the reason it is not fetched.
+# An item's page being fetched in a fetch thread, then read, or the reason it is not fetched.
 Fetching = Future[_Fetched] | ItemError
 
 
@@ -530,8 +530,8 @@ class Ingestor:
 
     @staticmethod
     def _reading(fetching: Fetching, report: FeedReport) -> Reading:
-        """What the fetched page gave (waiting for it), counted in the feed's report; raises
-        what stopped its fetch or its reading."""
+        """What the fetched page gave (waiting for its fetch, then its reading), counted in the
+        feed's report; raises what stopped its fetch or its reading."""
         if isinstance(fetching, ItemError):
             raise fetching
         fetched = fetching.result()
