@@ -68,6 +68,21 @@ def seniority(published_at: str | None, republisher: bool = False) -> str:
 UNDATED = seniority(None)  # an outlet's page that claims no publication time
 
 
+def published_apart(first: str, second: str) -> timedelta | None:
+    """How far apart the publication times are that two `seniority` keys hold; None when
+    either holds none (or one that does not read as a time)."""
+    times = []
+    for key in (first, second):
+        try:
+            times.append(datetime.fromisoformat(key.partition(":")[2]))
+        except ValueError:
+            return None
+    try:
+        return times[1] - times[0]
+    except TypeError:  # one with an offset, one without: not from `seniority`
+        return None
+
+
 def ranked_time(claimed: datetime | None, first_seen: datetime,
                 feed_read_before: datetime | None, grace: timedelta) -> datetime | None:
     """The publication time a page is ranked by among copies: the time it claims, unless a
@@ -181,14 +196,15 @@ class Deduplicator:
         is an updated version (same URL, changed text) of an indexed one, or is a copy
         published before the indexed one (it will be indexed, and `pipeline.reconcile` makes
         the later one its duplicate)."""
-        original = self._find(url, print_, item_url or url)
+        original = self._find(url, print_, item_url or url, senior)
         if (original is not None and original.match != "same_url"
                 and precedes((senior, url_id(url)),
                              (original.seniority, original.doc_id))):
             return None
         return original
 
-    def _find(self, url: str, print_: Fingerprint, item_url: str) -> DuplicateOf | None:
+    def _find(self, url: str, print_: Fingerprint, item_url: str,
+              senior: str) -> DuplicateOf | None:
         doc_id = url_id(url)
         if doc_id in self._by_id:
             return self._by_id[doc_id]
@@ -211,7 +227,7 @@ class Deduplicator:
             return DuplicateOf(doc_id=hits[0]["_id"], url=hits[0]["_source"]["url"],
                                match="same_text",
                                seniority=stored_seniority(hits[0]["_source"]))
-        return self._near_copy(doc_id, print_)
+        return self._near_copy(doc_id, print_, senior)
 
     def _stored_document(self, doc_id: str) -> dict[str, Any] | None:
         if doc_id in self._stored:
@@ -229,8 +245,9 @@ class Deduplicator:
         self._batch.append((DuplicateOf(doc_id=doc_id, url=url, match="near_copy",
                                         seniority=senior), print_))
 
-    def _near_copy(self, doc_id: str, print_: Fingerprint) -> DuplicateOf | None:
-        """The most similar indexed (or batched) text sharing an LSH band, if similar enough."""
+    def _near_copy(self, doc_id: str, print_: Fingerprint, senior: str) -> DuplicateOf | None:
+        """The most similar indexed (or batched) text sharing an LSH band, if similar enough
+        and published close enough in time (`senior` holds this text's time)."""
         candidates: list[tuple[DuplicateOf, tuple[int, ...]]] = [
             (original, other.signature) for original, other in self._batch
             if set(other.lsh) & set(print_.lsh)
@@ -248,7 +265,8 @@ class Deduplicator:
         for original, signature in candidates:
             if original.doc_id == doc_id:
                 continue  # an updated version of this very document
-            similarity = self._hasher.copy_similarity(print_.signature, signature)
+            similarity = self._hasher.copy_similarity(
+                print_.signature, signature, published_apart(senior, original.seniority))
             if similarity and (best is None or similarity > best.similarity):
                 best = DuplicateOf(original.doc_id, original.url, "near_copy", similarity,
                                    original.seniority)

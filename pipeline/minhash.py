@@ -11,7 +11,11 @@ A copy that keeps only part of its original (a wire story cut to its first parag
 Jaccard similarity below the threshold while nearly all of it is in the original: so the
 signatures also estimate each text's number of shingles (the minima of n uniform hashes average
 about 1/(n+1) of the range) and from those and the Jaccard estimate the containment of the
-shorter text in the longer. Either one reaching its threshold makes a copy.
+shorter text in the longer. Either one reaching its threshold makes a copy, when the two claim
+publication times within `window_days` of each other, or one claims none: wire copy travels
+within days, and a text that comes back months later with a word changed is a template filled
+anew (a book's edition in another language announced in the same words, a monthly release), a
+new article.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import re
 import unicodedata
 import zlib
 from dataclasses import dataclass
+from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
 
@@ -41,13 +46,14 @@ class MinHasher:
     threshold: float  # estimated Jaccard similarity at or above which a text is a copy
     containment: float  # estimated share of the shorter text in the longer that makes a copy
     min_shingles: int  # ...when the shorter text has at least this many shingles
+    window_days: float  # ...and the two were published within this many days of each other
     seed: int
 
     @classmethod
     def load(cls, path: Path) -> MinHasher:
         raw = load_yaml(path).get("near_duplicates") or {}
         keys = {"shingle_size", "permutations", "bands", "fine_bands", "threshold", "containment",
-                "min_shingles", "seed"}
+                "min_shingles", "window_days", "seed"}
         if set(raw) != keys:
             raise ConfigError(f"{path}: expected keys {sorted(keys)}, got {sorted(raw)}")
         hasher = cls(**{key: raw[key] for key in keys})
@@ -127,10 +133,14 @@ class MinHasher:
         return min(1.0, jaccard * (a + b) / (1 + jaccard) / min(a, b))
 
     def copy_similarity(self, first: tuple[int, ...] | list[int],
-                second: tuple[int, ...] | list[int]) -> float:
+                        second: tuple[int, ...] | list[int],
+                        apart: timedelta | None = None) -> float:
         """How strongly one text is a copy of the other: the Jaccard estimate when it reaches
         the threshold, else the containment of the shorter one when that reaches its own (and
-        the shorter text is long enough to tell); 0 when neither does."""
+        the shorter text is long enough to tell); 0 when neither does, or when the two were
+        published further `apart` than `window_days` (None: a time is not known)."""
+        if apart is not None and abs(apart) > timedelta(days=self.window_days):
+            return 0.0
         jaccard = self.similarity(list(first), list(second))
         if jaccard >= self.threshold:
             return jaccard

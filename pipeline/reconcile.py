@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 
 from elasticsearch import ConflictError, Elasticsearch, NotFoundError, helpers
 
-from pipeline.dedup import Fingerprint, lsh_query, precedes, stored_seniority
+from pipeline.dedup import Fingerprint, lsh_query, precedes, published_apart, stored_seniority
 from pipeline.index import add_duplicates, add_duplicates_each
 from pipeline.ledger import Ledger
 from pipeline.minhash import MinHasher
@@ -50,7 +50,7 @@ def reconcile(es: Elasticsearch, alias: str, ledger: Ledger, hasher: MinHasher,
     for doc in batch:
         copies = first.get(doc.doc_id)
         if copies is None:  # its search failed in the msearch: on its own
-            copies = _copies(es, alias, hasher, doc.fingerprint, [doc.doc_id])
+            copies = _copies(es, alias, hasher, doc.fingerprint, doc.seniority, [doc.doc_id])
         _plan(doc.doc_id, copies, doc.seniority, plan)
     unsettled = demote_all(es, alias, ledger, plan, demoted)
     for doc_id, url, print_, senior in batch:
@@ -60,7 +60,7 @@ def reconcile(es: Elasticsearch, alias: str, ledger: Ledger, hasher: MinHasher,
             if doc_id in demoted:
                 break
             try:
-                copies = _copies(es, alias, hasher, print_, [doc_id])  # as things stand now
+                copies = _copies(es, alias, hasher, print_, senior, [doc_id])  # as it is now
                 _reconcile_one(es, alias, ledger, doc_id, copies, senior, demoted)
                 break
             except NotFoundError:
@@ -275,26 +275,30 @@ def _copies_of_batch(es: Elasticsearch, alias: str, hasher: MinHasher, batch: li
     failed is left out: it is looked up on its own)."""
     found = msearch_each(es, alias, [_copies_search(doc.fingerprint, [doc.doc_id])
                                      for doc in batch])
-    return {doc.doc_id: _confirmed(hasher, doc.fingerprint, hits)
+    return {doc.doc_id: _confirmed(hasher, doc.fingerprint, doc.seniority, hits)
             for doc, hits in zip(batch, found, strict=True) if hits is not None}
 
 
 def _copies(es: Elasticsearch, alias: str, hasher: MinHasher, print_: Fingerprint,
-            exclude: list[str]) -> list[tuple[str, str]]:
-    """Documents of the corpus (outside `exclude`) that are copies of this text."""
+            senior: str, exclude: list[str]) -> list[tuple[str, str]]:
+    """Documents of the corpus (outside `exclude`) that are copies of this text, whose
+    seniority is `senior`."""
     hits = es.search(index=alias, **_copies_search(print_, exclude))["hits"]["hits"]
-    return _confirmed(hasher, print_, hits)
+    return _confirmed(hasher, print_, senior, hits)
 
 
-def _confirmed(hasher: MinHasher, print_: Fingerprint, hits: list[dict[str, Any]]
-               ) -> list[tuple[str, str]]:
-    """The hits that are copies of this text (the same text, or similar enough), as (id,
-    seniority)."""
+def _confirmed(hasher: MinHasher, print_: Fingerprint, senior: str,
+               hits: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """The hits that are copies of this text (the same text, or similar enough and published
+    close enough to `senior`'s time), as (id, seniority)."""
     found = []
     for hit in hits:
         dedup = hit["_source"].get("dedup", {})
+        other = stored_seniority(hit["_source"])
         same = dedup.get("content_hash") == print_.content_hash
-        similar = bool(hasher.copy_similarity(print_.signature, tuple(dedup.get("signature") or ())))
+        similar = bool(hasher.copy_similarity(print_.signature,
+                                              tuple(dedup.get("signature") or ()),
+                                              published_apart(senior, other)))
         if same or similar:
-            found.append((hit["_id"], stored_seniority(hit["_source"])))
+            found.append((hit["_id"], other))
     return found

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from pipeline import minhash
 from pipeline.minhash import MinHasher
 from pipeline.settings import CONFIG_DIR
@@ -80,3 +82,15 @@ def test_a_copy_cut_to_its_first_paragraphs_is_a_copy() -> None:
 def test_other_articles_are_not_copies_whatever_their_lengths() -> None:
     long, other = HASHER.signature(_article(3, 12)), HASHER.signature(_article(4, 3))
     assert HASHER.copy_similarity(long, other) == 0.0
+
+
+def test_a_copy_is_published_within_the_window_of_its_original() -> None:
+    original = _article(5)
+    copy = original + "\n\nReporting by staff correspondents."
+    first, second = HASHER.signature(original), HASHER.signature(copy)
+    window = timedelta(days=HASHER.window_days)
+    assert HASHER.copy_similarity(first, second) > 0  # no times known: the text decides
+    assert HASHER.copy_similarity(first, second, window) > 0
+    assert HASHER.copy_similarity(first, second, -window) > 0  # the copy claims to be earlier
+    assert HASHER.copy_similarity(first, second, window + timedelta(hours=1)) == 0.0
+    assert HASHER.copy_similarity(first, second, -window - timedelta(hours=1)) == 0.0

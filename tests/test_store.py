@@ -12,7 +12,7 @@ from pipeline.dedup import Deduplicator, fingerprint, ranked_time, seniority
 from pipeline.index import add_duplicate, add_duplicates, index_documents
 from pipeline.ledger import Ledger, LedgerEntry
 from pipeline.minhash import MinHasher
-from pipeline.reconcile import Holder, holder_of, holders_of
+from pipeline.reconcile import Holder, Indexed, holder_of, holders_of, reconcile
 from pipeline.records import Outcome
 from pipeline.settings import CONFIG_DIR, Settings
 from pipeline.store import (
@@ -165,6 +165,50 @@ def test_dedup_finds_near_copies_through_lsh(es: Elasticsearch, fresh_settings: 
     # a copy published before the indexed text is not its duplicate: it will be the original
     assert dedup.check("https://early.example/lavrov", fingerprint(trimmed, HASHER),
                        seniority("2026-10-31T00:00:00+00:00")) is None
+
+
+def _edition(language: str) -> str:
+    """An announcement that a publisher fills anew for each edition, in the same words."""
+    return (f"The {language} edition of a collection of speeches on relations between Russia and "
+            "China was published this week by a state publishing house in Beijing, the "
+            "publisher said in a statement on Tuesday. The volume gathers addresses, letters "
+            "and interviews from the past ten years on trade, energy, the border regions and "
+            "cooperation at the United Nations, and it follows the editions published earlier "
+            "for readers abroad. The publisher said the book would help foreign readers "
+            "understand the partnership between the two neighbours and its history.")
+
+
+def test_a_text_that_recurs_weeks_later_with_a_word_changed_is_a_new_article(
+        es: Elasticsearch, fresh_settings: Settings) -> None:
+    """A template filled anew (an edition in another language announced in the same words)
+    is as similar to the first as a copy is; a copy is published within days of its original
+    (`window_days`), so the later one is an article of its own, in dedup and in reconcile."""
+    alias = fresh_settings.index_alias
+    first = _doc("https://press.example/arabic-edition", _edition("Arabic"))
+    index_documents(es, alias, [first])
+    spanish = fingerprint(_edition("Spanish"), HASHER)
+    assert HASHER.copy_similarity(fingerprint(_edition("Arabic"), HASHER).signature,
+                                  spanish.signature) >= HASHER.threshold
+    dedup = Deduplicator(es, alias, HASHER)
+    months_later = seniority("2027-02-15T08:00:00+00:00")
+    assert dedup.check("https://press.example/spanish-edition", spanish, months_later) is None
+    # the same text a day later, or with no time to tell, is a copy as before
+    next_day = dedup.check("https://portal.example/spanish-edition", spanish,
+                           seniority("2026-11-02T08:00:00+00:00"))
+    assert next_day is not None and next_day.match == "near_copy"
+    undated = dedup.check("https://portal.example/undated", spanish)
+    assert undated is not None and undated.doc_id == url_id(first["url"])
+
+    # indexed both (the later one by a worker that had not seen the first): neither is demoted
+    later = {**_doc("https://press.example/spanish-edition", _edition("Spanish")),
+             "published_at": "2027-02-15T08:00:00+00:00"}
+    index_documents(es, alias, [later])
+    es.indices.refresh(index=alias)
+    ledger = Ledger(es, fresh_settings.ledger_index, max_attempts=3)
+    assert reconcile(es, alias, ledger, HASHER, [
+        Indexed(url_id(later["url"]), later["url"], spanish, months_later)]) == {}
+    assert es.exists(index=alias, id=url_id(first["url"]))
+    assert es.exists(index=alias, id=url_id(later["url"]))
 
 
 def test_a_claimed_time_stands_unless_the_feed_was_read_well_after_it() -> None:

@@ -1,7 +1,8 @@
 """Real news texts for the relevance evaluation: our labels are committed
 (tests/eval/real/relevance-*.yaml: id, URL, language, label, category, reason, and where the
 text comes from); the texts are not our writing and live outside the repository, in
-`$EVAL_CORPORA/relevance/*.jsonl` (one object a line: id, url, title, text).
+`$EVAL_CORPORA/relevance/*.jsonl` (one object a line: id, url, title, text, and the day it was
+published where the source gives one).
 
 Two kinds of source:
 - public repositories of news texts, pinned in tests/eval/real/sets.yaml (`texts:`: RT's Russian
@@ -48,6 +49,7 @@ class LabelledText:
     hard_call: bool  # the labeller marked the reason "(borderline)"
     title: str
     text: str
+    published: str | None  # the day (YYYY-MM-DD) the source gives, where it gives one
 
     @property
     def split(self) -> str:
@@ -82,7 +84,7 @@ def labelled_texts(root: Path) -> tuple[list[LabelledText], list[str]]:
                 both_named=bool(label["both_named"]),
                 hard_call="(borderline)" in str(label.get("reason", "")),
                 title=record.get("title") or "",
-                text=record["text"]))
+                text=record["text"], published=record.get("published")))
     return found, missing
 
 
@@ -136,7 +138,7 @@ _ITEM = re.compile(r"^### (.+?)\n(.*?)\n\[查看原文\]\((\S+?)\)", re.DOTALL |
 
 def _evening_news(gitdir: Path, commit: str) -> Iterator[dict[str, str]]:
     """CCTV's evening news, a Markdown file a day (news/<yyyymmdd>.md): each item's headline,
-    text (its HTML paragraphs as plain paragraphs) and address; id `xwlb-<day>-<item>`."""
+    text (its HTML paragraphs as plain paragraphs), address and day; id `xwlb-<day>-<item>`."""
     for name, raw in snapshot_files(gitdir, commit, "news"):
         if re.fullmatch(r"news/\d{8}\.md", name):
             day = name[5:13]
@@ -144,7 +146,8 @@ def _evening_news(gitdir: Path, commit: str) -> Iterator[dict[str, str]]:
                 paragraphs = (html.unescape(re.sub(r"<[^>]+>", "", p)).strip()
                               for p in re.split(r"</p>\s*<p>|<br\s*/?>", body))
                 yield {"id": f"xwlb-{day}-{number:02d}", "url": url, "title": headline.strip(),
-                       "text": "\n\n".join(p for p in paragraphs if p)}
+                       "text": "\n\n".join(p for p in paragraphs if p),
+                       "published": f"{day[:4]}-{day[4:6]}-{day[6:]}"}
 
 
 def _article_bias(gitdir: Path, commit: str) -> Iterator[dict[str, str]]:
@@ -155,7 +158,8 @@ def _article_bias(gitdir: Path, commit: str) -> Iterator[dict[str, str]]:
             article = json.loads(raw)
             yield {"id": f"abp-{article['ID']}", "url": article["url"],
                    "title": article["title"].strip(),
-                   "text": article["content_original"].strip()}
+                   "text": article["content_original"].strip(),
+                   "published": article.get("date") or None}
 
 
 # SemEval-2023 task 3's language folders, by ISO 639-1 code where the folder's name is not one
