@@ -5,9 +5,10 @@ text under another URL is a copy of the document that has it; a text whose MinHa
 Jaccard similarity with an indexed one reaches the threshold in config/dedup.yaml is a
 near-copy of it (syndicated wire copy with a new headline, a trimmed lead or tail, other
 boilerplate), and so is a text mostly contained in an indexed one or containing most of it (a
-copy cut to its first paragraphs). Candidates come from one query on the LSH band tokens stored
-on every document, scored by the number of bands shared, so the lookup costs the same at any
-corpus size.
+copy cut to its first paragraphs), when the two were published within `window_days` of each
+other (or one claims no time: a template filled anew months later is a new article).
+Candidates come from one query on the LSH band tokens stored on every document, scored by the
+number of bands shared, so the lookup costs the same at any corpus size.
 
 Of two copies the original is the outlet's before a republisher's (a feed marked
 `republisher: true`: aggregators, mirrors), then the one published first, then the lower id:
