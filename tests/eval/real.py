@@ -14,7 +14,7 @@ import unicodedata
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -346,13 +346,6 @@ def syndicated_copy(text: str, number: int) -> str:
     return f"{dateline} {kept}\n\n{credit}\n\n{boilerplate}"
 
 
-def _apart(first: Any, second: Any) -> timedelta | None:
-    """How far apart two labelled texts were published, where the sources give both days."""
-    if first.published and second.published:
-        return date.fromisoformat(second.published) - date.fromisoformat(first.published)
-    return None
-
-
 def near_copies(root: Path) -> None:
     """Near-copies of real text: each labelled real text of 80 words or more and a syndicated
     copy of it (`syndicated_copy`) should be found a copy; no two distinct texts should (many
@@ -362,7 +355,7 @@ def near_copies(root: Path) -> None:
     LSH band), and the misses."""
     from itertools import combinations
 
-    from pipeline.dedup import fingerprint
+    from pipeline.dedup import fingerprint, published_apart, seniority
     from pipeline.minhash import MinHasher
     from pipeline.settings import CONFIG_DIR
     from tests.eval.realtexts import labelled_texts
@@ -389,7 +382,8 @@ def near_copies(root: Path) -> None:
                           f"{hasher.similarity(list(original.signature), list(copy.signature)):.2f}, "
                           f"containment {hasher.containment_of(original.signature, copy.signature):.2f})")
     merged = [(a.id, b.id) for (a, pa), (b, pb) in combinations(zip(texts, originals), 2)
-              if hasher.copy_similarity(pa.signature, pb.signature, _apart(a, b))]
+              if hasher.copy_similarity(pa.signature, pb.signature, published_apart(
+                  seniority(a.published), seniority(b.published)))]
     pairs = len(texts) * (len(texts) - 1) // 2
     print(f"\nNear-copies of {len(texts)} real news texts, each with a syndicated copy (every "
           f"third keeps 60%): recall {found / len(texts):.4f}, candidates {candidates / len(texts):.4f}; "
